@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Run every test of the workspace against real services:
+#
+#   scripts/test.sh [extra cargo test arguments]
+#
+# Starts (or reuses) the project-local MariaDB and Redis (scripts/db-up.sh, which installs them
+# with apt-get on a machine that never had them), then runs `cargo test --workspace`. The
+# integration tests spawn the daemons they need themselves.
+set -euo pipefail
+cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/env.sh
+. scripts/env.sh
+
+bash scripts/db-up.sh
+cargo test --workspace "$@"
