@@ -1,6 +1,7 @@
 //! A byte queue: append at the back, consume from the front, compact lazily.
 
-/// Bytes received on a connection and not yet consumed by its owner.
+/// Bytes received on a connection and not yet consumed by its owner (also used for queued
+/// output).
 ///
 /// The owner's `on_read` looks at [`Buffer::data`] and calls [`Buffer::consume`] for every whole
 /// unit (a PDU, an HTTP request) it has handled; whatever is left stays for the next read.
@@ -11,7 +12,7 @@ pub struct Buffer {
 }
 
 /// Capacity above which an emptied buffer gives its memory back.
-const SHRINK_ABOVE: usize = 256 * 1024;
+const SHRINK_ABOVE: usize = 64 * 1024;
 
 impl Buffer {
     pub fn new() -> Self {
@@ -46,14 +47,17 @@ impl Buffer {
 
     #[inline]
     pub fn extend(&mut self, bytes: &[u8]) {
+        if self.start > 0 && self.start >= self.data.len() / 2 {
+            self.compact();
+        }
         self.data.extend_from_slice(bytes);
     }
 
-    /// The underlying vector, for appending in place (e.g. encoding a PDU straight into an
-    /// output buffer). Bytes already consumed are moved out first only when that is cheap.
+    /// Lets `fill` append to the underlying vector in place (e.g. encoding a PDU straight into
+    /// an output buffer); whatever it appends becomes part of the data.
     #[inline]
-    pub(crate) fn tail(&mut self) -> &mut Vec<u8> {
-        &mut self.data
+    pub(crate) fn append(&mut self, fill: impl FnOnce(&mut Vec<u8>)) {
+        fill(&mut self.data);
     }
 
     /// Moves the unconsumed bytes to the front, and frees a large allocation once drained.
@@ -65,23 +69,6 @@ impl Buffer {
         if self.data.is_empty() && self.data.capacity() > SHRINK_ABOVE {
             self.data = Vec::new();
         }
-    }
-
-    /// Makes room for `n` more bytes and returns the spare region, zero-filled, for a `read`.
-    /// Call [`Buffer::commit`] with how many bytes were actually written.
-    pub(crate) fn spare(&mut self, n: usize) -> &mut [u8] {
-        if self.start > 0 && self.start >= self.data.len() / 2 {
-            self.compact();
-        }
-        let len = self.data.len();
-        self.data.resize(len + n, 0);
-        &mut self.data[len..]
-    }
-
-    /// Keeps `written` of the `n` bytes handed out by the last [`Buffer::spare`] call.
-    pub(crate) fn commit(&mut self, n: usize, written: usize) {
-        let len = self.data.len() - n + written.min(n);
-        self.data.truncate(len);
     }
 }
 
@@ -95,9 +82,9 @@ mod tests {
         b.extend(b"hello world");
         b.consume(6);
         assert_eq!(b.data(), b"world");
-        let spare = b.spare(4);
-        spare[..2].copy_from_slice(b"!!");
-        b.commit(4, 2);
+        b.append(|v| v.extend_from_slice(b"!!"));
+        assert_eq!(b.data(), b"world!!");
+        b.compact();
         assert_eq!(b.data(), b"world!!");
         b.consume(100);
         assert!(b.is_empty());

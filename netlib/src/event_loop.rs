@@ -191,6 +191,16 @@ struct Conn {
     queued: bool,
     /// The connect-timeout or linger timer, if one is running.
     timer: Option<TimerId>,
+    activity: Activity,
+}
+
+/// When a connection last received bytes and last had bytes sent on it (the original's
+/// `m_last_recv_tick` / `m_last_send_tick`), as of the loop's clock ([`Net::now`]). Both start
+/// at the connection's creation. Heartbeat and idle-timeout checks read these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Activity {
+    pub last_recv: Instant,
+    pub last_send: Instant,
 }
 
 enum Socket {
@@ -210,6 +220,8 @@ pub struct Net<M> {
     closed: VecDeque<(ConnId, CloseReason)>,
     /// Sockets with more to read or accept than one turn's budget.
     ready: Vec<u64>,
+    /// Where reads land before the bytes are appended to a connection's input.
+    scratch: Vec<u8>,
     /// Connections the owner knows (accepted or outgoing, not closing).
     open_conns: usize,
     now: Instant,
@@ -303,8 +315,9 @@ impl<M> Net<M> {
                     false,
                     TimerKind::ConnectTimeout(id),
                 );
-                *self.sockets.get_mut(id).expect("just inserted") =
-                    Socket::Conn(Box::new(Conn::new(stream, Phase::Connecting, Some(timer))));
+                *self.sockets.get_mut(id).expect("just inserted") = Socket::Conn(Box::new(
+                    Conn::new(stream, Phase::Connecting, Some(timer), self.now),
+                ));
                 self.open_conns += 1;
                 ConnId(id)
             }
@@ -338,6 +351,11 @@ impl<M> Net<M> {
             .and_then(|c| c.stream.local_addr().ok())
     }
 
+    /// When `conn` last received and sent (None for an unknown or closed connection).
+    pub fn activity(&self, conn: ConnId) -> Option<Activity> {
+        self.open_conn(conn).map(|c| c.activity)
+    }
+
     /// Bytes queued for output on `conn` (0 for an unknown connection).
     pub fn output_len(&self, conn: ConnId) -> usize {
         self.open_conn(conn).map_or(0, |c| c.output.len())
@@ -354,11 +372,13 @@ impl<M> Net<M> {
     /// buffer (encoding a PDU in place saves a copy).
     pub fn send_with(&mut self, conn: ConnId, fill: impl FnOnce(&mut Vec<u8>)) -> bool {
         let high_water = self.config.output_high_water;
+        let now = self.now;
         let Some(c) = self.open_conn_mut(conn) else {
             return false;
         };
+        c.activity.last_send = now;
         let was_empty = c.output.is_empty();
-        fill(c.output.tail());
+        c.output.append(fill);
         if c.output.is_empty() {
             return true;
         }
@@ -495,7 +515,7 @@ impl<M> Net<M> {
 }
 
 impl Conn {
-    fn new(stream: TcpStream, phase: Phase, timer: Option<TimerId>) -> Conn {
+    fn new(stream: TcpStream, phase: Phase, timer: Option<TimerId>, now: Instant) -> Conn {
         Conn {
             stream,
             phase,
@@ -503,6 +523,10 @@ impl Conn {
             output: Buffer::new(),
             queued: false,
             timer,
+            activity: Activity {
+                last_recv: now,
+                last_send: now,
+            },
         }
     }
 
@@ -554,6 +578,7 @@ impl<M: Send + 'static> EventLoop<M> {
                 next_loop: 0,
                 closed: VecDeque::new(),
                 ready: Vec::new(),
+                scratch: Vec::new(),
                 open_conns: 0,
                 now: Instant::now(),
                 running: false,
@@ -763,7 +788,7 @@ fn accept<H: Handler>(net: &mut Net<H::Msg>, h: &mut H, listener: ListenerId) {
                     continue;
                 }
                 *net.sockets.get_mut(id).expect("just inserted") =
-                    Socket::Conn(Box::new(Conn::new(stream, Phase::Connected, None)));
+                    Socket::Conn(Box::new(Conn::new(stream, Phase::Connected, None, net.now)));
                 net.open_conns += 1;
                 h.on_accept(net, listener, ConnId(id), peer);
                 deliver_closed(net, h);
@@ -823,51 +848,54 @@ fn confirm_connect<H: Handler>(net: &mut Net<H::Msg>, h: &mut H, conn: ConnId) {
 }
 
 fn read<H: Handler>(net: &mut Net<H::Msg>, h: &mut H, conn: ConnId) {
-    let (chunk, budget, max_input) = (
+    let (chunk, budget, max_input, now) = (
         net.config.read_chunk,
         net.config.read_budget,
         net.config.max_input,
+        net.now,
     );
-    let Some(Socket::Conn(c)) = net.sockets.get_mut(conn.0) else {
+    let Net {
+        sockets, scratch, ..
+    } = net;
+    let Some(Socket::Conn(c)) = sockets.get_mut(conn.0) else {
         return;
     };
+    if scratch.len() < chunk {
+        scratch.resize(chunk, 0);
+    }
     let mut read_total = 0;
     let mut end: Option<CloseReason> = None;
     let mut more = false;
     loop {
         let room = max_input.saturating_sub(c.input.len());
-        if room == 0 {
+        if room == 0 || read_total >= budget {
             more = true;
             break;
         }
-        if read_total >= budget {
-            more = true;
-            break;
-        }
+        // Read into the loop's one scratch buffer and keep only what arrived: a connection's
+        // own buffer holds just its unconsumed bytes, never a whole read chunk.
         let n = chunk.min(room);
-        let spare = c.input.spare(n);
-        match c.stream.read(spare) {
+        match c.stream.read(&mut scratch[..n]) {
             Ok(0) => {
-                c.input.commit(n, 0);
                 end = Some(CloseReason::PeerClosed);
                 break;
             }
             Ok(k) => {
-                c.input.commit(n, k);
+                c.input.extend(&scratch[..k]);
                 read_total += k;
             }
-            Err(e) => {
-                c.input.commit(n, 0);
-                match e.kind() {
-                    io::ErrorKind::WouldBlock => break,
-                    io::ErrorKind::Interrupted => continue,
-                    kind => {
-                        end = Some(CloseReason::Error(kind));
-                        break;
-                    }
+            Err(e) => match e.kind() {
+                io::ErrorKind::WouldBlock => break,
+                io::ErrorKind::Interrupted => {}
+                kind => {
+                    end = Some(CloseReason::Error(kind));
+                    break;
                 }
-            }
+            },
         }
+    }
+    if read_total > 0 {
+        c.activity.last_recv = now;
     }
     if !c.input.is_empty() && read_total > 0 {
         let mut input = std::mem::take(&mut c.input);

@@ -33,6 +33,8 @@ mod slab;
 mod timer;
 
 pub use buffer::Buffer;
-pub use event_loop::{CloseReason, Config, ConnId, EventLoop, Handler, ListenerId, LoopId, Net};
+pub use event_loop::{
+    Activity, CloseReason, Config, ConnId, EventLoop, Handler, ListenerId, LoopId, Net,
+};
 pub use inbox::{Disconnected, Poster};
 pub use timer::TimerId;

@@ -1,1 +1,20 @@
-//! placeholder
+//! Code every TeamTalk daemon shares (the original's `base/` above the socket layer):
+//!
+//! | original                                   | here                                  |
+//! |--------------------------------------------|---------------------------------------|
+//! | `CConfigFileReader`                        | [`conf::Conf`]                        |
+//! | `CImConn` framing (`HandlePdu` loop)       | [`pdu_io::drain_pdus`]                |
+//! | `CImConn::SendPdu`                         | [`pdu_io::send_msg`], [`pdu_io::send_pdu`] |
+//! | `OnTimer` heartbeat / receive timeout      | [`pdu_io::KeepAlive`]                 |
+//! | `serv_info`, `serv_init`, `serv_check_reconnect`, `serv_reset` | [`links::ServerLinks`] |
+//! | `slog` / `log` macros                      | `log` + `env_logger` ([`daemon::init_logging`]) |
+//! | `main` boilerplate (`-v`, `server.pid`)    | [`daemon`]                            |
+
+pub mod conf;
+pub mod daemon;
+pub mod links;
+pub mod pdu_io;
+
+pub use conf::{Conf, ConfError};
+pub use links::ServerLinks;
+pub use pdu_io::{Flow, KeepAlive};

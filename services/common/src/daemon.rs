@@ -1,0 +1,76 @@
+//! Process plumbing every daemon shares: logging, `-v`, the conf path, the pid file, listeners.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use netlib::{ListenerId, Net};
+
+use crate::links::resolve;
+
+/// Logs to stderr through `env_logger`: level `info` unless `RUST_LOG` says otherwise.
+pub fn init_logging() {
+    let env = env_logger::Env::default().default_filter_or("info");
+    let _ = env_logger::Builder::from_env(env)
+        .format_timestamp_millis()
+        .try_init();
+}
+
+/// What the command line asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Run with this conf file.
+    Run { conf: PathBuf },
+    /// `-v`: print the version and exit (done by [`parse_args`]).
+    Version,
+}
+
+/// The original reads `<default_conf>` from the working directory and takes only `-v`. Also
+/// accepted here: `-c FILE` / `--conf FILE` for another conf file.
+pub fn parse_args(server_name: &str, default_conf: &str) -> Result<Command, String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [] => Ok(Command::Run {
+            conf: PathBuf::from(default_conf),
+        }),
+        [v] if v == "-v" => {
+            println!(
+                "Server Version: {server_name}/{}",
+                env!("CARGO_PKG_VERSION")
+            );
+            println!("Server Build: teamtalk-rs");
+            Ok(Command::Version)
+        }
+        [flag, file] if flag == "-c" || flag == "--conf" => Ok(Command::Run {
+            conf: PathBuf::from(file),
+        }),
+        _ => Err(format!(
+            "usage: {server_name} [-v | -c CONF_FILE]  (default conf: ./{default_conf})"
+        )),
+    }
+}
+
+/// Writes the process id to `server.pid` in the working directory, as the original does.
+pub fn write_pid_file() -> std::io::Result<()> {
+    let mut f = std::fs::File::create("server.pid")?;
+    write!(f, "{}", std::process::id())
+}
+
+/// Listens on `port` at every address of a `;`-separated conf list (one listener each).
+pub fn listen_all<X>(
+    net: &mut Net<X>,
+    ips: &[String],
+    port: u16,
+) -> Result<Vec<ListenerId>, String> {
+    let mut out = Vec::with_capacity(ips.len());
+    for ip in ips {
+        let addr: SocketAddr =
+            resolve(ip, port).ok_or_else(|| format!("cannot resolve listen address {ip}"))?;
+        let id = net
+            .listen(addr)
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        log::info!("listening on {addr}");
+        out.push(id);
+    }
+    Ok(out)
+}

@@ -1,0 +1,135 @@
+//! PDU connections over netlib: framing of received bytes, sending, heartbeats and idle
+//! timeouts (the original's `CImConn`).
+
+use std::time::Duration;
+
+use netlib::{Buffer, ConnId, Net};
+use tt_proto::ids::{cid, sid};
+use tt_proto::pdu::{FrameError, HEADER_LEN, Header, Pdu, encode_msg_into, peek_frame};
+
+/// Server-to-server links: send a heartbeat when nothing was sent for more than this.
+pub const SERVER_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// Server-to-server links: close when nothing was received for more than this.
+pub const SERVER_TIMEOUT: Duration = Duration::from_secs(30);
+/// PC clients (msg_server), file_server clients, login_server binary clients.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Mobile clients (msg_server).
+pub const MOBILE_CLIENT_TIMEOUT: Duration = Duration::from_secs(300);
+/// How often every daemon checks its connections (the original's 1000 ms timers).
+pub const TICK: Duration = Duration::from_secs(1);
+
+/// What the PDU handler wants after one PDU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// Stop handling this connection's buffer (it was closed: quirk B3 fixed).
+    Stop,
+}
+
+/// Hands every whole PDU at the front of `input` to `handle`, in arrival order, consuming each
+/// after its handler ran. Stops early on [`Flow::Stop`]. A malformed length (under 16, over
+/// `max_len`) is returned as an error: the caller closes the connection.
+pub fn drain_pdus(
+    input: &mut Buffer,
+    max_len: u32,
+    mut handle: impl FnMut(&Header, &[u8]) -> Flow,
+) -> Result<(), FrameError> {
+    while let Some(header) = peek_frame(input.data(), max_len)? {
+        let len = header.length as usize;
+        let flow = handle(&header, &input.data()[HEADER_LEN..len]);
+        input.consume(len);
+        if flow == Flow::Stop {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Encodes `msg` as a PDU straight into `conn`'s output. False if the connection is gone.
+pub fn send_msg<M: prost::Message, X>(
+    net: &mut Net<X>,
+    conn: ConnId,
+    service_id: u16,
+    command_id: u16,
+    seq_num: u16,
+    msg: &M,
+) -> bool {
+    net.send_with(conn, |out| {
+        encode_msg_into(out, service_id, command_id, seq_num, msg)
+    })
+}
+
+/// Sends a whole PDU as it is (relays keep every header byte).
+pub fn send_pdu<X>(net: &mut Net<X>, conn: ConnId, pdu: &Pdu) -> bool {
+    net.send_with(conn, |out| pdu.encode_into(out))
+}
+
+/// Sends the empty `CID_OTHER_HEARTBEAT` (16 bytes, seq 0).
+pub fn send_heartbeat<X>(net: &mut Net<X>, conn: ConnId) -> bool {
+    net.send(
+        conn,
+        &Header::new(sid::SID_OTHER, cid::CID_OTHER_HEARTBEAT, 0).to_bytes(),
+    )
+}
+
+/// Heartbeat and idle-timeout policy of one kind of connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeepAlive {
+    /// Send a heartbeat when nothing was sent for more than this (None: never).
+    pub heartbeat: Option<Duration>,
+    /// Close when nothing was received for more than this.
+    pub timeout: Duration,
+}
+
+/// What [`KeepAlive::check`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Liveness {
+    Alive,
+    HeartbeatSent,
+    /// Nothing received for longer than the timeout: the connection was closed.
+    TimedOut,
+    /// Not an open connection.
+    Gone,
+}
+
+impl KeepAlive {
+    /// Server-to-server links: heartbeat after 5 s of send silence, close after 30 s of
+    /// receive silence.
+    pub const SERVER: KeepAlive = KeepAlive {
+        heartbeat: Some(SERVER_HEARTBEAT_INTERVAL),
+        timeout: SERVER_TIMEOUT,
+    };
+
+    /// Run from a 1 s timer for each connection: strict "greater than" comparisons, as the
+    /// original. Closes a silent connection (its owner then gets `on_close`).
+    pub fn check<X>(&self, net: &mut Net<X>, conn: ConnId) -> Liveness {
+        let Some(activity) = net.activity(conn) else {
+            return Liveness::Gone;
+        };
+        let now = net.now();
+        if now.saturating_duration_since(activity.last_recv) > self.timeout {
+            log::info!(
+                "closing {:?} ({}): nothing received for {:?}",
+                conn,
+                peer_name(net, conn),
+                self.timeout
+            );
+            net.close(conn);
+            return Liveness::TimedOut;
+        }
+        if let Some(interval) = self.heartbeat
+            && net.is_connected(conn)
+            && now.saturating_duration_since(activity.last_send) > interval
+        {
+            send_heartbeat(net, conn);
+            return Liveness::HeartbeatSent;
+        }
+        Liveness::Alive
+    }
+}
+
+/// The peer's address for log lines ("?" when unknown).
+pub fn peer_name<X>(net: &Net<X>, conn: ConnId) -> String {
+    net.peer_addr(conn)
+        .map_or_else(|| "?".to_string(), |a| a.to_string())
+}
