@@ -12,4 +12,5 @@ cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
 . scripts/env.sh
 
 bash scripts/db-up.sh
+cargo build --workspace --bins
 cargo test --workspace "$@"

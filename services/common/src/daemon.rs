@@ -74,3 +74,9 @@ pub fn listen_all<X>(
     }
     Ok(out)
 }
+
+/// Tells whoever started the daemon that its listeners are up: one line on stderr, whatever
+/// the log level (the integration tests wait for it).
+pub fn announce_ready(server_name: &str) {
+    eprintln!("{server_name}: server ready (pid {})", std::process::id());
+}

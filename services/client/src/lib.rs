@@ -1,0 +1,1 @@
+//! tt-client (placeholder: being built).

@@ -1,0 +1,2 @@
+//! tt-cli (placeholder).
+fn main() {}

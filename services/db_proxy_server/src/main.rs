@@ -1,0 +1,2 @@
+//! db_proxy_server (placeholder: being built).
+fn main() {}

@@ -1,0 +1,2 @@
+//! login_server (placeholder: being built).
+fn main() {}

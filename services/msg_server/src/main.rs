@@ -1,0 +1,2 @@
+//! msg_server (placeholder: being built).
+fn main() {}

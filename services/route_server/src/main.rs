@@ -1,0 +1,2 @@
+//! route_server (placeholder: being built).
+fn main() {}

@@ -1,0 +1,266 @@
+//! Test support for integration tests that run real daemons against the project-local MariaDB
+//! and Redis (started by `scripts/db-up.sh`; `scripts/test.sh` does that and builds every
+//! daemon before running the tests).
+//!
+//! - [`Daemon`]: spawns a daemon binary as a process in its own directory with its own conf
+//!   file, forwards its log to the test's stderr, waits for its readiness line, kills it on drop;
+//! - [`TempDir`], [`free_port`]: a directory and ports of its own for every test;
+//! - [`DbEnv`]: the database settings, from the same `TT_*` variables as `scripts/env.sh`.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// What a daemon prints on stderr once its listeners are up
+/// (`tt_common::daemon::announce_ready`).
+pub const READY_MARKER: &str = "server ready";
+
+/// A port that was free a moment ago (bound to port 0, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("binding a free port")
+        .port()
+}
+
+/// A directory removed on drop, under `target/tt-test/`.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path = target_dir()
+            .join("tt-test")
+            .join(format!("{label}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("creating a test directory");
+        TempDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `name` in the directory and returns its path.
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let p = self.path.join(name);
+        std::fs::write(&p, contents).expect("writing a test file");
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// `target/<profile>` of the running test binary (`target/<profile>/deps/<test>`).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("test binary directory");
+    deps.parent().unwrap_or(deps).to_path_buf()
+}
+
+/// The path of a workspace binary, e.g. `bin_path("db_proxy_server")`.
+pub fn bin_path(name: &str) -> PathBuf {
+    let p = target_dir().join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build the daemons first (`cargo build --workspace --bins`; \
+         scripts/test.sh does it)",
+        p.display()
+    );
+    p
+}
+
+/// Database settings, from the same variables and defaults as `scripts/env.sh`.
+#[derive(Clone, Debug)]
+pub struct DbEnv {
+    pub mysql_host: String,
+    pub mysql_port: u16,
+    pub mysql_db: String,
+    pub mysql_user: String,
+    pub mysql_password: String,
+    pub redis_host: String,
+    pub redis_port: u16,
+}
+
+impl DbEnv {
+    pub fn from_env() -> DbEnv {
+        let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+        DbEnv {
+            mysql_host: var("TT_MYSQL_HOST", "127.0.0.1"),
+            mysql_port: var("TT_MYSQL_PORT", "13306")
+                .parse()
+                .expect("TT_MYSQL_PORT"),
+            mysql_db: var("TT_MYSQL_DB", "teamtalk"),
+            mysql_user: var("TT_MYSQL_USER", "teamtalk"),
+            mysql_password: var("TT_MYSQL_PASSWORD", "12345"),
+            redis_host: var("TT_REDIS_HOST", "127.0.0.1"),
+            redis_port: var("TT_REDIS_PORT", "16379")
+                .parse()
+                .expect("TT_REDIS_PORT"),
+        }
+    }
+
+    /// `mysql://user:password@host:port/db`
+    pub fn mysql_url(&self) -> String {
+        format!(
+            "mysql://{}:{}@{}:{}/{}",
+            self.mysql_user, self.mysql_password, self.mysql_host, self.mysql_port, self.mysql_db
+        )
+    }
+
+    /// `redis://host:port/db`
+    pub fn redis_url(&self, db: u32) -> String {
+        format!("redis://{}:{}/{db}", self.redis_host, self.redis_port)
+    }
+}
+
+enum Line {
+    Text(String),
+    Eof,
+}
+
+/// A daemon process. Killed (and reaped) on drop.
+pub struct Daemon {
+    name: String,
+    child: Option<Child>,
+    lines: Receiver<Line>,
+    /// The last lines of its log, for failure messages.
+    recent: VecDeque<String>,
+    exited: bool,
+}
+
+impl Daemon {
+    /// Starts `bin` (a workspace binary name) in `dir` with `-c <conf>` (a file in `dir`),
+    /// `RUST_LOG=info` unless the test's environment sets it. Does not wait: see
+    /// [`Daemon::wait_ready`].
+    pub fn spawn(bin: &str, dir: &Path, conf: &str) -> Daemon {
+        Daemon::spawn_with_env(bin, dir, conf, &[])
+    }
+
+    pub fn spawn_with_env(bin: &str, dir: &Path, conf: &str, env: &[(&str, &str)]) -> Daemon {
+        let mut cmd = Command::new(bin_path(bin));
+        cmd.current_dir(dir)
+            .arg("-c")
+            .arg(conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info");
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {bin}: {e}"));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = mpsc::channel();
+        let tag = format!("[{bin} {}]", child.id());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("{tag} {line}");
+                if tx.send(Line::Text(line)).is_err() {
+                    break;
+                }
+            }
+            let _ = tx.send(Line::Eof);
+        });
+        Daemon {
+            name: bin.to_string(),
+            child: Some(child),
+            lines: rx,
+            recent: VecDeque::new(),
+            exited: false,
+        }
+    }
+
+    /// Waits until the daemon printed its readiness line. Panics (with its last log lines) if
+    /// it exits first or does not get there within `limit` (a hang guard, not a timing check).
+    pub fn wait_ready(&mut self, limit: Duration) -> &mut Daemon {
+        if !self.wait_for_line(READY_MARKER, limit) {
+            panic!(
+                "{} did not become ready; last log lines:\n{}",
+                self.name,
+                self.recent_log()
+            );
+        }
+        self
+    }
+
+    /// Waits until a log line contains `needle`; false if the daemon exited or `limit` passed.
+    pub fn wait_for_line(&mut self, needle: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(Line::Text(line)) => {
+                    let hit = line.contains(needle);
+                    self.remember(line);
+                    if hit {
+                        return true;
+                    }
+                }
+                Ok(Line::Eof) | Err(RecvTimeoutError::Disconnected) => {
+                    self.exited = true;
+                    return false;
+                }
+                Err(RecvTimeoutError::Timeout) => return false,
+            }
+        }
+    }
+
+    /// Waits for the process to exit by itself (its log ends); returns its exit status code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        while !self.exited {
+            if !self.wait_for_line("\u{0}never", limit) && !self.exited {
+                return None;
+            }
+        }
+        self.child.take().and_then(|mut c| c.wait().ok()?.code())
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills the process (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The last lines the daemon logged.
+    pub fn recent_log(&self) -> String {
+        self.recent.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+
+    fn remember(&mut self, line: String) {
+        if self.recent.len() == 40 {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(line);
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
