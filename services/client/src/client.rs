@@ -1,0 +1,1265 @@
+//! The msg_server connection: requests matched to replies by `seq_num`, notifications queued as
+//! [`Event`]s.
+
+use std::collections::VecDeque;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use tt_proto::ids::{Command, cid};
+use tt_proto::pb::base_define::{
+    ClientType, DepartInfo, MsgType, SessionType, UserInfo, UserStat, UserStatType,
+};
+use tt_proto::pb::{buddy, login, message, other};
+use tt_proto::pdu::DEFAULT_MAX_PDU_LEN;
+use tt_proto::{Decoder, Pdu};
+
+use crate::crypto::{MsgCipher, password_md5};
+use crate::discovery::{MsgServerAddr, is_timeout};
+use crate::{Error, Result, text};
+
+/// How long a request waits for its reply (also the connect and write timeout).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The original clients send a heartbeat every 30 s; msg_server closes a PC client after 120 s
+/// of silence.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Events kept for [`Client::next_event`] at most; past that the oldest is dropped (counted by
+/// [`Client::dropped_events`]).
+pub const DEFAULT_MAX_QUEUED_EVENTS: usize = 10_000;
+
+/// Replies that arrive after their request timed out are recognised (and dropped) for this many
+/// of the most recent abandoned requests.
+const ABANDONED_KEEP: usize = 64;
+
+const READ_CHUNK: usize = 16 * 1024;
+
+/// A conversation: a peer user (single chat) or a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Session {
+    /// Peer user id or group id.
+    pub id: u32,
+    /// Single or group.
+    pub kind: SessionType,
+}
+
+impl Session {
+    /// A single chat with user `id`.
+    pub fn user(id: u32) -> Session {
+        Session {
+            id,
+            kind: SessionType::Single,
+        }
+    }
+
+    /// A group chat.
+    pub fn group(id: u32) -> Session {
+        Session {
+            id,
+            kind: SessionType::Group,
+        }
+    }
+}
+
+impl From<u32> for Session {
+    /// A bare id is a single chat with that user.
+    fn from(id: u32) -> Session {
+        Session::user(id)
+    }
+}
+
+/// What a successful login returned.
+#[derive(Debug, Clone)]
+pub struct LoginInfo {
+    /// The logged-in user's id.
+    pub user_id: u32,
+    /// `IMLoginRes.server_time` (unix seconds).
+    pub server_time: u32,
+    /// The accepted online status (`UserStatType` value).
+    pub online_status: i32,
+    /// `result_string` ("成功" from the original db_proxy).
+    pub result_string: String,
+    /// The user's record.
+    pub user_info: UserInfo,
+}
+
+/// The ack of a stored message (`CID_MSG_DATA_ACK`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SentAck {
+    /// The id db_proxy assigned (per conversation, increasing).
+    pub msg_id: u32,
+    /// The peer user id or group id.
+    pub session_id: u32,
+    /// `SessionType` value (1 single, 2 group).
+    pub session_type: i32,
+    /// The `seq_num` of the request (echoed by the ack).
+    pub seq: u16,
+    /// `user_id` of the ack (the sender, i.e. us).
+    pub user_id: u32,
+}
+
+/// A chat message, received live or fetched from history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Sender.
+    pub from: u32,
+    /// Receiver user id (single) or group id (group).
+    pub to: u32,
+    /// Message id (0 only if the server sent 0).
+    pub msg_id: u32,
+    /// `MsgType` value (1 text, 2 audio, 17 group text, 18 group audio).
+    pub msg_type: i32,
+    /// `create_time` (unix seconds).
+    pub create_time: u32,
+    /// `msg_data` exactly as received (AES+base64 text for text messages of the original clients).
+    pub raw: Vec<u8>,
+    /// The decrypted text of a text message (lossy UTF-8); `None` for audio or if it does not
+    /// decrypt (see `raw`). Without a cipher ([`Client::set_cipher`]`(None)`) this is `raw` as
+    /// text.
+    pub text: Option<String>,
+}
+
+impl Message {
+    /// True for group message types (17, 18).
+    pub fn is_group(&self) -> bool {
+        is_group_type(self.msg_type)
+    }
+}
+
+fn is_group_type(t: i32) -> bool {
+    t == MsgType::GroupText as i32 || t == MsgType::GroupAudio as i32
+}
+
+fn is_text_type(t: i32) -> bool {
+    t == MsgType::SingleText as i32 || t == MsgType::GroupText as i32
+}
+
+/// One session of the unread-count reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadSession {
+    /// Peer user id or group id.
+    pub session_id: u32,
+    /// `SessionType` value.
+    pub session_type: i32,
+    /// Unread messages in it.
+    pub unread_cnt: u32,
+    /// Its newest message (`to` is us for single sessions, the group for groups; for single
+    /// sessions the original db_proxy reports the peer as sender, storage-file.md quirk 10).
+    pub latest: Message,
+}
+
+/// `CID_MSG_UNREAD_CNT_RESPONSE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadCounts {
+    /// `total_cnt`.
+    pub total: u32,
+    /// One entry per session with unread messages.
+    pub sessions: Vec<UnreadSession>,
+}
+
+/// One entry of the recent-sessions reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentSession {
+    /// Peer user id or group id.
+    pub session_id: u32,
+    /// `SessionType` value.
+    pub session_type: i32,
+    /// `SessionStatusType` value (0 ok, 1 deleted).
+    pub session_status: i32,
+    /// Unix seconds.
+    pub updated_time: u32,
+    /// Its newest message. For single sessions the original db_proxy puts the peer in
+    /// `latest_msg_from_user_id` whoever sent it (storage-file.md quirk 10), so `latest.from`
+    /// (and `latest.to`) are only reliable for groups.
+    pub latest: Message,
+}
+
+/// Something the server sent on its own (or a reply nobody waited for).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// `CID_MSG_DATA`: a message to us, or one we sent from another device.
+    Message(Message),
+    /// `CID_LOGIN_KICK_USER`: this session was replaced (reason 1) or kicked by our mobile (2).
+    Kicked {
+        /// The kicked user.
+        user_id: u32,
+        /// `KickReasonType` value.
+        reason: i32,
+    },
+    /// `CID_BUDDY_LIST_STATUS_NOTIFY`: a user's (PC) status changed.
+    UserStatus {
+        /// The user.
+        user_id: u32,
+        /// `UserStatType` value.
+        status: i32,
+    },
+    /// `CID_MSG_READ_NOTIFY`: one of our other devices read a conversation.
+    ReadNotify {
+        /// The reader (us).
+        user_id: u32,
+        /// The conversation.
+        session_id: u32,
+        /// Read up to this id.
+        msg_id: u32,
+        /// `SessionType` value.
+        session_type: i32,
+    },
+    /// `CID_BUDDY_LIST_PC_LOGIN_STATUS_NOTIFY` (mobile clients): our PC client logged in or out.
+    PcLoginStatus {
+        /// The user.
+        user_id: u32,
+        /// `UserStatType` value.
+        status: i32,
+    },
+    /// `CID_BUDDY_LIST_REMOVE_SESSION_NOTIFY`: another of our devices removed a session.
+    SessionRemoved {
+        /// The user (us).
+        user_id: u32,
+        /// The removed conversation.
+        session_id: u32,
+        /// `SessionType` value.
+        session_type: i32,
+    },
+    /// `CID_BUDDY_LIST_SIGN_INFO_CHANGED_NOTIFY`.
+    SignInfoChanged {
+        /// Whose signature changed.
+        user_id: u32,
+        /// The new signature.
+        sign_info: String,
+    },
+    /// Any other PDU (file notify, P2P command, group change, a reply nobody waited for, ...).
+    Other(Pdu),
+    /// The server closed the connection. Reported once, after every event received before it.
+    Closed,
+}
+
+/// A connection to msg_server.
+pub struct Client {
+    stream: TcpStream,
+    peer: SocketAddr,
+    decoder: Decoder,
+    events: VecDeque<Event>,
+    max_events: usize,
+    dropped: u64,
+    seq: u16,
+    abandoned: VecDeque<(u16, u16)>,
+    cipher: Option<MsgCipher>,
+    timeout: Duration,
+    heartbeat_interval: Option<Duration>,
+    last_send: Instant,
+    user_id: u32,
+    closed: bool,
+    closed_reported: bool,
+    auto_ack: bool,
+    chunk: Vec<u8>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("peer", &self.peer)
+            .field("user_id", &self.user_id)
+            .field("closed", &self.closed)
+            .field("queued_events", &self.events.len())
+            .finish()
+    }
+}
+
+impl Client {
+    // ----- discovery and connection -------------------------------------------------------
+
+    /// Asks login_server (`http://host:port`) which msg_server to use ([`DEFAULT_TIMEOUT`]).
+    pub fn discover(login_url: &str) -> Result<MsgServerAddr> {
+        crate::discovery::discover(login_url, DEFAULT_TIMEOUT)
+    }
+
+    /// Like [`Client::discover`] with another timeout.
+    pub fn discover_with_timeout(login_url: &str, timeout: Duration) -> Result<MsgServerAddr> {
+        crate::discovery::discover(login_url, timeout)
+    }
+
+    /// Connects to the msg_server: `prior_ip` first, then `backup_ip`.
+    pub fn connect(addr: &MsgServerAddr) -> Result<Client> {
+        let mut last = None;
+        for (ip, port) in addr.candidates() {
+            match Client::connect_to((ip.as_str(), port)) {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    log::debug!("connecting to {ip}:{port} failed: {e}");
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Usage("no msg_server address".into())))
+    }
+
+    /// Connects to a msg_server at a socket address (`"127.0.0.1:8000"`, `(ip, port)`, ...).
+    pub fn connect_to<A: ToSocketAddrs>(addr: A) -> Result<Client> {
+        let mut last = None;
+        for a in addr.to_socket_addrs()? {
+            match TcpStream::connect_timeout(&a, DEFAULT_TIMEOUT) {
+                Ok(s) => return Client::from_stream(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(match last {
+            Some(e) => Error::Io(e),
+            None => Error::Usage("the address resolves to nothing".into()),
+        })
+    }
+
+    /// Wraps an already connected stream.
+    pub fn from_stream(stream: TcpStream) -> Result<Client> {
+        let peer = stream.peer_addr()?;
+        stream.set_nodelay(true)?;
+        stream.set_write_timeout(Some(DEFAULT_TIMEOUT))?;
+        Ok(Client {
+            stream,
+            peer,
+            decoder: Decoder::new(DEFAULT_MAX_PDU_LEN),
+            events: VecDeque::new(),
+            max_events: DEFAULT_MAX_QUEUED_EVENTS,
+            dropped: 0,
+            seq: 0,
+            abandoned: VecDeque::new(),
+            cipher: Some(MsgCipher::default()),
+            timeout: DEFAULT_TIMEOUT,
+            heartbeat_interval: Some(DEFAULT_HEARTBEAT_INTERVAL),
+            last_send: Instant::now(),
+            user_id: 0,
+            closed: false,
+            closed_reported: false,
+            auto_ack: true,
+            chunk: vec![0; READ_CHUNK],
+        })
+    }
+
+    // ----- settings -----------------------------------------------------------------------
+
+    /// How long requests wait for their reply (and writes may block). Default [`DEFAULT_TIMEOUT`].
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout.max(Duration::from_millis(1));
+        let _ = self.stream.set_write_timeout(Some(self.timeout));
+    }
+
+    /// The message cipher: `Some` encrypts sent text and decrypts received text (default: the
+    /// original key [`crate::DEFAULT_AES_KEY`]); `None` sends and shows text as plain bytes.
+    pub fn set_cipher(&mut self, cipher: Option<MsgCipher>) {
+        self.cipher = cipher;
+    }
+
+    /// Interval of the automatic heartbeat sent while [`Client::next_event`] or
+    /// [`Client::keepalive`] run and nothing else was sent; `None` turns it off.
+    pub fn set_heartbeat_interval(&mut self, interval: Option<Duration>) {
+        self.heartbeat_interval = interval;
+    }
+
+    /// Whether received messages are acknowledged with `CID_MSG_DATA_ACK` as the original
+    /// clients do (default true).
+    pub fn set_auto_ack(&mut self, on: bool) {
+        self.auto_ack = on;
+    }
+
+    /// Bound of the event queue (at least 1). Default [`DEFAULT_MAX_QUEUED_EVENTS`].
+    pub fn set_max_queued_events(&mut self, max: usize) {
+        self.max_events = max.max(1);
+        while self.events.len() > self.max_events {
+            self.events.pop_front();
+            self.dropped += 1;
+        }
+    }
+
+    // ----- state --------------------------------------------------------------------------
+
+    /// Our user id (0 before a successful login).
+    pub fn user_id(&self) -> u32 {
+        self.user_id
+    }
+
+    /// The msg_server's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The local address of the connection.
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        Ok(self.stream.local_addr()?)
+    }
+
+    /// True once the connection is closed (by the server, an error, or [`Client::logout`]).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Events dropped because the queue was full.
+    pub fn dropped_events(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Events waiting for [`Client::next_event`].
+    pub fn queued_events(&self) -> usize {
+        self.events.len()
+    }
+
+    /// The seq number the next request will use.
+    pub fn peek_next_seq(&self) -> u16 {
+        next_seq_after(self.seq)
+    }
+
+    // ----- login and logout ---------------------------------------------------------------
+
+    /// Logs in with the plain password (sent as its lowercase hex MD5, like the original
+    /// clients). On refusal: [`Error::Login`] with the original result code and text (the server
+    /// then closes the connection).
+    pub fn login(
+        &mut self,
+        user: &str,
+        password: &str,
+        client_type: ClientType,
+        status: UserStatType,
+    ) -> Result<LoginInfo> {
+        self.login_hashed(user, &password_md5(password), client_type, status)
+    }
+
+    /// Logs in with the password already hashed (the string is sent as is).
+    pub fn login_hashed(
+        &mut self,
+        user: &str,
+        password_md5_hex: &str,
+        client_type: ClientType,
+        status: UserStatType,
+    ) -> Result<LoginInfo> {
+        let req = login::ImLoginReq {
+            user_name: user.as_bytes().to_vec(),
+            password: password_md5_hex.as_bytes().to_vec(),
+            online_status: status as i32,
+            client_type: client_type as i32,
+            client_version: Some(concat!("tt-client/", env!("CARGO_PKG_VERSION")).into()),
+        };
+        let (_, res): (_, login::ImLoginRes) = self.request(&req, "login result")?;
+        if res.result_code != 0 {
+            return Err(Error::Login {
+                code: res.result_code,
+                text: text(res.result_string.as_deref().unwrap_or_default()),
+            });
+        }
+        let user_info = res
+            .user_info
+            .ok_or_else(|| Error::Protocol("login succeeded without user_info".into()))?;
+        self.user_id = user_info.user_id;
+        Ok(LoginInfo {
+            user_id: user_info.user_id,
+            server_time: res.server_time,
+            online_status: res.online_status.unwrap_or(status as i32),
+            result_string: text(res.result_string.as_deref().unwrap_or_default()),
+            user_info,
+        })
+    }
+
+    /// Logs out: waits for `CID_LOGIN_RES_LOGINOUT` (result code returned), then closes.
+    pub fn logout(&mut self) -> Result<u32> {
+        let (_, rsp): (_, login::ImLogoutRsp) =
+            self.request(&login::ImLogoutReq {}, "logout reply")?;
+        self.close();
+        Ok(rsp.result_code)
+    }
+
+    /// Closes the connection (no logout PDU). Later calls fail with [`Error::Closed`].
+    pub fn close(&mut self) {
+        if !self.closed {
+            let _ = self.stream.shutdown(Shutdown::Both);
+            self.closed = true;
+            // A close we asked for is not an event.
+            self.closed_reported = true;
+        }
+    }
+
+    // ----- messages -----------------------------------------------------------------------
+
+    /// Sends a text message to a user (encrypted with the cipher, if any) and waits for its ack.
+    pub fn send_text(&mut self, to_user_id: u32, text: &str) -> Result<SentAck> {
+        let data = self.encode_text(text)?;
+        self.send_msg(to_user_id, MsgType::SingleText, data)
+    }
+
+    /// Sends a text message to a group and waits for its ack (the server only acks if we are a
+    /// member).
+    pub fn send_group_text(&mut self, group_id: u32, text: &str) -> Result<SentAck> {
+        let data = self.encode_text(text)?;
+        self.send_msg(group_id, MsgType::GroupText, data)
+    }
+
+    /// Sends `msg_data` as is (no encryption) with any message type, and waits for the ack.
+    pub fn send_msg(&mut self, to: u32, msg_type: MsgType, msg_data: Vec<u8>) -> Result<SentAck> {
+        let req = message::ImMsgData {
+            from_user_id: self.user_id,
+            to_session_id: to,
+            msg_id: 0,
+            create_time: unix_now(),
+            msg_type: msg_type as i32,
+            msg_data,
+            attach_data: None,
+        };
+        let (seq, ack): (_, message::ImMsgDataAck) = self.request(&req, "message ack")?;
+        Ok(SentAck {
+            msg_id: ack.msg_id,
+            session_id: ack.session_id,
+            session_type: ack.session_type,
+            seq,
+            user_id: ack.user_id,
+        })
+    }
+
+    /// Sends a `CID_MSG_DATA` without waiting for the ack; returns its seq. The ack (if any)
+    /// will arrive as [`Event::Other`].
+    pub fn send_msg_nowait(
+        &mut self,
+        to: u32,
+        msg_type: MsgType,
+        msg_data: Vec<u8>,
+    ) -> Result<u16> {
+        let req = message::ImMsgData {
+            from_user_id: self.user_id,
+            to_session_id: to,
+            msg_id: 0,
+            create_time: unix_now(),
+            msg_type: msg_type as i32,
+            msg_data,
+            attach_data: None,
+        };
+        self.send_command(&req)
+    }
+
+    /// Acknowledges delivery of a received message (done automatically unless
+    /// [`Client::set_auto_ack`]`(false)`).
+    pub fn ack_delivery(&mut self, m: &Message) -> Result<()> {
+        let (session_id, session_type) = if m.is_group() {
+            (m.to, SessionType::Group)
+        } else {
+            (m.from, SessionType::Single)
+        };
+        let ack = message::ImMsgDataAck {
+            user_id: self.user_id,
+            session_id,
+            msg_id: m.msg_id,
+            session_type: session_type as i32,
+        };
+        self.send_command(&ack).map(|_| ())
+    }
+
+    /// Marks a conversation read up to `msg_id` (`CID_MSG_READ_ACK`; no reply exists).
+    pub fn read_ack(&mut self, session: impl Into<Session>, msg_id: u32) -> Result<()> {
+        let s = session.into();
+        let req = message::ImMsgDataReadAck {
+            user_id: self.user_id,
+            session_id: s.id,
+            msg_id,
+            session_type: s.kind as i32,
+        };
+        self.send_command(&req).map(|_| ())
+    }
+
+    /// History of a conversation: up to `count` messages, newest first, starting at
+    /// `msg_id_begin` (0 = from the newest).
+    pub fn get_msg_list(
+        &mut self,
+        session: impl Into<Session>,
+        msg_id_begin: u32,
+        count: u32,
+    ) -> Result<Vec<Message>> {
+        let s = session.into();
+        let req = message::ImGetMsgListReq {
+            user_id: self.user_id,
+            session_type: s.kind as i32,
+            session_id: s.id,
+            msg_id_begin,
+            msg_cnt: count,
+            attach_data: None,
+        };
+        let (_, rsp): (_, message::ImGetMsgListRsp) = self.request(&req, "message list")?;
+        Ok(rsp
+            .msg_list
+            .into_iter()
+            .map(|m| self.history_message(s, m))
+            .collect())
+    }
+
+    /// Messages of a conversation by id.
+    pub fn get_msgs_by_id(
+        &mut self,
+        session: impl Into<Session>,
+        msg_ids: &[u32],
+    ) -> Result<Vec<Message>> {
+        let s = session.into();
+        let req = message::ImGetMsgByIdReq {
+            user_id: self.user_id,
+            session_type: s.kind as i32,
+            session_id: s.id,
+            msg_id_list: msg_ids.to_vec(),
+            attach_data: None,
+        };
+        let (_, rsp): (_, message::ImGetMsgByIdRsp) = self.request(&req, "messages by id")?;
+        Ok(rsp
+            .msg_list
+            .into_iter()
+            .map(|m| self.history_message(s, m))
+            .collect())
+    }
+
+    /// The newest message id of a conversation.
+    pub fn latest_msg_id(&mut self, session: impl Into<Session>) -> Result<u32> {
+        let s = session.into();
+        let req = message::ImGetLatestMsgIdReq {
+            user_id: self.user_id,
+            session_type: s.kind as i32,
+            session_id: s.id,
+            attach_data: None,
+        };
+        let (_, rsp): (_, message::ImGetLatestMsgIdRsp) = self.request(&req, "latest msg id")?;
+        Ok(rsp.latest_msg_id)
+    }
+
+    /// Unread counts per conversation.
+    pub fn unread_counts(&mut self) -> Result<UnreadCounts> {
+        let req = message::ImUnreadMsgCntReq {
+            user_id: self.user_id,
+            attach_data: None,
+        };
+        let (_, rsp): (_, message::ImUnreadMsgCntRsp) = self.request(&req, "unread counts")?;
+        let me = self.user_id;
+        let sessions = rsp
+            .unreadinfo_list
+            .into_iter()
+            .map(|u| {
+                let to = if is_group_type(u.latest_msg_type) || u.session_type == 2 {
+                    u.session_id
+                } else {
+                    me
+                };
+                UnreadSession {
+                    session_id: u.session_id,
+                    session_type: u.session_type,
+                    unread_cnt: u.unread_cnt,
+                    latest: self.make_message(
+                        u.latest_msg_from_user_id,
+                        to,
+                        u.latest_msg_id,
+                        u.latest_msg_type,
+                        0,
+                        u.latest_msg_data,
+                    ),
+                }
+            })
+            .collect();
+        Ok(UnreadCounts {
+            total: rsp.total_cnt,
+            sessions,
+        })
+    }
+
+    /// Server time (`CID_MSG_TIME_REQUEST`), unix seconds.
+    pub fn server_time(&mut self) -> Result<u32> {
+        let (_, rsp): (_, message::ImClientTimeRsp) =
+            self.request(&message::ImClientTimeReq {}, "server time")?;
+        Ok(rsp.server_time)
+    }
+
+    // ----- buddy lists --------------------------------------------------------------------
+
+    /// Recent sessions updated after `latest_update_time` (0 = all).
+    pub fn recent_sessions(&mut self, latest_update_time: u32) -> Result<Vec<RecentSession>> {
+        let req = buddy::ImRecentContactSessionReq {
+            user_id: self.user_id,
+            latest_update_time,
+            attach_data: None,
+        };
+        let (_, rsp): (_, buddy::ImRecentContactSessionRsp) =
+            self.request(&req, "recent sessions")?;
+        let me = self.user_id;
+        Ok(rsp
+            .contact_session_list
+            .into_iter()
+            .map(|s| {
+                let group = s.session_type == SessionType::Group as i32;
+                // Group: the group. Single: the peer unless the peer sent it to us.
+                let to = if group || s.latest_msg_from_user_id == me {
+                    s.session_id
+                } else {
+                    me
+                };
+                RecentSession {
+                    session_id: s.session_id,
+                    session_type: s.session_type,
+                    session_status: s.session_status,
+                    updated_time: s.updated_time,
+                    latest: self.make_message(
+                        s.latest_msg_from_user_id,
+                        to,
+                        s.latest_msg_id,
+                        s.latest_msg_type,
+                        s.updated_time,
+                        s.latest_msg_data,
+                    ),
+                }
+            })
+            .collect())
+    }
+
+    /// User records by id.
+    pub fn user_info(&mut self, user_ids: &[u32]) -> Result<Vec<UserInfo>> {
+        let req = buddy::ImUsersInfoReq {
+            user_id: self.user_id,
+            user_id_list: user_ids.to_vec(),
+            attach_data: None,
+        };
+        let (_, rsp): (_, buddy::ImUsersInfoRsp) = self.request(&req, "user info")?;
+        Ok(rsp.user_info_list)
+    }
+
+    /// Every user changed after `latest_update_time` (0 = all), and the reply's
+    /// `latest_update_time`.
+    pub fn all_users(&mut self, latest_update_time: u32) -> Result<(Vec<UserInfo>, u32)> {
+        let req = buddy::ImAllUserReq {
+            user_id: self.user_id,
+            latest_update_time,
+            attach_data: None,
+        };
+        let (_, rsp): (_, buddy::ImAllUserRsp) = self.request(&req, "all users")?;
+        Ok((rsp.user_list, rsp.latest_update_time))
+    }
+
+    /// Online status of users (route_server's view: ONLINE only with a PC client).
+    pub fn users_status(&mut self, user_ids: &[u32]) -> Result<Vec<UserStat>> {
+        let req = buddy::ImUsersStatReq {
+            user_id: self.user_id,
+            user_id_list: user_ids.to_vec(),
+            attach_data: None,
+        };
+        let (_, rsp): (_, buddy::ImUsersStatRsp) = self.request(&req, "users status")?;
+        Ok(rsp.user_stat_list)
+    }
+
+    /// Departments changed after `latest_update_time` (0 = all).
+    pub fn departments(&mut self, latest_update_time: u32) -> Result<Vec<DepartInfo>> {
+        let req = buddy::ImDepartmentReq {
+            user_id: self.user_id,
+            latest_update_time,
+            attach_data: None,
+        };
+        let (_, rsp): (_, buddy::ImDepartmentRsp) = self.request(&req, "departments")?;
+        Ok(rsp.dept_list)
+    }
+
+    // ----- heartbeat and events -----------------------------------------------------------
+
+    /// Sends a heartbeat and waits for msg_server's echo; returns the round-trip time.
+    pub fn heartbeat(&mut self) -> Result<Duration> {
+        let start = Instant::now();
+        let (_, _): (_, other::ImHeartBeat) =
+            self.request(&other::ImHeartBeat {}, "heartbeat echo")?;
+        Ok(start.elapsed())
+    }
+
+    /// For long-running programs: sends a heartbeat if nothing was sent for the heartbeat
+    /// interval, and takes whatever already arrived into the event queue. Never blocks on the
+    /// network for longer than a write.
+    pub fn keepalive(&mut self) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        self.heartbeat_if_due()?;
+        while let Some(pdu) = self.wait_pdu(Instant::now())? {
+            self.dispatch(pdu);
+        }
+        Ok(())
+    }
+
+    /// The next event, waiting up to `timeout` (`Duration::ZERO` only looks at what already
+    /// arrived). `Ok(None)`: nothing within the time. After the server closed the connection,
+    /// [`Event::Closed`] is returned once (after the events received before), then
+    /// [`Error::Closed`]. Sends the automatic heartbeat while waiting.
+    pub fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(e) = self.events.pop_front() {
+                return Ok(Some(e));
+            }
+            if self.closed {
+                if !self.closed_reported {
+                    self.closed_reported = true;
+                    return Ok(Some(Event::Closed));
+                }
+                return Err(Error::Closed);
+            }
+            self.heartbeat_if_due()?;
+            let wake = match (self.heartbeat_interval, self.closed) {
+                (Some(i), false) => deadline.min(self.last_send + i),
+                _ => deadline,
+            };
+            match self.wait_pdu(wake) {
+                Ok(Some(pdu)) => {
+                    self.dispatch(pdu);
+                }
+                Ok(None) => {
+                    if Instant::now() >= deadline {
+                        return Ok(None);
+                    }
+                }
+                // Closed: loop round to report the queued events, then Closed.
+                Err(Error::Closed) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for an event that `pick` accepts; the events it skips stay queued
+    /// in order. `Ok(None)` on timeout. Convenient in tests:
+    /// `c.wait_for(t, |e| matches!(e, Event::Message(m) if m.msg_id == id))`.
+    pub fn wait_for<F>(&mut self, timeout: Duration, mut pick: F) -> Result<Option<Event>>
+    where
+        F: FnMut(&Event) -> bool,
+    {
+        if let Some(i) = self.events.iter().position(&mut pick) {
+            return Ok(self.events.remove(i));
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.closed {
+                if !self.closed_reported && pick(&Event::Closed) {
+                    self.closed_reported = true;
+                    return Ok(Some(Event::Closed));
+                }
+                return Err(Error::Closed);
+            }
+            self.heartbeat_if_due()?;
+            let wake = match self.heartbeat_interval {
+                Some(i) => deadline.min(self.last_send + i),
+                None => deadline,
+            };
+            match self.wait_pdu(wake) {
+                Ok(Some(pdu)) => {
+                    // A new event goes to the back; the ones before it were checked already.
+                    if self.dispatch(pdu) && self.events.back().is_some_and(&mut pick) {
+                        return Ok(self.events.pop_back());
+                    }
+                }
+                Ok(None) => {
+                    if Instant::now() >= deadline {
+                        return Ok(None);
+                    }
+                }
+                Err(Error::Closed) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    // ----- raw access ---------------------------------------------------------------------
+
+    /// Sends any command message with the next seq; returns the seq.
+    pub fn send_command<M: Command>(&mut self, msg: &M) -> Result<u16> {
+        let seq = self.alloc_seq();
+        self.send_pdu(&Pdu::command(seq, msg))?;
+        Ok(seq)
+    }
+
+    /// Sends a PDU exactly as given (its seq is not tracked).
+    pub fn send_pdu(&mut self, pdu: &Pdu) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        let bytes = pdu.to_bytes();
+        match self.stream.write_all(&bytes) {
+            Ok(()) => {
+                self.last_send = Instant::now();
+                Ok(())
+            }
+            Err(e) => {
+                log::debug!("write to {} failed: {e}", self.peer);
+                self.mark_closed();
+                Err(if is_timeout(&e) {
+                    Error::Timeout("the server to read our data".into())
+                } else {
+                    Error::Io(e)
+                })
+            }
+        }
+    }
+
+    /// Sends `req` with a fresh seq and waits for the reply of type `Rsp` carrying that seq;
+    /// returns (seq, reply). Other PDUs arriving meanwhile are queued as events. The reply is
+    /// decoded leniently (prost rules). `what` names the reply in a timeout error.
+    pub fn request<Req: Command, Rsp: Command>(
+        &mut self,
+        req: &Req,
+        what: &str,
+    ) -> Result<(u16, Rsp)> {
+        let seq = self.send_command(req)?;
+        let pdu = self.wait_reply(seq, Rsp::COMMAND_ID, what)?;
+        let rsp = pdu.decode_body::<Rsp>().map_err(|e| {
+            Error::Protocol(format!(
+                "cannot decode {} ({} bytes): {e}",
+                cid_label(Rsp::COMMAND_ID),
+                pdu.body.len()
+            ))
+        })?;
+        Ok((seq, rsp))
+    }
+
+    /// Waits for the PDU with `command_id` and `seq`, queueing everything else.
+    pub fn wait_reply(&mut self, seq: u16, command_id: u16, what: &str) -> Result<Pdu> {
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            match self.wait_pdu(deadline)? {
+                Some(p) if p.header.command_id == command_id && p.header.seq_num == seq => {
+                    return Ok(p);
+                }
+                Some(p) => {
+                    self.dispatch(p);
+                }
+                None => {
+                    self.abandon(seq, command_id);
+                    return Err(Error::Timeout(format!(
+                        "{what} ({}, seq {seq}) from {}",
+                        cid_label(command_id),
+                        self.peer
+                    )));
+                }
+            }
+        }
+    }
+
+    // ----- internals ----------------------------------------------------------------------
+
+    fn alloc_seq(&mut self) -> u16 {
+        self.seq = next_seq_after(self.seq);
+        self.seq
+    }
+
+    fn abandon(&mut self, seq: u16, command_id: u16) {
+        if self.abandoned.len() == ABANDONED_KEEP {
+            self.abandoned.pop_front();
+        }
+        self.abandoned.push_back((seq, command_id));
+    }
+
+    fn heartbeat_if_due(&mut self) -> Result<()> {
+        if let Some(i) = self.heartbeat_interval {
+            if self.last_send.elapsed() >= i {
+                log::debug!("sending heartbeat to {}", self.peer);
+                self.send_command(&other::ImHeartBeat {})?;
+            }
+        }
+        Ok(())
+    }
+
+    fn mark_closed(&mut self) {
+        if !self.closed {
+            let _ = self.stream.shutdown(Shutdown::Both);
+            self.closed = true;
+        }
+    }
+
+    /// The next whole PDU, reading until `deadline`. `Ok(None)` at the deadline (a deadline in
+    /// the past still takes what the socket already holds); `Err(Closed)` when the connection
+    /// is closed and no whole PDU is left.
+    fn wait_pdu(&mut self, deadline: Instant) -> Result<Option<Pdu>> {
+        loop {
+            match self.decoder.next_pdu() {
+                Ok(Some(p)) => return Ok(Some(p)),
+                Ok(None) => {}
+                Err(e) => {
+                    log::warn!("closing the connection to {}: {e}", self.peer);
+                    self.mark_closed();
+                    return Err(Error::Protocol(e.to_string()));
+                }
+            }
+            if self.closed {
+                return Err(Error::Closed);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let got = if left < Duration::from_millis(1) {
+                self.read_nonblocking()?
+            } else {
+                self.read_blocking(left)?
+            };
+            if !got && Instant::now() >= deadline {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// One read with a timeout; false if nothing arrived in time.
+    fn read_blocking(&mut self, limit: Duration) -> Result<bool> {
+        self.stream.set_read_timeout(Some(limit))?;
+        let r = self.stream.read(&mut self.chunk);
+        self.after_read(r)
+    }
+
+    /// One read that does not wait; false if nothing was there.
+    fn read_nonblocking(&mut self) -> Result<bool> {
+        self.stream.set_nonblocking(true)?;
+        let r = self.stream.read(&mut self.chunk);
+        self.stream.set_nonblocking(false)?;
+        self.after_read(r)
+    }
+
+    fn after_read(&mut self, r: std::io::Result<usize>) -> Result<bool> {
+        match r {
+            Ok(0) => {
+                log::debug!("{} closed the connection", self.peer);
+                self.mark_closed();
+                Ok(true)
+            }
+            Ok(n) => {
+                self.decoder.push(&self.chunk[..n]);
+                Ok(true)
+            }
+            Err(e) if is_timeout(&e) || e.kind() == ErrorKind::Interrupted => Ok(false),
+            Err(e) => {
+                log::debug!("read from {} failed: {e}", self.peer);
+                self.mark_closed();
+                Ok(true)
+            }
+        }
+    }
+
+    /// Turns an unsolicited PDU into an event (or drops it: heartbeat echoes, late replies).
+    /// True if an event was queued.
+    fn dispatch(&mut self, pdu: Pdu) -> bool {
+        let h = pdu.header;
+        if h.command_id == cid::CID_OTHER_HEARTBEAT {
+            return false;
+        }
+        if let Some(i) = self
+            .abandoned
+            .iter()
+            .position(|&(s, c)| s == h.seq_num && c == h.command_id)
+        {
+            self.abandoned.remove(i);
+            log::debug!(
+                "dropping late reply {} seq {}",
+                cid_label(h.command_id),
+                h.seq_num
+            );
+            return false;
+        }
+        let event = match self.decode_event(&pdu) {
+            Ok(e) => e,
+            Err(e) => {
+                log::warn!(
+                    "cannot decode {} from {}: {e}; kept as a raw event",
+                    cid_label(h.command_id),
+                    self.peer
+                );
+                Event::Other(pdu)
+            }
+        };
+        if let Event::Message(m) = &event {
+            if self.auto_ack && m.from != self.user_id {
+                let m = m.clone();
+                if let Err(e) = self.ack_delivery(&m) {
+                    log::debug!("delivery ack failed: {e}");
+                }
+            }
+        }
+        if self.events.len() >= self.max_events {
+            self.events.pop_front();
+            self.dropped += 1;
+            log::warn!(
+                "event queue full ({} events): dropped the oldest",
+                self.max_events
+            );
+        }
+        self.events.push_back(event);
+        true
+    }
+
+    fn decode_event(&self, pdu: &Pdu) -> Result<Event, tt_proto::prost::DecodeError> {
+        Ok(match pdu.header.command_id {
+            cid::CID_MSG_DATA => {
+                let m: message::ImMsgData = pdu.decode_body()?;
+                Event::Message(self.make_message(
+                    m.from_user_id,
+                    m.to_session_id,
+                    m.msg_id,
+                    m.msg_type,
+                    m.create_time,
+                    m.msg_data,
+                ))
+            }
+            cid::CID_LOGIN_KICK_USER => {
+                let k: login::ImKickUser = pdu.decode_body()?;
+                Event::Kicked {
+                    user_id: k.user_id,
+                    reason: k.kick_reason,
+                }
+            }
+            cid::CID_BUDDY_LIST_STATUS_NOTIFY => {
+                let n: buddy::ImUserStatNotify = pdu.decode_body()?;
+                Event::UserStatus {
+                    user_id: n.user_stat.user_id,
+                    status: n.user_stat.status,
+                }
+            }
+            cid::CID_MSG_READ_NOTIFY => {
+                let n: message::ImMsgDataReadNotify = pdu.decode_body()?;
+                Event::ReadNotify {
+                    user_id: n.user_id,
+                    session_id: n.session_id,
+                    msg_id: n.msg_id,
+                    session_type: n.session_type,
+                }
+            }
+            cid::CID_BUDDY_LIST_PC_LOGIN_STATUS_NOTIFY => {
+                let n: buddy::ImpcLoginStatusNotify = pdu.decode_body()?;
+                Event::PcLoginStatus {
+                    user_id: n.user_id,
+                    status: n.login_stat,
+                }
+            }
+            cid::CID_BUDDY_LIST_REMOVE_SESSION_NOTIFY => {
+                let n: buddy::ImRemoveSessionNotify = pdu.decode_body()?;
+                Event::SessionRemoved {
+                    user_id: n.user_id,
+                    session_id: n.session_id,
+                    session_type: n.session_type,
+                }
+            }
+            cid::CID_BUDDY_LIST_SIGN_INFO_CHANGED_NOTIFY => {
+                let n: buddy::ImSignInfoChangedNotify = pdu.decode_body()?;
+                Event::SignInfoChanged {
+                    user_id: n.changed_user_id,
+                    sign_info: text(&n.sign_info),
+                }
+            }
+            _ => Event::Other(pdu.clone()),
+        })
+    }
+
+    fn encode_text(&self, text: &str) -> Result<Vec<u8>> {
+        match &self.cipher {
+            Some(c) => Ok(c.encrypt(text.as_bytes())?),
+            None => Ok(text.as_bytes().to_vec()),
+        }
+    }
+
+    /// Builds a [`Message`], decrypting text types.
+    fn make_message(
+        &self,
+        from: u32,
+        to: u32,
+        msg_id: u32,
+        msg_type: i32,
+        create_time: u32,
+        raw: Vec<u8>,
+    ) -> Message {
+        let text = if !is_text_type(msg_type) || raw.is_empty() {
+            None
+        } else {
+            match &self.cipher {
+                Some(c) => match c.decrypt(&raw) {
+                    Ok(p) => Some(text(&p)),
+                    Err(e) => {
+                        log::debug!("message {msg_id} from {from} does not decrypt: {e}");
+                        None
+                    }
+                },
+                None => Some(text(&raw)),
+            }
+        };
+        Message {
+            from,
+            to,
+            msg_id,
+            msg_type,
+            create_time,
+            raw,
+            text,
+        }
+    }
+
+    fn history_message(&self, s: Session, m: tt_proto::pb::base_define::MsgInfo) -> Message {
+        let to = match s.kind {
+            SessionType::Group => s.id,
+            SessionType::Single if m.from_session_id == s.id => self.user_id,
+            SessionType::Single => s.id,
+        };
+        self.make_message(
+            m.from_session_id,
+            to,
+            m.msg_id,
+            m.msg_type,
+            m.create_time,
+            m.msg_data,
+        )
+    }
+}
+
+/// Seq numbers run 1, 2, …, 65535, 1, …: 0 is what servers put in PDUs they originate, so it is
+/// never used for a request.
+fn next_seq_after(seq: u16) -> u16 {
+    match seq.wrapping_add(1) {
+        0 => 1,
+        n => n,
+    }
+}
+
+fn cid_label(command_id: u16) -> String {
+    match cid::name(command_id) {
+        Some(n) => n.to_string(),
+        None => format!("command {command_id:#06x}"),
+    }
+}
+
+fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seq_wraps_and_skips_zero() {
+        assert_eq!(next_seq_after(0), 1);
+        assert_eq!(next_seq_after(1), 2);
+        assert_eq!(next_seq_after(65534), 65535);
+        assert_eq!(next_seq_after(65535), 1);
+    }
+
+    #[test]
+    fn session_from_id_is_single() {
+        assert_eq!(Session::from(7), Session::user(7));
+        assert_eq!(Session::group(3).kind, SessionType::Group);
+    }
+
+    #[test]
+    fn login_request_pdu_matches_the_spec_example() {
+        // protocol.md §2.8 example 1.
+        let req = login::ImLoginReq {
+            user_name: b"a".to_vec(),
+            password: b"b".to_vec(),
+            online_status: UserStatType::UserStatusOnline as i32,
+            client_type: ClientType::Windows as i32,
+            client_version: None,
+        };
+        let bytes = Pdu::command(5, &req).to_bytes();
+        let mut want = vec![
+            0x00, 0x00, 0x00, 0x1a, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x01, 0x03, 0x00, 0x05,
+            0x00, 0x00,
+        ];
+        want.extend_from_slice(&[0x0a, 0x01, 0x61, 0x12, 0x01, 0x62, 0x18, 0x01, 0x20, 0x01]);
+        assert_eq!(bytes, want);
+    }
+
+    #[test]
+    fn heartbeat_pdu_matches_the_spec_example() {
+        let bytes = Pdu::command(0, &other::ImHeartBeat {}).to_bytes();
+        assert_eq!(bytes, [0, 0, 0, 0x10, 0, 1, 0, 0, 0, 7, 7, 1, 0, 0, 0, 0]);
+    }
+}
