@@ -35,7 +35,7 @@ commands: type `help` after logging in, or see services/client/README.md";
 const HELP: &str = "\
 send <user_id> <text...>        send a text message, wait for its ack
 gsend <group_id> <text...>      send a group text message
-recv [seconds]                  wait up to seconds (default 1) for events, print them all
+recv [seconds]                  wait up to seconds (default 1) for a message, print every event
 history <peer_id> [count] [begin_msg_id]
                                 messages of a conversation, newest first (count 20)
 getmsg <peer_id> <msg_id...>    messages by id
@@ -369,8 +369,14 @@ fn execute(c: &mut Client, words: &[&str]) -> Result<Flow, Error> {
                 None => 1.0,
             };
             let mut n = 0;
-            let mut wait = Duration::from_secs_f64(secs);
+            let deadline = std::time::Instant::now() + Duration::from_secs_f64(secs);
+            let mut done_waiting = false;
             loop {
+                let wait = if done_waiting {
+                    Duration::ZERO
+                } else {
+                    deadline.saturating_duration_since(std::time::Instant::now())
+                };
                 match c.next_event(wait) {
                     Ok(Some(ev)) => {
                         print_event(&ev);
@@ -378,8 +384,11 @@ fn execute(c: &mut Client, words: &[&str]) -> Result<Flow, Error> {
                         if matches!(ev, Event::Closed) {
                             break;
                         }
-                        // After the first event, print only what is already there.
-                        wait = Duration::ZERO;
+                        // Once a message (or a kick) came, print only what is already there;
+                        // notices (status changes…) do not end the wait.
+                        if matches!(ev, Event::Message(_) | Event::Kicked { .. }) {
+                            done_waiting = true;
+                        }
                     }
                     Ok(None) => break,
                     Err(e) => return Err(e),

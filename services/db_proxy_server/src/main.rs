@@ -1,2 +1,191 @@
-//! db_proxy_server (placeholder: being built).
-fn main() {}
+//! db_proxy_server: the only daemon that talks to MySQL and Redis. msg_server (and
+//! http_msg_server) send it protobuf requests; a pool of `ThreadNum` worker threads runs them
+//! against the databases and the replies go back on the connection they came from
+//! (storage-file.md §1, §4, §5; base-login-route.md §2.12).
+//!
+//! Conf `dbproxyserver.conf`: `ListenIP`, `ListenPort`, `ThreadNum`, `MsfsSite`, `aesKey`,
+//! `DBInstances` (+ per-pool keys), `CacheInstances` (+ per-pool keys): see `settings`.
+
+mod aes;
+mod audio;
+mod handlers;
+mod http;
+mod model;
+mod server;
+mod settings;
+mod store;
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::process::ExitCode;
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::Receiver;
+use netlib::{Config, EventLoop, Poster};
+use tt_common::Conf;
+use tt_common::daemon::{self, Command};
+use tt_common::pdu_io::TICK;
+
+use crate::handlers::{LoginFailures, Shared};
+use crate::server::{Job, Msg, Server, TIMER_TICK};
+use crate::settings::{CACHE_GROUP_MEMBER, CACHE_GROUP_SET, CACHE_TOKEN, CACHE_UNREAD, Settings};
+use crate::store::{Stores, atoi};
+
+/// Jobs the shared worker channel holds per worker thread.
+const JOBS_PER_WORKER: usize = 16;
+
+fn main() -> ExitCode {
+    let conf_path = match daemon::parse_args("DBProxyServer", "dbproxyserver.conf") {
+        Ok(Command::Run { conf }) => conf,
+        Ok(Command::Version) => return ExitCode::SUCCESS,
+        Err(usage) => {
+            eprintln!("{usage}");
+            return ExitCode::from(1);
+        }
+    };
+    daemon::init_logging();
+    match run(&conf_path) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("db_proxy_server: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(conf_path: &std::path::Path) -> Result<(), String> {
+    let conf = Conf::load(conf_path).map_err(|e| e.to_string())?;
+    let settings = Settings::from_conf(&conf).map_err(|e| e.to_string())?;
+
+    // Like the original, refuse to start when a database cannot be reached.
+    let mut probe = Stores::new(&settings.master, &settings.slave, &settings.caches);
+    probe
+        .connect_all()
+        .map_err(|e| format!("database check failed: {e}"))?;
+    let last_update = initial_last_update(&mut probe);
+    drop(probe);
+
+    let mut key = [0u8; 32];
+    key.copy_from_slice(&settings.aes_key);
+    // The original always appends "/" (quirk 14: a trailing slash in the setting gives "//").
+    let upload_url = http::Url::parse(&format!("{}/", settings.msfs_site));
+    if upload_url.is_none() {
+        log::warn!(
+            "MsfsSite={} is not an http://host[:port] URL: audio uploads will fail",
+            settings.msfs_site
+        );
+    }
+    let shared = Arc::new(Shared {
+        upload_url,
+        last_update: AtomicU32::new(last_update),
+        audio_placeholder: aes::audio_placeholder(&key),
+        login_failures: Mutex::new(LoginFailures::default()),
+    });
+
+    // Each worker holds one connection per pool: a pool uses ThreadNum connections.
+    let pools = [
+        (&settings.master.name, settings.master.max_conn),
+        (&settings.slave.name, settings.slave.max_conn),
+    ];
+    let used = [
+        CACHE_UNREAD,
+        CACHE_GROUP_SET,
+        CACHE_TOKEN,
+        CACHE_GROUP_MEMBER,
+    ];
+    let caches = settings
+        .caches
+        .iter()
+        .filter(|c| used.contains(&c.name.as_str()))
+        .map(|c| (&c.name, c.max_conn));
+    for (name, max) in pools.into_iter().chain(caches) {
+        if (settings.thread_num as u64) > u64::from(max) {
+            log::warn!(
+                "pool {name}: {} worker threads each hold one connection, above its \
+                 maxconncnt {max}",
+                settings.thread_num
+            );
+        }
+    }
+
+    let mut ev: EventLoop<Msg> =
+        EventLoop::new(Config::default()).map_err(|e| format!("event loop: {e}"))?;
+    let (jobs_tx, jobs_rx) =
+        crossbeam_channel::bounded::<Job>(settings.thread_num * JOBS_PER_WORKER);
+    let settings = Arc::new(settings);
+    for i in 0..settings.thread_num {
+        let (rx, poster, settings, shared) = (
+            jobs_rx.clone(),
+            ev.net().poster(),
+            settings.clone(),
+            shared.clone(),
+        );
+        std::thread::Builder::new()
+            .name(format!("db-worker-{i}"))
+            .spawn(move || worker(rx, poster, &settings, &shared))
+            .map_err(|e| format!("cannot start worker thread: {e}"))?;
+    }
+    drop(jobs_rx);
+
+    let mut service = Server::new(jobs_tx);
+    daemon::listen_all(ev.net(), &settings.listen_ips, settings.listen_port)?;
+    ev.net().add_timer(TICK, TIMER_TICK);
+    daemon::write_pid_file().map_err(|e| format!("cannot write server.pid: {e}"))?;
+    log::info!(
+        "db_proxy_server: {} worker threads, msfs upload url {}/",
+        settings.thread_num,
+        settings.msfs_site
+    );
+    daemon::announce_ready("db_proxy_server");
+    ev.run(&mut service)
+        .map_err(|e| format!("event loop failed: {e}"))
+}
+
+/// `CSyncCenter::init` for user changes (§6.2): `total_user_updated` if set (it never is, as
+/// the original writes `total_user_update`), else now, written to `total_user_update`.
+fn initial_last_update(st: &mut Stores) -> u32 {
+    let now = model::now_secs();
+    let Ok(cache) = st.cache(CACHE_UNREAD) else {
+        return now;
+    };
+    match cache.query::<Option<Vec<u8>>>(redis::cmd("GET").arg("total_user_updated")) {
+        Ok(Some(v)) if !v.is_empty() => atoi(&v),
+        _ => {
+            let _ =
+                cache.query::<redis::Value>(redis::cmd("SET").arg("total_user_update").arg(now));
+            now
+        }
+    }
+}
+
+/// One worker thread: owns its database connections, runs jobs until the I/O thread is gone.
+fn worker(jobs: Receiver<Job>, poster: Poster<Msg>, settings: &Settings, shared: &Shared) {
+    let new_stores = || Stores::new(&settings.master, &settings.slave, &settings.caches);
+    let mut stores = new_stores();
+    for job in jobs.iter() {
+        let run = catch_unwind(AssertUnwindSafe(|| {
+            handlers::handle(&mut stores, shared, &job.header, &job.body)
+        }));
+        let reply = match run {
+            Ok(reply) => reply,
+            Err(_) => {
+                log::error!(
+                    "handler of 0x{:04x} panicked; request dropped, connections reopened",
+                    job.header.command_id
+                );
+                stores = new_stores();
+                None
+            }
+        };
+        if poster
+            .post(Msg::Done {
+                conn: job.conn,
+                reply,
+            })
+            .is_err()
+        {
+            break;
+        }
+    }
+}

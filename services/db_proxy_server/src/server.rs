@@ -1,0 +1,242 @@
+//! The I/O thread (the original's `CProxyConn` and its loop callback): accepts msg_server /
+//! http_msg_server connections, frames PDUs, queues them for the workers, and sends the
+//! workers' replies back on the connection they came from.
+//!
+//! Queueing, fairness and bounds:
+//! * all workers take jobs from one shared bounded channel, so an idle worker always takes the
+//!   next job (the original pinned each job to a random worker's private queue, where it could
+//!   wait behind a slow query while other workers idled);
+//! * each connection may have at most [`MAX_IN_FLIGHT`] jobs in the channel or running; the
+//!   rest wait in the connection's own backlog, and backlogs are served round-robin, so one
+//!   busy connection cannot starve the others;
+//! * a backlog is bounded ([`MAX_BACKLOG`] PDUs, [`MAX_BACKLOG_BYTES`] bytes): a peer that
+//!   keeps sending past that without reading the replies is disconnected with a log line;
+//! * the I/O thread never blocks on the workers (`try_send`), and the workers' replies come back
+//!   through netlib's bounded inbox.
+//!
+//! As in the original, two requests of one connection may be answered out of order (callers
+//! match replies by seq_num / attach_data); what must not interleave (first messages of a user
+//! pair) is serialised in the database (see `model::PairLock`).
+
+use std::collections::{HashMap, VecDeque};
+
+use crossbeam_channel::{Sender, TrySendError};
+use netlib::{Buffer, CloseReason, ConnId, Handler, ListenerId, Net, TimerId};
+use tt_common::pdu_io::{Flow, KeepAlive, drain_pdus, peer_name};
+use tt_proto::ids::cid;
+use tt_proto::pdu::{DEFAULT_MAX_PDU_LEN, Header};
+
+use crate::handlers;
+
+/// Jobs of one connection queued to or running on the workers.
+pub const MAX_IN_FLIGHT: usize = 64;
+/// PDUs one connection may have waiting behind its in-flight jobs.
+pub const MAX_BACKLOG: usize = 100_000;
+/// Bytes one connection may have waiting behind its in-flight jobs.
+pub const MAX_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
+/// Largest PDU accepted (a longer length closes the connection).
+pub const MAX_PDU_LEN: u32 = DEFAULT_MAX_PDU_LEN;
+
+/// The 1 s keep-alive timer.
+pub const TIMER_TICK: u64 = 1;
+
+/// One request for a worker.
+pub struct Job {
+    pub conn: ConnId,
+    pub header: Header,
+    pub body: Vec<u8>,
+}
+
+/// What workers post back to the I/O thread.
+pub enum Msg {
+    /// A job finished; `reply` is the encoded reply PDU, if the handler has one.
+    Done {
+        conn: ConnId,
+        reply: Option<Vec<u8>>,
+    },
+}
+
+#[derive(Default)]
+struct Peer {
+    in_flight: usize,
+    backlog: VecDeque<Job>,
+    backlog_bytes: usize,
+    /// In `Server::waiting` (so it is there at most once).
+    waiting: bool,
+}
+
+pub struct Server {
+    jobs: Sender<Job>,
+    peers: HashMap<ConnId, Peer>,
+    /// Connections with a backlog, served round-robin.
+    waiting: VecDeque<ConnId>,
+}
+
+impl Server {
+    pub fn new(jobs: Sender<Job>) -> Server {
+        Server {
+            jobs,
+            peers: HashMap::new(),
+            waiting: VecDeque::new(),
+        }
+    }
+
+    /// Moves backlogged jobs into the shared channel while it has room, one job per connection
+    /// per round.
+    fn pump(&mut self) {
+        let mut stalled = 0;
+        while stalled < self.waiting.len() {
+            let Some(conn) = self.waiting.pop_front() else {
+                break;
+            };
+            let Some(peer) = self.peers.get_mut(&conn) else {
+                continue;
+            };
+            let Some(job) = peer.backlog.pop_front() else {
+                peer.waiting = false;
+                continue;
+            };
+            if peer.in_flight >= MAX_IN_FLIGHT {
+                peer.backlog.push_front(job);
+                self.waiting.push_back(conn);
+                stalled += 1;
+                continue;
+            }
+            let len = job.body.len();
+            match self.jobs.try_send(job) {
+                Ok(()) => {
+                    peer.in_flight += 1;
+                    peer.backlog_bytes -= len;
+                    stalled = 0;
+                    if peer.backlog.is_empty() {
+                        peer.waiting = false;
+                    } else {
+                        self.waiting.push_back(conn);
+                    }
+                }
+                Err(TrySendError::Full(job)) => {
+                    peer.backlog.push_front(job);
+                    self.waiting.push_front(conn);
+                    break;
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    log::error!("worker pool is gone; dropping queued requests");
+                    self.waiting.clear();
+                    for p in self.peers.values_mut() {
+                        p.backlog.clear();
+                        p.backlog_bytes = 0;
+                        p.waiting = false;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
+
+impl Handler for Server {
+    type Msg = Msg;
+
+    fn on_accept(
+        &mut self,
+        _net: &mut Net<Msg>,
+        _listener: ListenerId,
+        conn: ConnId,
+        peer: std::net::SocketAddr,
+    ) {
+        log::info!("connection {conn:?} from {peer}");
+        self.peers.insert(conn, Peer::default());
+    }
+
+    fn on_read(&mut self, net: &mut Net<Msg>, conn: ConnId, input: &mut Buffer) {
+        let Some(peer) = self.peers.get_mut(&conn) else {
+            input.consume(input.len());
+            return;
+        };
+        let mut overflow = false;
+        let framed = drain_pdus(input, MAX_PDU_LEN, |header, body| {
+            if header.command_id == cid::CID_OTHER_HEARTBEAT {
+                return Flow::Continue;
+            }
+            if !handlers::is_handled(header.command_id) {
+                log::warn!(
+                    "no handler for packet type 0x{:04x} (service {}), dropped",
+                    header.command_id,
+                    header.service_id
+                );
+                return Flow::Continue;
+            }
+            if peer.backlog.len() >= MAX_BACKLOG
+                || peer.backlog_bytes + body.len() > MAX_BACKLOG_BYTES
+            {
+                overflow = true;
+                return Flow::Stop;
+            }
+            peer.backlog_bytes += body.len();
+            peer.backlog.push_back(Job {
+                conn,
+                header: *header,
+                body: body.to_vec(),
+            });
+            Flow::Continue
+        });
+        if !peer.waiting && !peer.backlog.is_empty() {
+            peer.waiting = true;
+            self.waiting.push_back(conn);
+        }
+        if framed.is_err() || overflow {
+            peer.backlog.clear();
+            peer.backlog_bytes = 0;
+        }
+        if let Err(e) = framed {
+            log::warn!(
+                "closing {conn:?} ({}): bad PDU framing: {e}",
+                peer_name(net, conn)
+            );
+            net.close(conn);
+        } else if overflow {
+            log::warn!(
+                "closing {conn:?} ({}): more than {MAX_BACKLOG} requests / {MAX_BACKLOG_BYTES} \
+                 bytes waiting for the workers",
+                peer_name(net, conn)
+            );
+            net.close(conn);
+        }
+        self.pump();
+    }
+
+    fn on_close(&mut self, _net: &mut Net<Msg>, conn: ConnId, reason: CloseReason) {
+        if let Some(peer) = self.peers.remove(&conn) {
+            log::info!(
+                "connection {conn:?} closed ({reason:?}); {} requests dropped, {} replies \
+                 pending will be discarded",
+                peer.backlog.len(),
+                peer.in_flight
+            );
+        }
+    }
+
+    fn on_message(&mut self, net: &mut Net<Msg>, msg: Msg) {
+        match msg {
+            Msg::Done { conn, reply } => {
+                if let Some(peer) = self.peers.get_mut(&conn) {
+                    peer.in_flight = peer.in_flight.saturating_sub(1);
+                    if let Some(bytes) = reply {
+                        net.send(conn, &bytes);
+                    }
+                }
+                self.pump();
+            }
+        }
+    }
+
+    fn on_timer(&mut self, net: &mut Net<Msg>, _timer: TimerId, tag: u64) {
+        if tag == TIMER_TICK {
+            let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+            for conn in conns {
+                KeepAlive::SERVER.check(net, conn);
+            }
+            self.pump();
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! A worker's own MySQL and Redis connections (the original's `CDBPool` / `CachePool`).
+//!
+//! Each worker thread owns one connection per MySQL pool (master, slave) and one per Redis
+//! pool: no connection is ever shared between threads, so nothing is locked and nothing is used
+//! after being handed back (quirk 25 of the original). A connection is opened on first use and
+//! dropped on a transport error; the next use opens a new one, at most one attempt per
+//! [`RETRY_INTERVAL`] (the original's 4 s for Redis) so a dead server costs a logged error per
+//! request, not a connect timeout per request.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use mysql::prelude::Queryable;
+use mysql::{Conn, Opts, OptsBuilder, Params, Row};
+
+use crate::settings::{CachePool, DbPool};
+
+/// Minimum time between two connection attempts of one connection.
+pub const RETRY_INTERVAL: Duration = Duration::from_secs(4);
+const MYSQL_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const MYSQL_IO_TIMEOUT: Duration = Duration::from_secs(30);
+const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
+const REDIS_IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A failed storage operation (already logged where it happened).
+#[derive(Debug)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One lazily (re)opened MySQL connection.
+pub struct Db {
+    name: String,
+    opts: Opts,
+    conn: Option<Conn>,
+    last_attempt: Option<Instant>,
+}
+
+impl Db {
+    pub fn new(pool: &DbPool) -> Db {
+        let opts = OptsBuilder::new()
+            .ip_or_hostname(Some(pool.host.clone()))
+            .tcp_port(pool.port)
+            .user(Some(pool.username.clone()))
+            .pass(Some(pool.password.clone()))
+            .db_name(Some(pool.dbname.clone()))
+            .prefer_socket(false)
+            .tcp_connect_timeout(Some(MYSQL_CONNECT_TIMEOUT))
+            .read_timeout(Some(MYSQL_IO_TIMEOUT))
+            .write_timeout(Some(MYSQL_IO_TIMEOUT))
+            .stmt_cache_size(256)
+            .init(vec!["SET NAMES utf8mb4"]);
+        Db {
+            name: pool.name.clone(),
+            opts: Opts::from(opts),
+            conn: None,
+            last_attempt: None,
+        }
+    }
+
+    /// Opens the connection now (start-up check).
+    pub fn connect_now(&mut self) -> StoreResult<()> {
+        self.last_attempt = None;
+        self.conn().map(|_| ())
+    }
+
+    fn conn(&mut self) -> StoreResult<&mut Conn> {
+        if self.conn.is_none() {
+            if let Some(t) = self.last_attempt
+                && t.elapsed() < RETRY_INTERVAL
+            {
+                return Err(StoreError(format!("mysql {}: not connected", self.name)));
+            }
+            self.last_attempt = Some(Instant::now());
+            match Conn::new(self.opts.clone()) {
+                Ok(c) => {
+                    log::info!("mysql {}: connected", self.name);
+                    self.conn = Some(c);
+                }
+                Err(e) => {
+                    let msg = format!("mysql {}: connect failed: {e}", self.name);
+                    log::error!("{msg}");
+                    return Err(StoreError(msg));
+                }
+            }
+        }
+        match self.conn.as_mut() {
+            Some(c) => Ok(c),
+            None => Err(StoreError(format!("mysql {}: not connected", self.name))),
+        }
+    }
+
+    fn fail(&mut self, what: &str, e: mysql::Error) -> StoreError {
+        // A server-side error (bad statement, constraint, deadlock) leaves the connection
+        // usable; anything else (I/O, protocol) drops it so that the next use reconnects.
+        if !matches!(e, mysql::Error::MySqlError(_)) {
+            self.conn = None;
+        }
+        let msg = format!("mysql {}: {what}: {e}", self.name);
+        log::error!("{msg}");
+        StoreError(msg)
+    }
+
+    /// Runs a statement with bound parameters and collects its rows.
+    pub fn rows(&mut self, sql: &str, params: impl Into<Params>) -> StoreResult<Vec<Row>> {
+        let r = self.conn()?.exec::<Row, _, _>(sql, params);
+        r.map_err(|e| self.fail(sql, e))
+    }
+
+    /// Runs a statement and returns its affected rows and last insert id.
+    pub fn exec(&mut self, sql: &str, params: impl Into<Params>) -> StoreResult<(u64, u64)> {
+        let conn = self.conn()?;
+        match conn.exec_drop(sql, params) {
+            Ok(()) => Ok((conn.affected_rows(), conn.last_insert_id())),
+            Err(e) => Err(self.fail(sql, e)),
+        }
+    }
+}
+
+/// Reads column `i` of a row as `T`; NULL (or a missing column) gives `None` (the original
+/// crashed on NULL: quirk 27).
+pub fn col<T: mysql::prelude::FromValue>(row: &Row, i: usize) -> Option<T> {
+    match row.as_ref(i)? {
+        mysql::Value::NULL => None,
+        v => mysql::from_value_opt::<T>(v.clone()).ok(),
+    }
+}
+
+/// An integer column read as u32 (NULL and out-of-range values read as 0).
+pub fn col_u32(row: &Row, i: usize) -> u32 {
+    match row.as_ref(i) {
+        Some(mysql::Value::Int(v)) => u32::try_from(*v).unwrap_or(0),
+        Some(mysql::Value::UInt(v)) => u32::try_from(*v).unwrap_or(0),
+        Some(mysql::Value::Bytes(b)) => atoi(b),
+        _ => 0,
+    }
+}
+
+/// A text column as bytes (NULL reads as empty).
+pub fn col_bytes(row: &Row, i: usize) -> Vec<u8> {
+    col::<Vec<u8>>(row, i).unwrap_or_default()
+}
+
+/// C `atoi` on a decimal string, as the original parses numbers read back from Redis: leading
+/// blanks and sign allowed, digits up to the first other byte, garbage reads as 0. The result
+/// is taken modulo 2^32 like the original's cast to uint32.
+pub fn atoi(s: &[u8]) -> u32 {
+    let mut i = 0;
+    while i < s.len() && (s[i] == b' ' || s[i] == b'\t' || s[i] == b'\n') {
+        i += 1;
+    }
+    let mut neg = false;
+    if i < s.len() && (s[i] == b'-' || s[i] == b'+') {
+        neg = s[i] == b'-';
+        i += 1;
+    }
+    let mut v: i64 = 0;
+    while i < s.len() && s[i].is_ascii_digit() {
+        v = (v * 10 + i64::from(s[i] - b'0')) % (1 << 32);
+        i += 1;
+    }
+    let v = if neg { -v } else { v };
+    v as u32
+}
+
+/// One lazily (re)opened Redis connection.
+pub struct Cache {
+    name: String,
+    client: Option<redis::Client>,
+    conn: Option<redis::Connection>,
+    last_attempt: Option<Instant>,
+}
+
+impl Cache {
+    pub fn new(pool: &CachePool) -> Cache {
+        let url = format!("redis://{}:{}/{}", pool.host, pool.port, pool.db);
+        let client = match redis::Client::open(url.as_str()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                log::error!("redis {}: bad address {url}: {e}", pool.name);
+                None
+            }
+        };
+        Cache {
+            name: pool.name.clone(),
+            client,
+            conn: None,
+            last_attempt: None,
+        }
+    }
+
+    /// Opens the connection now (start-up check).
+    pub fn connect_now(&mut self) -> StoreResult<()> {
+        self.last_attempt = None;
+        self.conn().map(|_| ())
+    }
+
+    fn conn(&mut self) -> StoreResult<&mut redis::Connection> {
+        if self.conn.is_none() {
+            if let Some(t) = self.last_attempt
+                && t.elapsed() < RETRY_INTERVAL
+            {
+                return Err(StoreError(format!("redis {}: not connected", self.name)));
+            }
+            self.last_attempt = Some(Instant::now());
+            let Some(client) = self.client.as_ref() else {
+                return Err(StoreError(format!("redis {}: bad address", self.name)));
+            };
+            let opened = client
+                .get_connection_with_timeout(REDIS_CONNECT_TIMEOUT)
+                .and_then(|c| {
+                    c.set_read_timeout(Some(REDIS_IO_TIMEOUT))?;
+                    c.set_write_timeout(Some(REDIS_IO_TIMEOUT))?;
+                    Ok(c)
+                });
+            match opened {
+                Ok(c) => {
+                    log::info!("redis {}: connected", self.name);
+                    self.conn = Some(c);
+                }
+                Err(e) => {
+                    let msg = format!("redis {}: connect failed: {e}", self.name);
+                    log::error!("{msg}");
+                    return Err(StoreError(msg));
+                }
+            }
+        }
+        match self.conn.as_mut() {
+            Some(c) => Ok(c),
+            None => Err(StoreError(format!("redis {}: not connected", self.name))),
+        }
+    }
+
+    /// Runs one command.
+    pub fn query<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> StoreResult<T> {
+        let r = cmd.query::<T>(self.conn()?);
+        r.map_err(|e| {
+            if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+                self.conn = None;
+            }
+            let msg = format!("redis {}: {e}", self.name);
+            log::error!("{msg}");
+            StoreError(msg)
+        })
+    }
+}
+
+/// A worker's connections: master and slave MySQL, one Redis connection per named pool.
+pub struct Stores {
+    pub master: Db,
+    pub slave: Db,
+    caches: HashMap<String, Cache>,
+}
+
+impl Stores {
+    pub fn new(master: &DbPool, slave: &DbPool, caches: &[CachePool]) -> Stores {
+        Stores {
+            master: Db::new(master),
+            slave: Db::new(slave),
+            caches: caches
+                .iter()
+                .map(|c| (c.name.clone(), Cache::new(c)))
+                .collect(),
+        }
+    }
+
+    /// The Redis connection of pool `name` (pools are checked at start-up, so a missing one
+    /// is a programming error reported as a storage error).
+    pub fn cache(&mut self, name: &str) -> StoreResult<&mut Cache> {
+        self.caches
+            .get_mut(name)
+            .ok_or_else(|| StoreError(format!("no redis pool {name}")))
+    }
+
+    /// Opens every connection (start-up check): the first failure is returned.
+    pub fn connect_all(&mut self) -> StoreResult<()> {
+        self.master.connect_now()?;
+        self.slave.connect_now()?;
+        for c in self.caches.values_mut() {
+            c.connect_now()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::atoi;
+
+    #[test]
+    fn atoi_like_c() {
+        assert_eq!(atoi(b"123"), 123);
+        assert_eq!(atoi(b"  42abc"), 42);
+        assert_eq!(atoi(b"abc"), 0);
+        assert_eq!(atoi(b""), 0);
+        assert_eq!(atoi(b"-1"), u32::MAX);
+        assert_eq!(atoi(b"+7"), 7);
+    }
+}

@@ -1,0 +1,1243 @@
+//! db_proxy_server against the real binary, the local MariaDB and Redis: PDUs over plain TCP.
+//!
+//! Users: seeded 90..99 only (90/91 login, 92/93 message flow, 94/95 user info), plus fresh
+//! users with ids >= 1_000_000 created (and removed) by the concurrency test.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use md5::{Digest, Md5};
+use mysql::prelude::Queryable;
+use prost::Message;
+use tt_proto::ids::{cid, sid};
+use tt_proto::pb::buddy::{
+    ImAllUserReq, ImAllUserRsp, ImDepartmentReq, ImDepartmentRsp, ImRecentContactSessionReq,
+    ImRecentContactSessionRsp, ImUsersInfoReq, ImUsersInfoRsp,
+};
+use tt_proto::pb::message::{
+    ImGetLatestMsgIdReq, ImGetLatestMsgIdRsp, ImGetMsgByIdReq, ImGetMsgByIdRsp, ImGetMsgListReq,
+    ImGetMsgListRsp, ImMsgData, ImMsgDataReadAck, ImUnreadMsgCntReq, ImUnreadMsgCntRsp,
+};
+use tt_proto::pb::server::{ImValidateReq, ImValidateRsp};
+use tt_proto::pdu::{HEADER_LEN, Header};
+use tt_testkit::{Daemon, DbEnv, TempDir, free_port};
+
+/// Hang guard for every read.
+const LIMIT: Duration = Duration::from_secs(20);
+
+struct Proxy {
+    _dir: TempDir,
+    daemon: Daemon,
+    port: u16,
+}
+
+fn conf_text(port: u16, thread_num: usize) -> String {
+    let db = DbEnv::from_env();
+    let mut s = format!(
+        "ListenIP=127.0.0.1\nListenPort={port}\nThreadNum={thread_num}\n\
+         MsfsSite=http://127.0.0.1:8700\naesKey=12345678901234567890123456789012\n\
+         DBInstances=teamtalk_master,teamtalk_slave\n\
+         CacheInstances=unread,group_set,token,sync,group_member\n"
+    );
+    for pool in ["teamtalk_master", "teamtalk_slave"] {
+        s += &format!(
+            "{pool}_host={}\n{pool}_port={}\n{pool}_dbname={}\n{pool}_username={}\n\
+             {pool}_password={}\n{pool}_maxconncnt=16\n",
+            db.mysql_host, db.mysql_port, db.mysql_db, db.mysql_user, db.mysql_password
+        );
+    }
+    for (pool, n) in [
+        ("unread", 1),
+        ("group_set", 2),
+        ("sync", 3),
+        ("token", 4),
+        ("group_member", 5),
+    ] {
+        s += &format!(
+            "{pool}_host={}\n{pool}_port={}\n{pool}_db={n}\n{pool}_maxconncnt=16\n",
+            db.redis_host, db.redis_port
+        );
+    }
+    s
+}
+
+fn start(thread_num: usize) -> Proxy {
+    let dir = TempDir::new("db_proxy");
+    let port = free_port();
+    dir.write("dbproxyserver.conf", &conf_text(port, thread_num));
+    let mut daemon = Daemon::spawn("db_proxy_server", dir.path(), "dbproxyserver.conf");
+    daemon.wait_ready(LIMIT);
+    Proxy {
+        _dir: dir,
+        daemon,
+        port,
+    }
+}
+
+struct Client {
+    s: TcpStream,
+    seq: u16,
+}
+
+impl Client {
+    fn connect(p: &Proxy) -> Client {
+        let s = TcpStream::connect(("127.0.0.1", p.port)).expect("connect to db_proxy");
+        s.set_read_timeout(Some(LIMIT)).expect("timeout");
+        Client { s, seq: 0 }
+    }
+
+    fn send_raw(&mut self, service: u16, command: u16, seq: u16, body: &[u8]) {
+        let mut h = Header::new(service, command, seq);
+        h.length = (HEADER_LEN + body.len()) as u32;
+        let mut out = h.to_bytes().to_vec();
+        out.extend_from_slice(body);
+        self.s.write_all(&out).expect("write");
+    }
+
+    fn send<M: Message>(&mut self, service: u16, command: u16, msg: &M) -> u16 {
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        self.send_raw(service, command, seq, &msg.encode_to_vec());
+        seq
+    }
+
+    fn read_pdu(&mut self) -> (Header, Vec<u8>) {
+        let mut head = [0u8; HEADER_LEN];
+        self.s.read_exact(&mut head).expect("read a reply header");
+        let h = Header::parse(&head);
+        let mut body = vec![0u8; h.length as usize - HEADER_LEN];
+        self.s.read_exact(&mut body).expect("read a reply body");
+        (h, body)
+    }
+
+    /// Sends a request and waits for the reply with the same seq (others are not expected).
+    fn call<Q: Message, R: Message + Default>(
+        &mut self,
+        service: u16,
+        command: u16,
+        reply_cid: u16,
+        msg: &Q,
+    ) -> R {
+        let seq = self.send(service, command, msg);
+        let (h, body) = self.read_pdu();
+        assert_eq!(h.seq_num, seq, "reply seq");
+        assert_eq!(h.command_id, reply_cid, "reply command id");
+        R::decode(body.as_slice()).expect("decode reply")
+    }
+
+    /// True if the server closed the connection (EOF or reset) before LIMIT.
+    fn closed_by_peer(&mut self) -> bool {
+        let mut buf = [0u8; 256];
+        loop {
+            match self.s.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+fn md5_hex(data: &[u8]) -> String {
+    Md5::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as u32
+}
+
+fn validate(c: &mut Client, name: &str, password: &str) -> ImValidateRsp {
+    let req = ImValidateReq {
+        user_name: name.as_bytes().to_vec(),
+        password: md5_hex(password.as_bytes()).into_bytes(),
+        attach_data: Some(b"attach-123".to_vec()),
+    };
+    c.call(
+        sid::SID_OTHER,
+        cid::CID_OTHER_VALIDATE_REQ,
+        cid::CID_OTHER_VALIDATE_RSP,
+        &req,
+    )
+}
+
+fn send_msg(c: &mut Client, from: u32, to: u32, text: &str) -> ImMsgData {
+    let req = ImMsgData {
+        from_user_id: from,
+        to_session_id: to,
+        msg_id: 0,
+        create_time: now(),
+        msg_type: 1,
+        msg_data: text.as_bytes().to_vec(),
+        attach_data: Some(b"ack-attach".to_vec()),
+    };
+    let rsp: ImMsgData = c.call(sid::SID_MSG, cid::CID_MSG_DATA, cid::CID_MSG_DATA, &req);
+    assert_eq!(rsp.from_user_id, from);
+    assert_eq!(rsp.to_session_id, to);
+    assert_eq!(rsp.msg_data, req.msg_data);
+    assert_eq!(rsp.create_time, req.create_time);
+    assert_eq!(rsp.attach_data, req.attach_data);
+    rsp
+}
+
+fn latest_msg_id(c: &mut Client, user: u32, peer: u32) -> u32 {
+    let req = ImGetLatestMsgIdReq {
+        user_id: user,
+        session_type: 1,
+        session_id: peer,
+        attach_data: Some(b"l".to_vec()),
+    };
+    let rsp: ImGetLatestMsgIdRsp = c.call(
+        sid::SID_MSG,
+        cid::CID_MSG_GET_LATEST_MSG_ID_REQ,
+        cid::CID_MSG_GET_LATEST_MSG_ID_RSP,
+        &req,
+    );
+    assert_eq!((rsp.user_id, rsp.session_id), (user, peer));
+    assert_eq!(rsp.attach_data.as_deref(), Some(&b"l"[..]));
+    rsp.latest_msg_id
+}
+
+fn unread(c: &mut Client, user: u32) -> ImUnreadMsgCntRsp {
+    let req = ImUnreadMsgCntReq {
+        user_id: user,
+        attach_data: None,
+    };
+    c.call(
+        sid::SID_MSG,
+        cid::CID_MSG_UNREAD_CNT_REQUEST,
+        cid::CID_MSG_UNREAD_CNT_RESPONSE,
+        &req,
+    )
+}
+
+fn mysql_conn() -> mysql::Conn {
+    mysql::Conn::new(mysql::Opts::from_url(&DbEnv::from_env().mysql_url()).expect("mysql url"))
+        .expect("mysql connect")
+}
+
+#[test]
+fn validate_ok_wrong_password_unknown_user_and_parse_failure() {
+    let p = start(2);
+    let mut c = Client::connect(&p);
+
+    let ok = validate(&mut c, "user90", "123456");
+    assert_eq!(ok.result_code, 0);
+    assert_eq!(ok.result_string.as_deref(), Some("成功".as_bytes()));
+    assert_eq!(ok.user_name, b"user90");
+    assert_eq!(ok.attach_data.as_deref(), Some(&b"attach-123"[..]));
+    let info = ok.user_info.expect("user_info on success");
+    assert_eq!(info.user_id, 90);
+    assert_eq!(info.user_gender, 2);
+    assert_eq!(info.user_real_name, b"user90");
+    assert_eq!(info.user_domain, b"user90");
+    assert_eq!(info.user_nick_name, b"User 90");
+    assert_eq!(info.user_tel, b"13800000090");
+    assert_eq!(info.email, b"user90@example.com");
+    assert_eq!(info.department_id, 1);
+    assert_eq!(info.status, 0);
+    assert_eq!(info.sign_info.as_deref(), Some(&b"Hi, I am user90."[..]));
+    assert!(info.avatar_url.ends_with(b"000000000090.png"));
+
+    let wrong = validate(&mut c, "user91", "654321");
+    assert_eq!(wrong.result_code, 1);
+    assert_eq!(
+        wrong.result_string.as_deref(),
+        Some("用户名/密码错误".as_bytes())
+    );
+    assert!(wrong.user_info.is_none());
+    assert_eq!(wrong.user_name, b"user91");
+
+    let unknown = validate(&mut c, "no-such-user-db-proxy", "123456");
+    assert_eq!(unknown.result_code, 1);
+    assert!(unknown.user_info.is_none());
+
+    // A name with SQL in it is just a name.
+    let inject = validate(&mut c, "user90' OR '1'='1", "123456");
+    assert_eq!(inject.result_code, 1);
+
+    // Parse failure (required password missing): result 2, the original's one exception.
+    let seq = 77;
+    let body = ImValidateReq {
+        user_name: b"user90".to_vec(),
+        password: Vec::new(),
+        attach_data: None,
+    };
+    // Encode only field 1 so that the required field 2 is absent.
+    let mut raw = Vec::new();
+    prost::encoding::bytes::encode(1, &body.user_name, &mut raw);
+    c.send_raw(sid::SID_OTHER, cid::CID_OTHER_VALIDATE_REQ, seq, &raw);
+    let (h, rsp) = c.read_pdu();
+    assert_eq!(h.seq_num, seq);
+    let rsp = ImValidateRsp::decode(rsp.as_slice()).expect("decode");
+    assert_eq!(rsp.result_code, 2);
+    assert_eq!(
+        rsp.result_string.as_deref(),
+        Some("服务端内部错误".as_bytes())
+    );
+
+    // Eleven failures within 30 minutes lock the name out (result 6), even with the right
+    // password; another name is not affected.
+    for _ in 0..10 {
+        assert_eq!(validate(&mut c, "user91", "bad").result_code, 1);
+    }
+    assert_eq!(validate(&mut c, "user91", "123456").result_code, 6);
+    assert_eq!(validate(&mut c, "user90", "123456").result_code, 0);
+}
+
+#[test]
+fn single_chat_flow() {
+    let p = start(4);
+    let mut c = Client::connect(&p);
+    let (a, b) = (92u32, 93u32);
+
+    let before = latest_msg_id(&mut c, a, b);
+    assert_eq!(latest_msg_id(&mut c, b, a), before, "one sequence per pair");
+    let unread_before = unread(&mut c, b)
+        .unreadinfo_list
+        .iter()
+        .find(|u| u.session_id == a && u.session_type == 1)
+        .map_or(0, |u| u.unread_cnt);
+
+    let t1 = format!("hello from {a} at {}", now());
+    let t2 = format!("second from {a}");
+    let m1 = send_msg(&mut c, a, b, &t1);
+    assert_eq!(m1.msg_id, before + 1);
+    let m2 = send_msg(&mut c, a, b, &t2);
+    assert_eq!(m2.msg_id, before + 2);
+    assert_eq!(latest_msg_id(&mut c, b, a), before + 2);
+
+    // Unread: the receiver's counter for the sender went up by 2; the entry shows the last
+    // message and the peer as sender.
+    let u = unread(&mut c, b);
+    let entry = u
+        .unreadinfo_list
+        .iter()
+        .find(|e| e.session_id == a && e.session_type == 1)
+        .expect("unread entry for the sender");
+    assert_eq!(entry.unread_cnt, unread_before + 2);
+    assert_eq!(entry.latest_msg_id, before + 2);
+    assert_eq!(entry.latest_msg_data, t2.as_bytes());
+    assert_eq!(entry.latest_msg_type, 1);
+    assert_eq!(entry.latest_msg_from_user_id, a);
+    assert!(u.total_cnt >= entry.unread_cnt);
+
+    // History: newest first; msg_id_begin is inclusive.
+    let req = ImGetMsgListReq {
+        user_id: b,
+        session_type: 1,
+        session_id: a,
+        msg_id_begin: 0,
+        msg_cnt: 2,
+        attach_data: Some(b"h".to_vec()),
+    };
+    let h: ImGetMsgListRsp = c.call(
+        sid::SID_MSG,
+        cid::CID_MSG_LIST_REQUEST,
+        cid::CID_MSG_LIST_RESPONSE,
+        &req,
+    );
+    assert_eq!(h.attach_data.as_deref(), Some(&b"h"[..]));
+    assert_eq!((h.user_id, h.session_id, h.msg_id_begin), (b, a, 0));
+    let ids: Vec<u32> = h.msg_list.iter().map(|m| m.msg_id).collect();
+    assert_eq!(ids, vec![before + 2, before + 1]);
+    assert_eq!(h.msg_list[0].msg_data, t2.as_bytes());
+    assert_eq!(h.msg_list[1].msg_data, t1.as_bytes());
+    assert_eq!(h.msg_list[1].from_session_id, a);
+    assert_eq!(h.msg_list[1].create_time, m1.create_time);
+    let req = ImGetMsgListReq {
+        msg_id_begin: before + 1,
+        msg_cnt: 1,
+        ..req
+    };
+    let h: ImGetMsgListRsp = c.call(
+        sid::SID_MSG,
+        cid::CID_MSG_LIST_REQUEST,
+        cid::CID_MSG_LIST_RESPONSE,
+        &req,
+    );
+    assert_eq!(h.msg_list.len(), 1);
+    assert_eq!(h.msg_list[0].msg_id, before + 1);
+
+    // By id.
+    let req = ImGetMsgByIdReq {
+        user_id: a,
+        session_type: 1,
+        session_id: b,
+        msg_id_list: vec![before + 1, before + 1, 4_000_000_000],
+        attach_data: Some(b"i".to_vec()),
+    };
+    let r: ImGetMsgByIdRsp = c.call(
+        sid::SID_MSG,
+        cid::CID_MSG_GET_BY_MSG_ID_REQ,
+        cid::CID_MSG_GET_BY_MSG_ID_RES,
+        &req,
+    );
+    assert_eq!(r.attach_data.as_deref(), Some(&b"i"[..]));
+    assert_eq!(r.msg_list.len(), 1);
+    assert_eq!(r.msg_list[0].msg_id, before + 1);
+    assert_eq!(r.msg_list[0].msg_data, t1.as_bytes());
+    assert_eq!(r.msg_list[0].from_session_id, a);
+
+    // Recent sessions: both sides have the pair, with the last message.
+    for (user, peer) in [(a, b), (b, a)] {
+        let req = ImRecentContactSessionReq {
+            user_id: user,
+            latest_update_time: 0,
+            attach_data: Some(b"s".to_vec()),
+        };
+        let r: ImRecentContactSessionRsp = c.call(
+            sid::SID_BUDDY_LIST,
+            cid::CID_BUDDY_LIST_RECENT_CONTACT_SESSION_REQUEST,
+            cid::CID_BUDDY_LIST_RECENT_CONTACT_SESSION_RESPONSE,
+            &req,
+        );
+        assert_eq!(r.attach_data.as_deref(), Some(&b"s"[..]));
+        let s = r
+            .contact_session_list
+            .iter()
+            .find(|s| s.session_id == peer && s.session_type == 1)
+            .expect("session with the peer");
+        assert_eq!(s.latest_msg_id, before + 2);
+        assert_eq!(s.latest_msg_data, t2.as_bytes());
+        assert_eq!(s.latest_msg_from_user_id, peer);
+        assert_eq!(s.session_status, 0);
+        let newer: Vec<u32> = r
+            .contact_session_list
+            .iter()
+            .map(|s| s.updated_time)
+            .collect();
+        assert!(newer.windows(2).all(|w| w[0] >= w[1]), "newest first");
+    }
+
+    // Read ack (no reply) clears the counter. It may run on another worker than the next
+    // request, so poll until it took effect (bounded by LIMIT as a hang guard).
+    let ack = ImMsgDataReadAck {
+        user_id: b,
+        session_id: a,
+        msg_id: before + 2,
+        session_type: 1,
+    };
+    c.send(sid::SID_MSG, cid::CID_MSG_READ_ACK, &ack);
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let u = unread(&mut c, b);
+        if !u.unreadinfo_list.iter().any(|e| e.session_id == a) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "read ack never cleared the counter"
+        );
+    }
+}
+
+#[test]
+fn users_departments_and_changed_users() {
+    let p = start(2);
+    let mut c = Client::connect(&p);
+    let req = ImUsersInfoReq {
+        user_id: 94,
+        user_id_list: vec![95, 94, 95, 3_000_000_000],
+        attach_data: Some(b"u".to_vec()),
+    };
+    let r: ImUsersInfoRsp = c.call(
+        sid::SID_BUDDY_LIST,
+        cid::CID_BUDDY_LIST_USER_INFO_REQUEST,
+        cid::CID_BUDDY_LIST_USER_INFO_RESPONSE,
+        &req,
+    );
+    assert_eq!(r.attach_data.as_deref(), Some(&b"u"[..]));
+    let ids: Vec<u32> = r.user_info_list.iter().map(|u| u.user_id).collect();
+    assert_eq!(ids, vec![94, 95]);
+    assert_eq!(r.user_info_list[1].user_gender, 1);
+    assert_eq!(r.user_info_list[1].user_nick_name, b"User 95");
+
+    let req = ImDepartmentReq {
+        user_id: 94,
+        latest_update_time: 0,
+        attach_data: None,
+    };
+    let r: ImDepartmentRsp = c.call(
+        sid::SID_BUDDY_LIST,
+        cid::CID_BUDDY_LIST_DEPARTMENT_REQUEST,
+        cid::CID_BUDDY_LIST_DEPARTMENT_RESPONSE,
+        &req,
+    );
+    let dept = r
+        .dept_list
+        .iter()
+        .find(|d| d.dept_id == 1)
+        .expect("department 1");
+    assert_eq!(dept.dept_name, b"Engineering");
+    assert!(r.latest_update_time > 0);
+
+    // Changed users since 0: every non-deleted user, the newest `updated` as the new time.
+    let req = ImAllUserReq {
+        user_id: 94,
+        latest_update_time: 0,
+        attach_data: Some(b"a".to_vec()),
+    };
+    let r: ImAllUserRsp = c.call(
+        sid::SID_BUDDY_LIST,
+        cid::CID_BUDDY_LIST_ALL_USER_REQUEST,
+        cid::CID_BUDDY_LIST_ALL_USER_RESPONSE,
+        &req,
+    );
+    assert!(r.user_list.iter().any(|u| u.user_id == 94));
+    assert!(r.latest_update_time >= 1_704_067_200);
+    // Gated by the start time: a client up to date with a future time gets nothing.
+    let req = ImAllUserReq {
+        latest_update_time: now() + 3600,
+        ..req
+    };
+    let r: ImAllUserRsp = c.call(
+        sid::SID_BUDDY_LIST,
+        cid::CID_BUDDY_LIST_ALL_USER_REQUEST,
+        cid::CID_BUDDY_LIST_ALL_USER_RESPONSE,
+        &req,
+    );
+    assert!(r.user_list.is_empty());
+    assert_eq!(r.latest_update_time, req.latest_update_time);
+}
+
+/// Removes the rows the concurrency test created.
+fn cleanup_pair(db: &mut mysql::Conn, a: u32, b: u32) {
+    let rels: Vec<u32> = db
+        .exec(
+            "SELECT id FROM IMRelationShip WHERE smallId=? AND bigId=?",
+            (a, b),
+        )
+        .unwrap_or_default();
+    let mut unread_db = redis_conn(1);
+    for r in rels {
+        let _ = db.exec_drop(
+            format!("DELETE FROM IMMessage_{} WHERE relateId=?", r % 8),
+            (r,),
+        );
+        // The relation id could be handed out again (auto-increment after a restart): its
+        // counter must go with it.
+        let _ = redis::cmd("DEL")
+            .arg(format!("msg_id_{r}"))
+            .query::<()>(&mut unread_db);
+    }
+    let _ = redis::cmd("HDEL")
+        .arg(format!("unread_{a}"))
+        .arg(b)
+        .query::<()>(&mut unread_db);
+    let _ = redis::cmd("HDEL")
+        .arg(format!("unread_{b}"))
+        .arg(a)
+        .query::<()>(&mut unread_db);
+    let _ = db.exec_drop(
+        "DELETE FROM IMRelationShip WHERE smallId=? AND bigId=?",
+        (a, b),
+    );
+    let _ = db.exec_drop(
+        "DELETE FROM IMRecentSession WHERE type=1 AND ((userId=? AND peerId=?) OR (userId=? AND peerId=?))",
+        (a, b, b, a),
+    );
+    let _ = db.exec_drop("DELETE FROM IMUser WHERE id IN (?, ?)", (a, b));
+}
+
+#[test]
+fn first_messages_of_a_new_pair_sent_concurrently() {
+    const N: usize = 24;
+    let p = start(8);
+    let mut db = mysql_conn();
+    // Two fresh users, ids from the pid and the clock so reruns do not collide.
+    let seed = u64::from(std::process::id()) * 1_000_003
+        + std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_nanos() as u64;
+    let mut a = 0;
+    for attempt in 0..20u64 {
+        let cand = 1_000_000 + ((seed + attempt * 7) % 1_000_000_000) as u32 * 2;
+        let t = now();
+        let ins = db.exec_drop(
+            "INSERT INTO IMUser (id, sex, name, domain, nick, password, salt, phone, email, \
+             avatar, departId, status, created, updated, push_shield_status, sign_info) \
+             VALUES (?, 1, ?, ?, ?, '', '', '', '', '', 1, 0, ?, ?, 0, ''), \
+                    (?, 2, ?, ?, ?, '', '', '', '', '', 1, 0, ?, ?, 0, '')",
+            mysql::Params::Positional(vec![
+                cand.into(),
+                format!("dbp{cand}").into(),
+                format!("dbp{cand}").into(),
+                format!("dbp{cand}").into(),
+                t.into(),
+                t.into(),
+                (cand + 1).into(),
+                format!("dbp{}", cand + 1).into(),
+                format!("dbp{}", cand + 1).into(),
+                format!("dbp{}", cand + 1).into(),
+                t.into(),
+                t.into(),
+            ]),
+        );
+        if ins.is_ok() {
+            a = cand;
+            break;
+        }
+    }
+    assert!(a != 0, "could not insert two fresh users");
+    let b = a + 1;
+
+    let barrier = Arc::new(Barrier::new(N));
+    let port = p.port;
+    let threads: Vec<_> = (0..N)
+        .map(|i| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+                s.set_read_timeout(Some(LIMIT)).expect("timeout");
+                let mut c = Client { s, seq: 0 };
+                let (from, to) = if i % 2 == 0 { (a, b) } else { (b, a) };
+                barrier.wait();
+                send_msg(&mut c, from, to, &format!("race message {i}")).msg_id
+            })
+        })
+        .collect();
+    let mut ids: Vec<u32> = threads
+        .into_iter()
+        .map(|t| t.join().expect("sender thread"))
+        .collect();
+    ids.sort_unstable();
+
+    let rels: Vec<u32> = db
+        .exec(
+            "SELECT id FROM IMRelationShip WHERE smallId=? AND bigId=?",
+            (a, b),
+        )
+        .expect("select relations");
+    let sessions: Vec<(u32, u32)> = db
+        .exec(
+            "SELECT userId, peerId FROM IMRecentSession WHERE type=1 AND \
+             ((userId=? AND peerId=?) OR (userId=? AND peerId=?))",
+            (a, b, b, a),
+        )
+        .expect("select sessions");
+    let stored: Vec<u32> = match rels.first() {
+        Some(r) => db
+            .exec(
+                format!(
+                    "SELECT msgId FROM IMMessage_{} WHERE relateId=? ORDER BY msgId",
+                    r % 8
+                ),
+                (*r,),
+            )
+            .expect("select messages"),
+        None => Vec::new(),
+    };
+    cleanup_pair(&mut db, a, b);
+
+    assert_eq!(rels.len(), 1, "exactly one relation row for the pair");
+    assert_eq!(
+        ids,
+        (1..=N as u32).collect::<Vec<_>>(),
+        "msg ids 1..N once each"
+    );
+    assert_eq!(stored, ids, "every acked message is stored");
+    assert_eq!(sessions.len(), 2, "one session row per side");
+}
+
+#[test]
+fn bad_framing_is_disconnected_and_others_are_served() {
+    let p = start(2);
+    let mut good = Client::connect(&p);
+
+    // Oversized length: closed at once, without waiting for the body.
+    let mut bad = Client::connect(&p);
+    let mut h = Header::new(sid::SID_OTHER, cid::CID_OTHER_VALIDATE_REQ, 1);
+    h.length = 0xFFFF_FFF0;
+    bad.s.write_all(&h.to_bytes()).expect("write");
+    assert!(
+        bad.closed_by_peer(),
+        "oversized PDU must close the connection"
+    );
+
+    // Length below the header size.
+    let mut bad = Client::connect(&p);
+    let mut h = Header::new(sid::SID_OTHER, cid::CID_OTHER_VALIDATE_REQ, 1);
+    h.length = 3;
+    bad.s.write_all(&h.to_bytes()).expect("write");
+    assert!(
+        bad.closed_by_peer(),
+        "short length must close the connection"
+    );
+
+    // Heartbeats and unknown commands get no reply; garbage bodies of known commands neither.
+    good.send_raw(sid::SID_OTHER, cid::CID_OTHER_HEARTBEAT, 5, &[]);
+    good.send_raw(sid::SID_OTHER, 0x07ee, 6, b"whatever");
+    good.send_raw(
+        sid::SID_MSG,
+        cid::CID_MSG_LIST_REQUEST,
+        7,
+        &[0xff, 0xff, 0xff],
+    );
+    let ok = validate(&mut good, "user90", "123456");
+    assert_eq!(ok.result_code, 0);
+}
+
+#[test]
+fn replies_to_a_closed_connection_are_dropped() {
+    let p = start(2);
+    {
+        let mut c = Client::connect(&p);
+        for i in 0..200u32 {
+            let req = ImGetMsgListReq {
+                user_id: 96,
+                session_type: 1,
+                session_id: 97,
+                msg_id_begin: 0,
+                msg_cnt: 20 + i % 3,
+                attach_data: None,
+            };
+            c.send(sid::SID_MSG, cid::CID_MSG_LIST_REQUEST, &req);
+        }
+        let _ = c.s.shutdown(std::net::Shutdown::Both);
+    }
+    let mut p = p;
+    assert!(
+        p.daemon.wait_for_line("closed", LIMIT),
+        "the daemon noticed the close"
+    );
+    let mut c = Client::connect(&p);
+    assert_eq!(validate(&mut c, "user90", "123456").result_code, 0);
+    assert!(!p.daemon.recent_log().contains("panicked"));
+}
+
+#[test]
+fn missing_conf_key_exits_with_code_1() {
+    let dir = TempDir::new("db_proxy_badconf");
+    let text = conf_text(free_port(), 2).replace("aesKey=", "notTheKey=");
+    dir.write("dbproxyserver.conf", &text);
+    let mut d = Daemon::spawn("db_proxy_server", dir.path(), "dbproxyserver.conf");
+    assert!(d.wait_for_line("aesKey", LIMIT), "error names the key");
+    assert_eq!(d.wait_exit(LIMIT), Some(1));
+
+    let text = conf_text(free_port(), 2)
+        .replace("aesKey=12345678901234567890123456789012", "aesKey=short");
+    let dir = TempDir::new("db_proxy_badkey");
+    dir.write("dbproxyserver.conf", &text);
+    let mut d = Daemon::spawn("db_proxy_server", dir.path(), "dbproxyserver.conf");
+    assert_eq!(d.wait_exit(LIMIT), Some(1));
+}
+
+/// A stand-in for msfs: answers uploads like msfs (§8.4) and serves the uploaded bytes back.
+/// Each upload's file data is reported on the channel.
+fn fake_msfs() -> (u16, std::sync::mpsc::Receiver<Vec<u8>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind fake msfs");
+    let port = listener.local_addr().expect("addr").port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut stored: Vec<u8> = Vec::new();
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { break };
+            s.set_read_timeout(Some(LIMIT)).expect("timeout");
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let head_end = loop {
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                match s.read(&mut chunk) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            };
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            while buf.len() < head_end + len {
+                match s.read(&mut chunk) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let body = &buf[head_end..head_end + len];
+            let reply = if head.starts_with("POST / ") {
+                let start_marker = b"Content-Type:image/jpg\r\n\r\n";
+                let start = body
+                    .windows(start_marker.len())
+                    .position(|w| w == start_marker)
+                    .map(|i| i + start_marker.len())
+                    .expect("multipart part header");
+                let end_marker = b"\r\n--WebKitFormBoundary8riBH6S4ZsoT69so--\r\n\r\n";
+                assert!(body.ends_with(end_marker), "multipart trailer");
+                stored = body[start..body.len() - end_marker.len()].to_vec();
+                let _ = tx.send(stored.clone());
+                let json = format!(
+                    "{{\"error_code\":0,\"error_msg\": \"成功\",\"path\":\"g0/000/000/1.audio\",\
+                     \"url\":\"http://127.0.0.1:{port}/g0/000/000/1.audio\"}}"
+                );
+                let mut r = format!(
+                    "HTTP/1.1 200 OK\r\nConnection:close\r\nContent-Length:{}\r\n\
+                     Content-Type:text/html;charset=utf-8\r\n\r\n",
+                    json.len()
+                )
+                .into_bytes();
+                r.extend_from_slice(json.as_bytes());
+                r
+            } else {
+                let mut r = format!(
+                    "HTTP/1.1 200 OK\r\nConnection:close\r\nContent-Length:{}\r\n\
+                     Content-Type:multipart/form-data\r\n\r\n",
+                    stored.len()
+                )
+                .into_bytes();
+                r.extend_from_slice(&stored);
+                r
+            };
+            let _ = s.write_all(&reply);
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn audio_message_goes_through_msfs() {
+    let (msfs_port, uploads) = fake_msfs();
+    let dir = TempDir::new("db_proxy_audio");
+    let port = free_port();
+    let text = conf_text(port, 2).replace(
+        "MsfsSite=http://127.0.0.1:8700",
+        &format!("MsfsSite=http://127.0.0.1:{msfs_port}"),
+    );
+    dir.write("dbproxyserver.conf", &text);
+    let mut daemon = Daemon::spawn("db_proxy_server", dir.path(), "dbproxyserver.conf");
+    daemon.wait_ready(LIMIT);
+    let p = Proxy {
+        _dir: dir,
+        daemon,
+        port,
+    };
+    let mut c = Client::connect(&p);
+    let (a, b) = (98u32, 99u32);
+    // A text first: msg ids used up by earlier runs' rejected audio are not in the table, so
+    // the baseline comes from an ack.
+    let before = send_msg(&mut c, a, b, "before the audio").msg_id;
+    assert!(before > 0);
+
+    let audio = b"fake-audio-bytes".to_vec();
+    let mut data = 7u32.to_be_bytes().to_vec();
+    data.extend_from_slice(&audio);
+    let req = ImMsgData {
+        from_user_id: a,
+        to_session_id: b,
+        msg_id: 0,
+        create_time: now(),
+        msg_type: 2,
+        msg_data: data.clone(),
+        attach_data: None,
+    };
+    let ack: ImMsgData = c.call(sid::SID_MSG, cid::CID_MSG_DATA, cid::CID_MSG_DATA, &req);
+    assert_eq!(ack.msg_id, before + 1);
+    assert_eq!(uploads.recv_timeout(LIMIT).expect("upload"), audio);
+
+    // The stored content is the IMAudio id; the row has the size and duration.
+    let mut db = mysql_conn();
+    let r: u32 = db
+        .exec_first(
+            "SELECT id FROM IMRelationShip WHERE smallId=? AND bigId=? AND status=0 \
+             ORDER BY updated DESC, id DESC LIMIT 1",
+            (a, b),
+        )
+        .expect("query")
+        .expect("relation");
+    let content: String = db
+        .exec_first(
+            format!(
+                "SELECT content FROM IMMessage_{} WHERE relateId=? AND msgId=?",
+                r % 8
+            ),
+            (r, before + 1),
+        )
+        .expect("query")
+        .expect("message row");
+    let (size, duration): (u32, u32) = db
+        .exec_first(
+            "SELECT size, duration FROM IMAudio WHERE id=?",
+            (content.parse::<u32>().expect("audio id"),),
+        )
+        .expect("query")
+        .expect("audio row");
+    assert_eq!((size, duration), (audio.len() as u32, 7));
+
+    // History expands it back (downloaded from msfs); lists show the placeholder.
+    let h: ImGetMsgListRsp = c.call(
+        sid::SID_MSG,
+        cid::CID_MSG_LIST_REQUEST,
+        cid::CID_MSG_LIST_RESPONSE,
+        &ImGetMsgListReq {
+            user_id: b,
+            session_type: 1,
+            session_id: a,
+            msg_id_begin: before + 1,
+            msg_cnt: 1,
+            attach_data: None,
+        },
+    );
+    assert_eq!(h.msg_list.len(), 1);
+    assert_eq!(h.msg_list[0].msg_type, 2);
+    assert_eq!(h.msg_list[0].msg_data, data);
+    let r: ImRecentContactSessionRsp = c.call(
+        sid::SID_BUDDY_LIST,
+        cid::CID_BUDDY_LIST_RECENT_CONTACT_SESSION_REQUEST,
+        cid::CID_BUDDY_LIST_RECENT_CONTACT_SESSION_RESPONSE,
+        &ImRecentContactSessionReq {
+            user_id: b,
+            latest_update_time: 0,
+            attach_data: None,
+        },
+    );
+    let s = r
+        .contact_session_list
+        .iter()
+        .find(|s| s.session_id == a)
+        .expect("session");
+    assert_eq!(s.latest_msg_type, 2);
+    assert_eq!(s.latest_msg_data, b"QhGXlpFjvMFUNrtl1aaPzA==");
+
+    // Too short to carry audio: not stored, no msg id.
+    let short = ImMsgData {
+        msg_data: vec![0, 0, 1],
+        ..req
+    };
+    let ack: ImMsgData = c.call(sid::SID_MSG, cid::CID_MSG_DATA, cid::CID_MSG_DATA, &short);
+    assert_eq!(ack.msg_id, 0);
+}
+
+#[test]
+fn a_flooding_connection_is_closed_and_others_are_served() {
+    let mut p = start(2);
+    let mut db = mysql_conn();
+    // A pair no one uses: ids from the pid and the clock, above the seeded range.
+    let x = 1_500_000_000
+        + (std::process::id() % 1000) * 100_000
+        + (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .subsec_micros()
+            % 50_000)
+            * 2;
+    let y = x + 1;
+    // Hold the pair's lock so that every request of the flood blocks its worker: the
+    // backlog can only grow.
+    let name = format!("teamtalk.pair.{x}.{y}");
+    let got: Option<u32> = db
+        .exec_first("SELECT GET_LOCK(?, 0)", (&name,))
+        .expect("get_lock");
+    assert_eq!(got, Some(1));
+
+    let mut flood = Client::connect(&p);
+    let msg = ImMsgData {
+        from_user_id: x,
+        to_session_id: y,
+        msg_id: 0,
+        create_time: now(),
+        msg_type: 1,
+        msg_data: b"flood".to_vec(),
+        attach_data: None,
+    };
+    let mut h = Header::new(sid::SID_MSG, cid::CID_MSG_DATA, 1);
+    let body = msg.encode_to_vec();
+    h.length = (HEADER_LEN + body.len()) as u32;
+    let mut one = h.to_bytes().to_vec();
+    one.extend_from_slice(&body);
+    let mut all = Vec::with_capacity(one.len() * 101_000);
+    for _ in 0..101_000 {
+        all.extend_from_slice(&one);
+    }
+    // The server may close while we write: a write error is expected then.
+    let _ = flood.s.write_all(&all);
+    assert!(flood.closed_by_peer(), "the flooding connection is closed");
+    assert!(p.daemon.wait_for_line("waiting for the workers", LIMIT));
+
+    // Let the few requests already handed to workers finish; then others are served.
+    let released: Option<u32> = db
+        .exec_first("SELECT RELEASE_LOCK(?)", (&name,))
+        .expect("release_lock");
+    assert_eq!(released, Some(1));
+    let mut c = Client::connect(&p);
+    assert_eq!(validate(&mut c, "user90", "123456").result_code, 0);
+    drop(c);
+    drop(p);
+    cleanup_pair(&mut db, x, y);
+}
+
+fn redis_conn(db: u32) -> redis::Connection {
+    redis::Client::open(DbEnv::from_env().redis_url(db).as_str())
+        .expect("redis url")
+        .get_connection()
+        .expect("redis connect")
+}
+
+#[test]
+fn group_messages_counters_and_history() {
+    let p = start(2);
+    let mut c = Client::connect(&p);
+    let mut db = mysql_conn();
+    let mut members = redis_conn(5);
+    let mut unread_db = redis_conn(1);
+    let t = now();
+    // A fresh group with members 94 and 95 (as group create would leave it).
+    db.exec_drop(
+        "INSERT INTO IMGroup (name, avatar, creator, type, userCnt, status, version, \
+         lastChated, updated, created) VALUES ('dbp test group', '', 94, 2, 2, 0, 1, 0, ?, ?)",
+        (t, t),
+    )
+    .expect("insert group");
+    let g = db.last_insert_id() as u32;
+    for u in [94u32, 95] {
+        db.exec_drop(
+            "INSERT INTO IMGroupMember (groupId, userId, status, created, updated) \
+             VALUES (?, ?, 0, ?, ?)",
+            (g, u, t, t),
+        )
+        .expect("insert member");
+        redis::cmd("HSET")
+            .arg(format!("group_member_{g}"))
+            .arg(u)
+            .arg(t - 60)
+            .query::<()>(&mut members)
+            .expect("hset member");
+    }
+
+    let send = |c: &mut Client, from: u32, text: &str| -> ImMsgData {
+        let req = ImMsgData {
+            from_user_id: from,
+            to_session_id: g,
+            msg_id: 0,
+            create_time: now(),
+            msg_type: 17,
+            msg_data: text.as_bytes().to_vec(),
+            attach_data: Some(b"g".to_vec()),
+        };
+        c.call(sid::SID_MSG, cid::CID_MSG_DATA, cid::CID_MSG_DATA, &req)
+    };
+    let m1 = send(&mut c, 94, "group hello");
+    assert!(m1.msg_id > 0);
+    assert_eq!(m1.attach_data.as_deref(), Some(&b"g"[..]));
+    let m2 = send(&mut c, 94, "group again");
+    assert_eq!(m2.msg_id, m1.msg_id + 1);
+
+    // A non-member gets no reply at all: the next request's reply comes first.
+    let outsider = ImMsgData {
+        from_user_id: 96,
+        to_session_id: g,
+        msg_id: 0,
+        create_time: now(),
+        msg_type: 17,
+        msg_data: b"let me in".to_vec(),
+        attach_data: None,
+    };
+    c.send(sid::SID_MSG, cid::CID_MSG_DATA, &outsider);
+    assert_eq!(validate(&mut c, "user94", "123456").result_code, 0);
+
+    // Unread: 2 for the other member, nothing for the sender.
+    let u = unread(&mut c, 95);
+    let e = u
+        .unreadinfo_list
+        .iter()
+        .find(|e| e.session_id == g && e.session_type == 2)
+        .expect("group unread entry");
+    assert_eq!(e.unread_cnt, 2);
+    assert_eq!(e.latest_msg_id, m2.msg_id);
+    assert_eq!(e.latest_msg_from_user_id, 94);
+    assert_eq!(e.latest_msg_data, b"group again");
+    assert!(
+        !unread(&mut c, 94)
+            .unreadinfo_list
+            .iter()
+            .any(|e| e.session_id == g)
+    );
+
+    // History (members only), newest first.
+    let hist = |c: &mut Client, user: u32| -> ImGetMsgListRsp {
+        c.call(
+            sid::SID_MSG,
+            cid::CID_MSG_LIST_REQUEST,
+            cid::CID_MSG_LIST_RESPONSE,
+            &ImGetMsgListReq {
+                user_id: user,
+                session_type: 2,
+                session_id: g,
+                msg_id_begin: 0,
+                msg_cnt: 10,
+                attach_data: None,
+            },
+        )
+    };
+    let h = hist(&mut c, 95);
+    let ids: Vec<u32> = h.msg_list.iter().map(|m| m.msg_id).collect();
+    assert_eq!(ids, vec![m2.msg_id, m1.msg_id]);
+    assert_eq!(h.msg_list[1].from_session_id, 94);
+    assert!(hist(&mut c, 96).msg_list.is_empty());
+
+    // The sender's group session exists; the group's lastChated was set.
+    let r: ImRecentContactSessionRsp = c.call(
+        sid::SID_BUDDY_LIST,
+        cid::CID_BUDDY_LIST_RECENT_CONTACT_SESSION_REQUEST,
+        cid::CID_BUDDY_LIST_RECENT_CONTACT_SESSION_RESPONSE,
+        &ImRecentContactSessionReq {
+            user_id: 94,
+            latest_update_time: 0,
+            attach_data: None,
+        },
+    );
+    let s = r
+        .contact_session_list
+        .iter()
+        .find(|s| s.session_id == g && s.session_type == 2)
+        .expect("group session of the sender");
+    assert_eq!(s.latest_msg_id, m2.msg_id);
+    let last: Option<u32> = db
+        .exec_first("SELECT lastChated FROM IMGroup WHERE id=?", (g,))
+        .expect("query");
+    assert!(last.is_some_and(|l| l >= t));
+
+    // Read ack clears the member's group unread.
+    c.send(
+        sid::SID_MSG,
+        cid::CID_MSG_READ_ACK,
+        &ImMsgDataReadAck {
+            user_id: 95,
+            session_id: g,
+            msg_id: m2.msg_id,
+            session_type: 2,
+        },
+    );
+    let deadline = Instant::now() + LIMIT;
+    while unread(&mut c, 95)
+        .unreadinfo_list
+        .iter()
+        .any(|e| e.session_id == g)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "group read ack never took effect"
+        );
+    }
+
+    // Clean up.
+    drop(c);
+    drop(p);
+    let _ = db.exec_drop(
+        format!("DELETE FROM IMGroupMessage_{} WHERE groupId=?", g % 8),
+        (g,),
+    );
+    let _ = db.exec_drop("DELETE FROM IMGroupMember WHERE groupId=?", (g,));
+    let _ = db.exec_drop(
+        "DELETE FROM IMRecentSession WHERE type=2 AND peerId=?",
+        (g,),
+    );
+    let _ = db.exec_drop("DELETE FROM IMGroup WHERE id=?", (g,));
+    let _ = redis::cmd("DEL")
+        .arg(format!("group_member_{g}"))
+        .query::<()>(&mut members);
+    let _ = redis::cmd("DEL")
+        .arg(format!("group_msg_id_{g}"))
+        .arg(format!("{g}_im_group_msg"))
+        .arg(format!("94_{g}_im_user_group"))
+        .arg(format!("95_{g}_im_user_group"))
+        .query::<()>(&mut unread_db);
+}
+
+#[test]
+fn device_tokens_set_and_get() {
+    use tt_proto::pb::login::{ImDeviceTokenReq, ImDeviceTokenRsp};
+    use tt_proto::pb::server::{ImGetDeviceTokenReq, ImGetDeviceTokenRsp};
+    let p = start(2);
+    let mut c = Client::connect(&p);
+    let tag = format!("{}-{}", std::process::id(), now());
+    let set = |c: &mut Client, user: u32, token: &str, client_type: i32| {
+        let rsp: ImDeviceTokenRsp = c.call(
+            sid::SID_LOGIN,
+            cid::CID_LOGIN_REQ_DEVICETOKEN,
+            cid::CID_LOGIN_RES_DEVICETOKEN,
+            &ImDeviceTokenReq {
+                user_id: user,
+                device_token: token.as_bytes().to_vec(),
+                client_type: Some(client_type),
+                attach_data: Some(b"d".to_vec()),
+            },
+        );
+        assert_eq!(rsp.user_id, user);
+        assert_eq!(rsp.attach_data.as_deref(), Some(&b"d"[..]));
+    };
+    let old96 = format!("old96-{tag}");
+    let tok96 = format!("tok96-{tag}");
+    let tok97 = format!("tok97-{tag}");
+    set(&mut c, 96, &old96, 0x11);
+    set(&mut c, 96, &tok96, 0x11);
+    set(&mut c, 97, &tok97, 0x12);
+
+    let mut tokens = redis_conn(4);
+    let v: String = redis::cmd("GET")
+        .arg("device_96")
+        .query(&mut tokens)
+        .expect("get");
+    assert_eq!(v, format!("ios:{tok96}"));
+    let v: String = redis::cmd("GET")
+        .arg(format!("device_{tok96}"))
+        .query(&mut tokens)
+        .expect("get");
+    assert_eq!(v, "96");
+    let v: String = redis::cmd("GET")
+        .arg(format!("device_{old96}"))
+        .query(&mut tokens)
+        .expect("get");
+    assert_eq!(v, "", "the replaced token no longer points at the user");
+
+    let rsp: ImGetDeviceTokenRsp = c.call(
+        sid::SID_OTHER,
+        cid::CID_OTHER_GET_DEVICE_TOKEN_REQ,
+        cid::CID_OTHER_GET_DEVICE_TOKEN_RSP,
+        &ImGetDeviceTokenReq {
+            user_id: vec![97, 96, 97],
+            attach_data: Some(b"t".to_vec()),
+        },
+    );
+    assert_eq!(rsp.attach_data.as_deref(), Some(&b"t"[..]));
+    let users: Vec<u32> = rsp.user_token_info.iter().map(|t| t.user_id).collect();
+    assert_eq!(users, vec![96, 97], "ordered by key, duplicates collapsed");
+    let (i96, i97) = (&rsp.user_token_info[0], &rsp.user_token_info[1]);
+    assert_eq!(
+        (i96.user_type, i96.token.as_slice()),
+        (0x11, tok96.as_bytes())
+    );
+    assert_eq!(
+        (i97.user_type, i97.token.as_slice()),
+        (0x12, tok97.as_bytes())
+    );
+    assert_eq!(i97.push_type, 1);
+    let mut unread_db = redis_conn(1);
+    let vals: Vec<String> = redis::cmd("HVALS")
+        .arg("unread_97")
+        .query(&mut unread_db)
+        .expect("hvals");
+    let expected: u32 = vals.iter().map(|v| v.parse::<u32>().unwrap_or(0)).sum();
+    assert_eq!(i97.push_count, expected);
+
+    for key in [
+        "device_96".to_string(),
+        "device_97".to_string(),
+        format!("device_{old96}"),
+        format!("device_{tok96}"),
+        format!("device_{tok97}"),
+    ] {
+        let _ = redis::cmd("DEL").arg(key).query::<()>(&mut tokens);
+    }
+}
