@@ -5,7 +5,12 @@
 //! - [`Daemon`]: spawns a daemon binary as a process in its own directory with its own conf
 //!   file, forwards its log to the test's stderr, waits for its readiness line, kills it on drop;
 //! - [`TempDir`], [`free_port`]: a directory and ports of its own for every test;
-//! - [`DbEnv`]: the database settings, from the same `TT_*` variables as `scripts/env.sh`.
+//! - [`DbEnv`]: the database settings, from the same `TT_*` variables as `scripts/env.sh`;
+//! - [`Stack`]: db_proxy_server, route_server, login_server and N msg_servers, wired together.
+
+pub mod stack;
+
+pub use stack::Stack;
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};

@@ -1,0 +1,357 @@
+//! The client against the real daemons: db_proxy_server, route_server, login_server and
+//! msg_server on free ports, the project-local MariaDB and Redis, seeded users 52 and 53
+//! (this crate's range is 40..59). Needs the daemon binaries: `cargo build --workspace --bins`
+//! (scripts/test.sh does it).
+
+use std::time::{Duration, Instant};
+
+use tt_client::{Client, ClientType, Error, Event, MsgServerAddr, UserStatType};
+use tt_testkit::{Daemon, DbEnv, TempDir, free_port};
+
+const READY: Duration = Duration::from_secs(60);
+const GUARD: Duration = Duration::from_secs(30);
+
+struct Stack {
+    _dir: TempDir,
+    _daemons: Vec<Daemon>,
+    login_url: String,
+}
+
+fn start_stack() -> Stack {
+    let dir = TempDir::new("tt-client-live");
+    let db = DbEnv::from_env();
+    let db_port = free_port();
+    let route_port = free_port();
+    let login_http = free_port();
+    let login_client = free_port();
+    let login_msg = free_port();
+    let msg_port = free_port();
+
+    let sub = |name: &str| {
+        let p = dir.path().join(name);
+        std::fs::create_dir_all(&p).expect("daemon dir");
+        p
+    };
+    let db_dir = sub("db");
+    let route_dir = sub("route");
+    let login_dir = sub("login");
+    let msg_dir = sub("msg");
+
+    let mut db_conf = format!(
+        "ListenIP=127.0.0.1\nListenPort={db_port}\nThreadNum=2\nMsfsSite=http://127.0.0.1:8700\n\
+         aesKey=12345678901234567890123456789012\nDBInstances=teamtalk_master,teamtalk_slave\n"
+    );
+    for inst in ["teamtalk_master", "teamtalk_slave"] {
+        db_conf.push_str(&format!(
+            "{inst}_host={}\n{inst}_port={}\n{inst}_dbname={}\n{inst}_username={}\n\
+             {inst}_password={}\n{inst}_maxconncnt=4\n",
+            db.mysql_host, db.mysql_port, db.mysql_db, db.mysql_user, db.mysql_password
+        ));
+    }
+    db_conf.push_str("CacheInstances=unread,group_set,token,sync,group_member\n");
+    for (inst, n) in [
+        ("unread", 1),
+        ("group_set", 2),
+        ("sync", 3),
+        ("token", 4),
+        ("group_member", 5),
+    ] {
+        db_conf.push_str(&format!(
+            "{inst}_host={}\n{inst}_port={}\n{inst}_db={n}\n{inst}_maxconncnt=4\n",
+            db.redis_host, db.redis_port
+        ));
+    }
+    std::fs::write(db_dir.join("dbproxyserver.conf"), db_conf).expect("conf");
+    std::fs::write(
+        route_dir.join("routeserver.conf"),
+        format!("ListenIP=127.0.0.1\nListenMsgPort={route_port}\n"),
+    )
+    .expect("conf");
+    std::fs::write(
+        login_dir.join("loginserver.conf"),
+        format!(
+            "ClientListenIP=127.0.0.1\nClientPort={login_client}\nHttpListenIP=127.0.0.1\n\
+             HttpPort={login_http}\nMsgServerListenIP=127.0.0.1\nMsgServerPort={login_msg}\n\
+             msfs=http://127.0.0.1:8700/\ndiscovery=http://127.0.0.1/api/discovery\n"
+        ),
+    )
+    .expect("conf");
+    std::fs::write(
+        msg_dir.join("msgserver.conf"),
+        format!(
+            "ListenIP=127.0.0.1\nListenPort={msg_port}\nIpAddr1=127.0.0.1\nIpAddr2=127.0.0.1\n\
+             MaxConnCnt=100\naesKey=12345678901234567890123456789012\nConcurrentDBConnCnt=2\n\
+             DBServerIP1=127.0.0.1\nDBServerPort1={db_port}\nDBServerIP2=127.0.0.1\n\
+             DBServerPort2={db_port}\nLoginServerIP1=127.0.0.1\nLoginServerPort1={login_msg}\n\
+             RouteServerIP1=127.0.0.1\nRouteServerPort1={route_port}\n"
+        ),
+    )
+    .expect("conf");
+
+    let mut daemons = Vec::new();
+    for (bin, d, conf) in [
+        ("db_proxy_server", &db_dir, "dbproxyserver.conf"),
+        ("route_server", &route_dir, "routeserver.conf"),
+        ("login_server", &login_dir, "loginserver.conf"),
+        ("msg_server", &msg_dir, "msgserver.conf"),
+    ] {
+        let mut daemon = Daemon::spawn(bin, d, conf);
+        daemon.wait_ready(READY);
+        daemons.push(daemon);
+    }
+    Stack {
+        _dir: dir,
+        _daemons: daemons,
+        login_url: format!("http://127.0.0.1:{login_http}"),
+    }
+}
+
+/// Discovery answers code 1 until msg_server has registered with login_server: poll (bounded).
+fn discover(url: &str) -> MsgServerAddr {
+    let deadline = Instant::now() + GUARD;
+    loop {
+        match Client::discover(url) {
+            Ok(a) => return a,
+            Err(Error::NoMsgServer(_)) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("discovery failed: {e}"),
+        }
+    }
+}
+
+/// Logs in; while msg_server still connects to db_proxy/route (codes 3..5), retries (bounded).
+fn login(addr: &MsgServerAddr, user: &str) -> Client {
+    let deadline = Instant::now() + GUARD;
+    loop {
+        let mut c = Client::connect(addr).expect("connect to msg_server");
+        match c.login(
+            user,
+            "123456",
+            ClientType::Windows,
+            UserStatType::UserStatusOnline,
+        ) {
+            Ok(info) => {
+                assert_eq!(info.user_id, c.user_id());
+                assert_eq!(tt_client::text(&info.user_info.user_domain), user);
+                return c;
+            }
+            Err(Error::Login { code, .. })
+                if (3..=5).contains(&code) && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("login of {user} failed: {e}"),
+        }
+    }
+}
+
+#[test]
+fn discover_login_send_receive_history() {
+    let stack = start_stack();
+    let addr = discover(&stack.login_url);
+    assert_ne!(addr.port, 0);
+
+    let mut a = login(&addr, "user52");
+    let mut b = login(&addr, "user53");
+    assert_eq!((a.user_id(), b.user_id()), (52, 53));
+
+    let first = a.send_text(53, "live hello 你好").expect("send 1");
+    assert_eq!((first.session_id, first.session_type), (53, 1));
+    assert!(first.msg_id > 0);
+    let got = b
+        .wait_for(
+            GUARD,
+            |e| matches!(e, Event::Message(m) if m.msg_id == first.msg_id),
+        )
+        .expect("wait")
+        .expect("message delivered to user53");
+    match got {
+        Event::Message(m) => {
+            assert_eq!((m.from, m.to), (52, 53));
+            assert_eq!(m.text.as_deref(), Some("live hello 你好"));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let second = a.send_text(53, "second").expect("send 2");
+    assert_eq!(second.msg_id, first.msg_id + 1);
+    b.wait_for(
+        GUARD,
+        |e| matches!(e, Event::Message(m) if m.msg_id == second.msg_id),
+    )
+    .expect("wait")
+    .expect("second message delivered");
+
+    let history = b.get_msg_list(52, 0, 2).expect("history");
+    let ids: Vec<u32> = history.iter().map(|m| m.msg_id).collect();
+    assert_eq!(ids, vec![second.msg_id, first.msg_id]);
+    assert_eq!(history[0].text.as_deref(), Some("second"));
+    assert_eq!(history[1].text.as_deref(), Some("live hello 你好"));
+
+    assert_eq!(b.latest_msg_id(52).expect("latest"), second.msg_id);
+    let unread = b.unread_counts().expect("unread");
+    let from_a = unread
+        .sessions
+        .iter()
+        .find(|s| s.session_id == 52)
+        .expect("unread session with user52");
+    assert!(from_a.unread_cnt >= 2);
+    assert_eq!(from_a.latest.msg_id, second.msg_id);
+    b.read_ack(52, second.msg_id).expect("read ack");
+
+    let status = a.users_status(&[53]).expect("status");
+    assert_eq!(status.len(), 1);
+    assert_eq!(
+        (status[0].user_id, status[0].status),
+        (53, UserStatType::UserStatusOnline as i32)
+    );
+    let info = a.user_info(&[53]).expect("user info");
+    assert_eq!(info[0].user_id, 53);
+    assert!(a.server_time().expect("time") > 0);
+    a.heartbeat().expect("heartbeat echo");
+    assert_eq!(a.logout().expect("logout"), 0);
+
+    // A wrong password is refused with the original code.
+    let mut c = Client::connect(&addr).expect("connect");
+    match c.login(
+        "user54",
+        "wrong",
+        ClientType::Windows,
+        UserStatType::UserStatusOnline,
+    ) {
+        Err(Error::Login { code, .. }) => assert_eq!(code, 6),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn cli_one_shot_and_piped_against_the_daemons() {
+    let stack = start_stack();
+    let addr = discover(&stack.login_url);
+    let mut b = login(&addr, "user56");
+
+    // One-shot send from user55 through discovery.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tt-cli"))
+        .args([
+            "--login-url",
+            &stack.login_url,
+            "--user",
+            "user55",
+            "--password",
+            "123456",
+            "send",
+            "56",
+            "from the cli",
+        ])
+        .output()
+        .expect("run tt-cli");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "tt-cli failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("login ok user_id=55 name=user55"),
+        "{stdout}"
+    );
+    let sent = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("sent to=56 msg_id="))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|id| id.parse::<u32>().ok())
+        .expect("a `sent` line with the msg id");
+    let got = b
+        .wait_for(
+            GUARD,
+            |e| matches!(e, Event::Message(m) if m.msg_id == sent),
+        )
+        .expect("wait")
+        .expect("the cli's message reaches user56");
+    match got {
+        Event::Message(m) => {
+            assert_eq!(m.from, 55);
+            assert_eq!(m.text.as_deref(), Some("from the cli"));
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Piped session of user55: history shows the message, decrypted.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tt-cli"))
+        .args([
+            "--msg-server",
+            &format!("{}:{}", addr.prior_ip, addr.port),
+            "login",
+            "user55",
+            "123456",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn tt-cli");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(
+                b"history 56 1\nlatest 56\nwhois 56\nstatus 56\nsessions\nusers\ndepts\ntime\nheartbeat\nrecv 0\nlogout\n",
+            )
+            .expect("write");
+    }
+    let out = child.wait_with_output().expect("tt-cli output");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "tt-cli failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("history session=56 count=1"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("msg from=55 to=56 id={sent} type=1 "))
+            && stdout.contains("text=from the cli"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("latest session=56 msg_id={sent}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("user id=56 name=user56"), "{stdout}");
+    assert!(
+        stdout.contains("status user_id=56 status=online"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("session id=56 type=single ")
+                && l.contains(&format!("latest_id={sent} from="))
+                && l.ends_with(" text=from the cli")),
+        "{stdout}"
+    );
+    // The seed has 100 users; other tests may add more.
+    let users: usize = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("users count="))
+        .and_then(|n| n.parse().ok())
+        .expect("users count line");
+    assert!(users >= 100, "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("depts count=")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("time server_time=")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("heartbeat ok"), "{stdout}");
+    // `recv 0` prints what already arrived (e.g. route_server's status notify for our own
+    // login), or `recv none`.
+    assert!(
+        stdout.contains("recv none") || stdout.contains("status-notify user_id="),
+        "{stdout}"
+    );
+    assert!(stdout.contains("logout result=0"), "{stdout}");
+    b.read_ack(55, sent).expect("read ack");
+}

@@ -1,0 +1,129 @@
+//! msg_server's outgoing links against fake route_servers and a fake login_server (std
+//! listeners in the test): what each link is sent on connect, and the master route election.
+
+mod common;
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+
+use common::WAIT;
+use tt_proto::ids::cid;
+use tt_proto::pb::server::{ImMsgServInfo, ImOnlineUserInfo, ImRoleSet};
+use tt_proto::prost::Message;
+use tt_proto::{Decoder, Pdu};
+use tt_testkit::{Daemon, TempDir, free_port};
+
+/// A server-side link accepted from msg_server.
+struct Link {
+    stream: TcpStream,
+    decoder: Decoder,
+}
+
+impl Link {
+    fn accept(listener: &TcpListener) -> Link {
+        let (stream, _) = listener.accept().expect("msg_server connects");
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        Link {
+            stream,
+            decoder: Decoder::default(),
+        }
+    }
+
+    /// The next PDU other than a heartbeat.
+    fn recv(&mut self) -> Pdu {
+        let mut buf = [0u8; 4096];
+        loop {
+            while let Some(p) = self.decoder.next_pdu().unwrap() {
+                if p.header.command_id != cid::CID_OTHER_HEARTBEAT {
+                    return p;
+                }
+            }
+            let n = self.stream.read(&mut buf).expect("reading from msg_server");
+            assert!(n > 0, "msg_server closed the link");
+            self.decoder.push(&buf[..n]);
+        }
+    }
+}
+
+#[test]
+fn links_say_hello_and_the_oldest_route_link_is_master() {
+    let route_a = TcpListener::bind("127.0.0.1:0").unwrap();
+    let login = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port_b = free_port(); // route_server B is not up yet
+    let msg_port = free_port();
+    let dir = TempDir::new("msg_server-links");
+    dir.write(
+        "msgserver.conf",
+        &format!(
+            "ListenIP=127.0.0.1\nListenPort={msg_port}\nIpAddr1=10.0.0.1\nMaxConnCnt=1234\n\
+             aesKey=12345678901234567890123456789012\nConcurrentDBConnCnt=1\n\
+             DBServerIP1=127.0.0.1\nDBServerPort1={db}\nDBServerIP2=127.0.0.1\nDBServerPort2={db}\n\
+             LoginServerIP1=127.0.0.1\nLoginServerPort1={login}\n\
+             RouteServerIP1=127.0.0.1\nRouteServerPort1={a}\n\
+             RouteServerIP2=127.0.0.1\nRouteServerPort2={port_b}\n",
+            db = free_port(),
+            login = login.local_addr().unwrap().port(),
+            a = route_a.local_addr().unwrap().port(),
+        ),
+    );
+    let mut msg = Daemon::spawn("msg_server", dir.path(), "msgserver.conf");
+    msg.wait_ready(WAIT);
+
+    // login_server: IMMsgServInfo.
+    let mut l = Link::accept(&login);
+    let p = l.recv();
+    assert_eq!(p.header.command_id, cid::CID_OTHER_MSG_SERV_INFO);
+    assert_eq!(p.header.seq_num, 0);
+    let info = ImMsgServInfo::decode(p.body.as_slice()).unwrap();
+    assert_eq!(info.ip1, b"10.0.0.1", "ip1");
+    assert_eq!(info.ip2, b"10.0.0.1", "IpAddr2 defaults to IpAddr1");
+    assert_eq!(u32::from(msg_port), info.port);
+    assert_eq!((info.max_conn_cnt, info.cur_conn_cnt), (1234, 0));
+
+    // route A (the only one up): elected master, then the online-user list.
+    let mut a = Link::accept(&route_a);
+    let p = a.recv();
+    assert_eq!(p.header.command_id, cid::CID_OTHER_ROLE_SET);
+    assert_eq!(ImRoleSet::decode(p.body.as_slice()).unwrap().master, 1);
+    let p = a.recv();
+    assert_eq!(p.header.command_id, cid::CID_OTHER_ONLINE_USER_INFO);
+    assert!(
+        ImOnlineUserInfo::decode(p.body.as_slice())
+            .unwrap()
+            .user_stat_list
+            .is_empty()
+    );
+
+    // route B comes up: msg_server reconnects (back-off); B is not master.
+    let route_b = TcpListener::bind(("127.0.0.1", port_b)).expect("port of route B still free");
+    let mut b = Link::accept(&route_b);
+    let p = b.recv();
+    assert_eq!(
+        p.header.command_id,
+        cid::CID_OTHER_ONLINE_USER_INFO,
+        "a newer link does not displace the master"
+    );
+
+    // A goes away: B is elected.
+    drop(a);
+    let p = b.recv();
+    assert_eq!(p.header.command_id, cid::CID_OTHER_ROLE_SET);
+    assert_eq!(ImRoleSet::decode(p.body.as_slice()).unwrap().master, 1);
+}
+
+#[test]
+fn conf_errors_name_the_key_and_exit_with_status_1() {
+    let dir = TempDir::new("msg_server-conf");
+    dir.write(
+        "msgserver.conf",
+        "ListenIP=127.0.0.1\nListenPort=1\nIpAddr1=127.0.0.1\nMaxConnCnt=1\n\
+         aesKey=12345678901234567890123456789012\nDBServerIP1=127.0.0.1\nDBServerPort1=1\n",
+    );
+    let mut msg = Daemon::spawn("msg_server", dir.path(), "msgserver.conf");
+    assert!(
+        msg.wait_for_line("DBServerIP2", WAIT),
+        "{}",
+        msg.recent_log()
+    );
+    assert_eq!(msg.wait_exit(WAIT), Some(1));
+}
