@@ -13,6 +13,7 @@
 //! dependency of their own.
 
 pub mod attach;
+pub mod crypto;
 pub mod ids;
 pub mod pdu;
 pub mod required;

@@ -25,7 +25,8 @@
 //! arrives meanwhile is kept, in order, in a bounded queue that [`Client::next_event`] returns.
 
 mod client;
-pub mod crypto;
+/// Message-content encryption and password hashing (shared with the servers, in `tt_proto`).
+pub use tt_proto::crypto;
 pub mod discovery;
 
 use std::fmt;

@@ -80,3 +80,35 @@ pub fn listen_all<X>(
 pub fn announce_ready(server_name: &str) {
     eprintln!("{server_name}: server ready (pid {})", std::process::id());
 }
+
+/// The whole `main` of a daemon: arguments (`-v`, `-c FILE`), logging, then `run` with the conf
+/// path. An error from `run` (a conf key, a listen address…) is logged and printed, and the
+/// process exits with status 1; `-v` exits 0.
+///
+/// `version_name` is what `-v` prints (`MsgServer`), `conf_name` the default conf file
+/// (`msgserver.conf`), `bin_name` the prefix of the error line (`msg_server`).
+pub fn run_main(
+    version_name: &str,
+    conf_name: &str,
+    bin_name: &str,
+    run: impl FnOnce(&std::path::Path) -> Result<(), String>,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let conf = match parse_args(version_name, conf_name) {
+        Ok(Command::Run { conf }) => conf,
+        Ok(Command::Version) => return ExitCode::SUCCESS,
+        Err(usage) => {
+            eprintln!("{usage}");
+            return ExitCode::from(1);
+        }
+    };
+    init_logging();
+    match run(&conf) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("{bin_name}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -133,3 +133,24 @@ pub fn peer_name<X>(net: &Net<X>, conn: ConnId) -> String {
     net.peer_addr(conn)
         .map_or_else(|| "?".to_string(), |a| a.to_string())
 }
+
+/// Decodes a body with the original's proto2 rules (required fields, declared enum values).
+/// A failure is logged with the connection and the message name, and `None` returned: the
+/// caller drops the PDU (or closes the connection, for an untrusted peer).
+pub fn decode_or_log<M: tt_proto::Command, X>(
+    net: &Net<X>,
+    conn: ConnId,
+    body: &[u8],
+) -> Option<M> {
+    match tt_proto::required::decode_checked::<M>(body) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            log::warn!(
+                "{conn:?} ({}): bad {} body ({e})",
+                peer_name(net, conn),
+                M::NAME
+            );
+            None
+        }
+    }
+}

@@ -6,7 +6,6 @@
 //! Conf `dbproxyserver.conf`: `ListenIP`, `ListenPort`, `ThreadNum`, `MsfsSite`, `aesKey`,
 //! `DBInstances` (+ per-pool keys), `CacheInstances` (+ per-pool keys): see `settings`.
 
-mod aes;
 mod audio;
 mod handlers;
 mod http;
@@ -23,8 +22,9 @@ use std::sync::{Arc, Mutex};
 use crossbeam_channel::Receiver;
 use netlib::{Config, EventLoop, Poster};
 use tt_common::Conf;
-use tt_common::daemon::{self, Command};
+use tt_common::daemon;
 use tt_common::pdu_io::TICK;
+use tt_proto::crypto::MsgCipher;
 
 use crate::handlers::{LoginFailures, Shared};
 use crate::server::{Job, Msg, Server, TIMER_TICK};
@@ -35,23 +35,21 @@ use crate::store::{Stores, atoi};
 const JOBS_PER_WORKER: usize = 16;
 
 fn main() -> ExitCode {
-    let conf_path = match daemon::parse_args("DBProxyServer", "dbproxyserver.conf") {
-        Ok(Command::Run { conf }) => conf,
-        Ok(Command::Version) => return ExitCode::SUCCESS,
-        Err(usage) => {
-            eprintln!("{usage}");
-            return ExitCode::from(1);
-        }
-    };
-    daemon::init_logging();
-    match run(&conf_path) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            log::error!("{e}");
-            eprintln!("db_proxy_server: {e}");
-            ExitCode::from(1)
-        }
-    }
+    daemon::run_main(
+        "DBProxyServer",
+        "dbproxyserver.conf",
+        "db_proxy_server",
+        run,
+    )
+}
+
+/// The audio placeholder (storage-file.md §4.10): `[语音]` encrypted the way clients encrypt
+/// message text, with the conf's `aesKey`.
+fn audio_placeholder(key: &[u8]) -> Result<Vec<u8>, String> {
+    let cipher = MsgCipher::new(key).map_err(|e| format!("aesKey: {e}"))?;
+    cipher
+        .encrypt("[语音]".as_bytes())
+        .map_err(|e| format!("aesKey: {e}"))
 }
 
 fn run(conf_path: &std::path::Path) -> Result<(), String> {
@@ -66,8 +64,6 @@ fn run(conf_path: &std::path::Path) -> Result<(), String> {
     let last_update = initial_last_update(&mut probe);
     drop(probe);
 
-    let mut key = [0u8; 32];
-    key.copy_from_slice(&settings.aes_key);
     // The original always appends "/" (quirk 14: a trailing slash in the setting gives "//").
     let upload_url = http::Url::parse(&format!("{}/", settings.msfs_site));
     if upload_url.is_none() {
@@ -79,7 +75,7 @@ fn run(conf_path: &std::path::Path) -> Result<(), String> {
     let shared = Arc::new(Shared {
         upload_url,
         last_update: AtomicU32::new(last_update),
-        audio_placeholder: aes::audio_placeholder(&key),
+        audio_placeholder: audio_placeholder(&settings.aes_key)?,
         login_failures: Mutex::new(LoginFailures::default()),
     });
 
@@ -187,5 +183,17 @@ fn worker(jobs: Receiver<Job>, poster: Poster<Msg>, settings: &Settings, shared:
         {
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placeholder_with_the_default_key() {
+        let key = b"12345678901234567890123456789012";
+        assert_eq!(
+            super::audio_placeholder(key).unwrap(),
+            b"QhGXlpFjvMFUNrtl1aaPzA=="
+        );
     }
 }

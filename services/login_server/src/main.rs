@@ -13,28 +13,12 @@ use std::process::ExitCode;
 
 use netlib::{Config, EventLoop};
 use tt_common::Conf;
-use tt_common::daemon::{self, Command};
+use tt_common::daemon;
 
 use crate::server::{Kind, LoginServer};
 
 fn main() -> ExitCode {
-    let conf_path = match daemon::parse_args("LoginServer", "loginserver.conf") {
-        Ok(Command::Run { conf }) => conf,
-        Ok(Command::Version) => return ExitCode::SUCCESS,
-        Err(usage) => {
-            eprintln!("{usage}");
-            return ExitCode::from(1);
-        }
-    };
-    daemon::init_logging();
-    match run(&conf_path) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            log::error!("{e}");
-            eprintln!("login_server: {e}");
-            ExitCode::from(1)
-        }
-    }
+    daemon::run_main("LoginServer", "loginserver.conf", "login_server", run)
 }
 
 fn run(conf_path: &std::path::Path) -> Result<(), String> {

@@ -15,14 +15,12 @@ use std::time::Duration;
 
 use netlib::{Buffer, CloseReason, ConnId, Handler, ListenerId, Net, TimerId};
 use tt_common::KeepAlive;
-use tt_common::pdu_io::{self, CLIENT_TIMEOUT, Flow, TICK, peer_name};
-use tt_proto::Command;
+use tt_common::pdu_io::{self, CLIENT_TIMEOUT, Flow, TICK, decode_or_log, peer_name};
 use tt_proto::ids::cid;
 use tt_proto::pb::base_define::ResultType;
 use tt_proto::pb::login::ImMsgServRsp;
 use tt_proto::pb::server::{ImMsgServInfo, ImUserCntUpdate};
 use tt_proto::pdu::Header;
-use tt_proto::required::decode_checked;
 
 use crate::http::{self, Parsed};
 use crate::registry::{MsgServ, Pick, Registry};
@@ -128,22 +126,8 @@ impl LoginServer {
         Flow::Continue
     }
 
-    fn decode<M: Command, X>(net: &Net<X>, conn: ConnId, body: &[u8]) -> Option<M> {
-        match decode_checked::<M>(body) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                log::warn!(
-                    "msg_server link {conn:?} ({}): bad {} body ({e}), ignored",
-                    peer_name(net, conn),
-                    M::NAME
-                );
-                None
-            }
-        }
-    }
-
     fn on_msg_serv_info<X>(&mut self, net: &mut Net<X>, conn: ConnId, body: &[u8]) {
-        let Some(m) = Self::decode::<ImMsgServInfo, X>(net, conn, body) else {
+        let Some(m) = decode_or_log::<ImMsgServInfo, X>(net, conn, body) else {
             return;
         };
         let Ok(port) = u16::try_from(m.port) else {
@@ -177,7 +161,7 @@ impl LoginServer {
     }
 
     fn on_user_cnt_update<X>(&mut self, net: &mut Net<X>, conn: ConnId, body: &[u8]) {
-        let Some(m) = Self::decode::<ImUserCntUpdate, X>(net, conn, body) else {
+        let Some(m) = decode_or_log::<ImUserCntUpdate, X>(net, conn, body) else {
             return;
         };
         let Some(e) = self.registry.get_mut(conn) else {

@@ -12,26 +12,10 @@ use std::process::ExitCode;
 
 use netlib::{Config, EventLoop};
 use tt_common::Conf;
-use tt_common::daemon::{self, Command};
+use tt_common::daemon;
 
 fn main() -> ExitCode {
-    let conf_path = match daemon::parse_args("RouteServer", "routeserver.conf") {
-        Ok(Command::Run { conf }) => conf,
-        Ok(Command::Version) => return ExitCode::SUCCESS,
-        Err(usage) => {
-            eprintln!("{usage}");
-            return ExitCode::from(1);
-        }
-    };
-    daemon::init_logging();
-    match run(&conf_path) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            log::error!("{e}");
-            eprintln!("route_server: {e}");
-            ExitCode::from(1)
-        }
-    }
+    daemon::run_main("RouteServer", "routeserver.conf", "route_server", run)
 }
 
 fn run(conf_path: &std::path::Path) -> Result<(), String> {

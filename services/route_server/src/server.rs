@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 
 use netlib::{Buffer, CloseReason, ConnId, Handler, ListenerId, Net, TimerId};
 use tt_common::KeepAlive;
-use tt_common::pdu_io::{self, Flow, TICK, peer_name};
+use tt_common::pdu_io::{self, Flow, TICK, decode_or_log, peer_name};
 use tt_proto::Command;
 use tt_proto::ids::cid;
 use tt_proto::pb::base_define::UserStat;
@@ -26,7 +26,6 @@ use tt_proto::pb::server::{
     ImOnlineUserInfo, ImRoleSet, ImServerPcLoginStatusNotify, ImUserStatusUpdate,
 };
 use tt_proto::pdu::{DEFAULT_MAX_PDU_LEN, Header, encode_msg_into};
-use tt_proto::required::decode_checked;
 
 use crate::presence::{
     Applied, Presence, USER_STATUS_LEAVE, USER_STATUS_OFFLINE, USER_STATUS_ONLINE, is_pc_type,
@@ -104,24 +103,8 @@ impl RouteServer {
         }
     }
 
-    /// Decodes a body with the original's proto2 rules; a failure is logged and the PDU
-    /// ignored (as the original's parse check did: the link stays up).
-    fn decode<M: Command, X>(net: &Net<X>, conn: ConnId, body: &[u8]) -> Option<M> {
-        match decode_checked::<M>(body) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                log::warn!(
-                    "link {conn:?} ({}): bad {} body ({e}), ignored",
-                    peer_name(net, conn),
-                    M::NAME
-                );
-                None
-            }
-        }
-    }
-
     fn on_role_set<X>(&mut self, net: &mut Net<X>, conn: ConnId, body: &[u8]) {
-        let Some(msg) = Self::decode::<ImRoleSet, X>(net, conn, body) else {
+        let Some(msg) = decode_or_log::<ImRoleSet, X>(net, conn, body) else {
             return;
         };
         if let Some(link) = self.links.get_mut(&conn) {
@@ -138,7 +121,7 @@ impl RouteServer {
     /// appears through it are announced online (the counterpart of the offline notices sent
     /// when a link dies).
     fn on_online_user_info<X>(&mut self, net: &mut Net<X>, conn: ConnId, body: &[u8]) {
-        let Some(msg) = Self::decode::<ImOnlineUserInfo, X>(net, conn, body) else {
+        let Some(msg) = decode_or_log::<ImOnlineUserInfo, X>(net, conn, body) else {
             return;
         };
         let mut was_pc: HashMap<u32, bool> = HashMap::new();
@@ -180,7 +163,7 @@ impl RouteServer {
 
     /// One session logged in or out on the link (§4.3 `CID_OTHER_USER_STATUS_UPDATE`).
     fn on_status_update<X>(&mut self, net: &mut Net<X>, conn: ConnId, body: &[u8]) {
-        let Some(msg) = Self::decode::<ImUserStatusUpdate, X>(net, conn, body) else {
+        let Some(msg) = decode_or_log::<ImUserStatusUpdate, X>(net, conn, body) else {
             return;
         };
         let (s, t, u) = (msg.user_status, msg.client_type, msg.user_id);
@@ -215,7 +198,7 @@ impl RouteServer {
     }
 
     fn on_users_status<X>(&mut self, net: &mut Net<X>, conn: ConnId, header: &Header, body: &[u8]) {
-        let Some(req) = Self::decode::<ImUsersStatReq, X>(net, conn, body) else {
+        let Some(req) = decode_or_log::<ImUsersStatReq, X>(net, conn, body) else {
             return;
         };
         let rsp = ImUsersStatRsp {

@@ -139,7 +139,7 @@ impl MsgCipher {
         if buf.is_empty() {
             return Err(CryptoError::NoData);
         }
-        if buf.len() % BLOCK != 0 {
+        if !buf.len().is_multiple_of(BLOCK) {
             return Err(CryptoError::NotBlockAligned(buf.len()));
         }
         for chunk in buf.chunks_exact_mut(BLOCK) {
