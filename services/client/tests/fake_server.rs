@@ -497,6 +497,9 @@ fn command_ids_of_typed_requests() {
 fn automatic_heartbeat_while_waiting_for_events() {
     let server = FakeServer::start();
     let addr = server.addr();
+    // The fake keeps the connection open until the client is done: closing it earlier would
+    // race with the client's last call.
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let fake = thread::spawn(move || {
         let mut conn = server.accept();
         conn.accept_login(41, "user41");
@@ -509,9 +512,10 @@ fn automatic_heartbeat_while_waiting_for_events() {
             user_id: 41,
             kick_reason: 1,
         });
-        // keepalive sends one too.
+        // More heartbeats follow (from next_event while the kick travels, then keepalive).
         let hb = conn.read_pdu();
         assert_eq!(hb.header.command_id, 0x0701);
+        let _ = done_rx.recv();
     });
     let mut c = Client::connect_to(addr).expect("connect");
     login(&mut c);
@@ -525,5 +529,6 @@ fn automatic_heartbeat_while_waiting_for_events() {
     );
     c.set_heartbeat_interval(Some(Duration::ZERO));
     c.keepalive().expect("keepalive");
+    done_tx.send(()).unwrap();
     fake.join().expect("fake server");
 }

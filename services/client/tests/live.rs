@@ -1,110 +1,14 @@
 //! The client against the real daemons: db_proxy_server, route_server, login_server and
-//! msg_server on free ports, the project-local MariaDB and Redis, seeded users 52 and 53
-//! (this crate's range is 40..59). Needs the daemon binaries: `cargo build --workspace --bins`
-//! (scripts/test.sh does it).
+//! msg_server on free ports (`tt_testkit::Stack`), the project-local MariaDB and Redis, seeded
+//! users 52..56 (this crate's range is 40..59). Needs the daemon binaries:
+//! `cargo build --workspace --bins` (scripts/test.sh does it).
 
 use std::time::{Duration, Instant};
 
 use tt_client::{Client, ClientType, Error, Event, MsgServerAddr, UserStatType};
-use tt_testkit::{Daemon, DbEnv, TempDir, free_port};
+use tt_testkit::Stack;
 
-const READY: Duration = Duration::from_secs(60);
 const GUARD: Duration = Duration::from_secs(30);
-
-struct Stack {
-    _dir: TempDir,
-    _daemons: Vec<Daemon>,
-    login_url: String,
-}
-
-fn start_stack() -> Stack {
-    let dir = TempDir::new("tt-client-live");
-    let db = DbEnv::from_env();
-    let db_port = free_port();
-    let route_port = free_port();
-    let login_http = free_port();
-    let login_client = free_port();
-    let login_msg = free_port();
-    let msg_port = free_port();
-
-    let sub = |name: &str| {
-        let p = dir.path().join(name);
-        std::fs::create_dir_all(&p).expect("daemon dir");
-        p
-    };
-    let db_dir = sub("db");
-    let route_dir = sub("route");
-    let login_dir = sub("login");
-    let msg_dir = sub("msg");
-
-    let mut db_conf = format!(
-        "ListenIP=127.0.0.1\nListenPort={db_port}\nThreadNum=2\nMsfsSite=http://127.0.0.1:8700\n\
-         aesKey=12345678901234567890123456789012\nDBInstances=teamtalk_master,teamtalk_slave\n"
-    );
-    for inst in ["teamtalk_master", "teamtalk_slave"] {
-        db_conf.push_str(&format!(
-            "{inst}_host={}\n{inst}_port={}\n{inst}_dbname={}\n{inst}_username={}\n\
-             {inst}_password={}\n{inst}_maxconncnt=4\n",
-            db.mysql_host, db.mysql_port, db.mysql_db, db.mysql_user, db.mysql_password
-        ));
-    }
-    db_conf.push_str("CacheInstances=unread,group_set,token,sync,group_member\n");
-    for (inst, n) in [
-        ("unread", 1),
-        ("group_set", 2),
-        ("sync", 3),
-        ("token", 4),
-        ("group_member", 5),
-    ] {
-        db_conf.push_str(&format!(
-            "{inst}_host={}\n{inst}_port={}\n{inst}_db={n}\n{inst}_maxconncnt=4\n",
-            db.redis_host, db.redis_port
-        ));
-    }
-    std::fs::write(db_dir.join("dbproxyserver.conf"), db_conf).expect("conf");
-    std::fs::write(
-        route_dir.join("routeserver.conf"),
-        format!("ListenIP=127.0.0.1\nListenMsgPort={route_port}\n"),
-    )
-    .expect("conf");
-    std::fs::write(
-        login_dir.join("loginserver.conf"),
-        format!(
-            "ClientListenIP=127.0.0.1\nClientPort={login_client}\nHttpListenIP=127.0.0.1\n\
-             HttpPort={login_http}\nMsgServerListenIP=127.0.0.1\nMsgServerPort={login_msg}\n\
-             msfs=http://127.0.0.1:8700/\ndiscovery=http://127.0.0.1/api/discovery\n"
-        ),
-    )
-    .expect("conf");
-    std::fs::write(
-        msg_dir.join("msgserver.conf"),
-        format!(
-            "ListenIP=127.0.0.1\nListenPort={msg_port}\nIpAddr1=127.0.0.1\nIpAddr2=127.0.0.1\n\
-             MaxConnCnt=100\naesKey=12345678901234567890123456789012\nConcurrentDBConnCnt=2\n\
-             DBServerIP1=127.0.0.1\nDBServerPort1={db_port}\nDBServerIP2=127.0.0.1\n\
-             DBServerPort2={db_port}\nLoginServerIP1=127.0.0.1\nLoginServerPort1={login_msg}\n\
-             RouteServerIP1=127.0.0.1\nRouteServerPort1={route_port}\n"
-        ),
-    )
-    .expect("conf");
-
-    let mut daemons = Vec::new();
-    for (bin, d, conf) in [
-        ("db_proxy_server", &db_dir, "dbproxyserver.conf"),
-        ("route_server", &route_dir, "routeserver.conf"),
-        ("login_server", &login_dir, "loginserver.conf"),
-        ("msg_server", &msg_dir, "msgserver.conf"),
-    ] {
-        let mut daemon = Daemon::spawn(bin, d, conf);
-        daemon.wait_ready(READY);
-        daemons.push(daemon);
-    }
-    Stack {
-        _dir: dir,
-        _daemons: daemons,
-        login_url: format!("http://127.0.0.1:{login_http}"),
-    }
-}
 
 /// Discovery answers code 1 until msg_server has registered with login_server: poll (bounded).
 fn discover(url: &str) -> MsgServerAddr {
@@ -148,9 +52,14 @@ fn login(addr: &MsgServerAddr, user: &str) -> Client {
 
 #[test]
 fn discover_login_send_receive_history() {
-    let stack = start_stack();
-    let addr = discover(&stack.login_url);
+    let stack = Stack::start("tt-client-live", 1);
+    let addr = discover(&stack.login_url());
     assert_ne!(addr.port, 0);
+    assert_eq!(
+        addr.port,
+        stack.msg_port(0),
+        "discovery hands out the one msg_server"
+    );
 
     let mut a = login(&addr, "user52");
     let mut b = login(&addr, "user53");
@@ -227,15 +136,16 @@ fn discover_login_send_receive_history() {
 
 #[test]
 fn cli_one_shot_and_piped_against_the_daemons() {
-    let stack = start_stack();
-    let addr = discover(&stack.login_url);
+    let stack = Stack::start("tt-client-live", 1);
+    let login_url = stack.login_url();
+    let addr = discover(&login_url);
     let mut b = login(&addr, "user56");
 
     // One-shot send from user55 through discovery.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tt-cli"))
         .args([
             "--login-url",
-            &stack.login_url,
+            &login_url,
             "--user",
             "user55",
             "--password",

@@ -41,7 +41,7 @@ fn unique(tag: &str) -> String {
 
 #[test]
 fn login_ok_wrong_password_and_unknown_user() {
-    let stack = Stack::start(FULL, "");
+    let stack = Stack::start("msg_server", 1);
     let (mut c, res) = stack.login("user60", CLIENT_WINDOWS);
     assert_eq!(res.result_code, 0, "{res:?}");
     let info = res.user_info.expect("user_info on success");
@@ -84,7 +84,11 @@ fn logins_are_refused_with_the_code_of_the_missing_server() {
         (true, true, false, 5), // NO_ROUTE_SERVER
     ];
     for (db, login, route, code) in cases {
-        let stack = Stack::start(Parts { db, route, login }, "");
+        let stack = Stack::builder("msg_server")
+            .db_proxy(db)
+            .route(route)
+            .login(login)
+            .start();
         let (mut c, res) = stack.login_with("user60", PASSWORD_MD5, CLIENT_WINDOWS, &[code]);
         assert_eq!(res.result_code, code);
         assert_eq!(res.result_string.as_deref(), Some("服务端异常".as_bytes()));
@@ -95,7 +99,7 @@ fn logins_are_refused_with_the_code_of_the_missing_server() {
 
 #[test]
 fn commands_before_login_close_the_connection_heartbeats_are_echoed() {
-    let mut stack = Stack::start(FULL, "");
+    let mut stack = Stack::start("msg_server", 1);
     let mut c = stack.connect();
     let hb = Pdu::new(sid::SID_OTHER, cid::CID_OTHER_HEARTBEAT, 7, Vec::new());
     c.send_pdu(&hb);
@@ -112,7 +116,11 @@ fn commands_before_login_close_the_connection_heartbeats_are_echoed() {
         skipped.is_empty(),
         "nothing answered before login: {skipped:?}"
     );
-    assert!(stack.msg.wait_for_line("before a successful login", WAIT));
+    assert!(
+        stack
+            .msg_daemon(0)
+            .wait_for_line("before a successful login", WAIT)
+    );
 
     let mut c = stack.connect();
     c.send(&msg(62, 63, "hello"));
@@ -128,7 +136,7 @@ fn commands_before_login_close_the_connection_heartbeats_are_echoed() {
 
 #[test]
 fn message_between_two_users_on_one_server() {
-    let stack = Stack::start(FULL, "");
+    let stack = Stack::start("msg_server", 1);
     let (mut a, res) = stack.login("user62", CLIENT_WINDOWS);
     assert_eq!(res.result_code, 0);
     let (mut a2, res) = stack.login("user62", CLIENT_ANDROID);
@@ -166,7 +174,7 @@ fn message_between_two_users_on_one_server() {
 
 #[test]
 fn a_second_pc_login_kicks_the_first_a_mobile_login_stays() {
-    let stack = Stack::start(FULL, "");
+    let stack = Stack::start("msg_server", 1);
     let (mut first, res) = stack.login("user64", CLIENT_WINDOWS);
     assert_eq!(res.result_code, 0);
     let (mut mobile, res) = stack.login("user64", CLIENT_IOS);
@@ -190,7 +198,9 @@ fn a_second_pc_login_kicks_the_first_a_mobile_login_stays() {
 
 #[test]
 fn messages_over_the_rate_limit_are_dropped() {
-    let stack = Stack::start(FULL, "MsgRateLimit=5\n");
+    let stack = Stack::builder("msg_server")
+        .msg_conf_extra("MsgRateLimit=5\n")
+        .start();
     let (mut a, _) = stack.login("user65", CLIENT_WINDOWS);
     let (mut b, _) = stack.login("user66", CLIENT_WINDOWS);
     let tag = unique("burst");
@@ -231,7 +241,7 @@ fn messages_over_the_rate_limit_are_dropped() {
 
 #[test]
 fn unread_count_and_read_ack() {
-    let stack = Stack::start(FULL, "");
+    let stack = Stack::start("msg_server", 1);
     let (mut a, _) = stack.login("user67", CLIENT_WINDOWS);
     let (mut b, _) = stack.login("user68", CLIENT_WINDOWS);
     let (mut b2, _) = stack.login("user68", CLIENT_ANDROID);
@@ -290,7 +300,7 @@ fn requests_forwarded_to_db_proxy_and_route_server_come_back_with_the_clients_se
     };
     use tt_proto::pb::message::{ImGetLatestMsgIdReq, ImGetLatestMsgIdRsp};
 
-    let stack = Stack::start(FULL, "");
+    let stack = Stack::start("msg_server", 1);
     let (mut a, _) = stack.login("user69", CLIENT_WINDOWS);
     let (_b, _) = stack.login("user70", CLIENT_WINDOWS);
 
@@ -370,7 +380,7 @@ fn requests_forwarded_to_db_proxy_and_route_server_come_back_with_the_clients_se
 fn buddy_status_and_pc_login_status_come_through_route_server() {
     use tt_proto::pb::buddy::{ImUserStatNotify, ImpcLoginStatusNotify};
 
-    let stack = Stack::start(FULL, "");
+    let stack = Stack::start("msg_server", 1);
     let (mut watcher, _) = stack.login("user71", CLIENT_WINDOWS);
     let (mut phone, _) = stack.login("user72", CLIENT_ANDROID);
     let (pc, _) = stack.login("user72", CLIENT_WINDOWS);
@@ -402,7 +412,7 @@ fn buddy_status_and_pc_login_status_come_through_route_server() {
 
 #[test]
 fn a_connection_that_does_not_log_in_is_closed_after_the_login_timeout() {
-    let mut stack = Stack::start(FULL, "");
+    let mut stack = Stack::start("msg_server", 1);
     let mut c = stack.connect();
     // Heartbeats keep a connection alive, but not one that never logs in (15 s from accept).
     let hb = Pdu::new(sid::SID_OTHER, cid::CID_OTHER_HEARTBEAT, 0, Vec::new());
@@ -412,12 +422,14 @@ fn a_connection_that_does_not_log_in_is_closed_after_the_login_timeout() {
         .set_read_timeout(Some(std::time::Duration::from_secs(60)))
         .unwrap();
     assert!(c.expect_eof().is_empty());
-    assert!(stack.msg.wait_for_line("no login within", WAIT));
+    assert!(stack.msg_daemon(0).wait_for_line("no login within", WAIT));
 }
 
 #[test]
 fn requests_beyond_the_pending_limit_are_dropped() {
-    let mut stack = Stack::start(FULL, "MaxPendingDbRequests=2\n");
+    let mut stack = Stack::builder("msg_server")
+        .msg_conf_extra("MaxPendingDbRequests=2\n")
+        .start();
     let (mut c, _) = stack.login("user73", CLIENT_WINDOWS);
     let req = ImUnreadMsgCntReq {
         user_id: 0,
@@ -430,7 +442,7 @@ fn requests_beyond_the_pending_limit_are_dropped() {
         flood.extend(Pdu::command(seq, &req).to_bytes());
     }
     std::io::Write::write_all(&mut c.stream, &flood).unwrap();
-    assert!(stack.msg.wait_for_line("requests waiting", WAIT));
+    assert!(stack.msg_daemon(0).wait_for_line("requests waiting", WAIT));
     for _ in 0..2 {
         c.recv_msg::<ImUnreadMsgCntRsp>();
     }

@@ -6,11 +6,12 @@
 //!   file, forwards its log to the test's stderr, waits for its readiness line, kills it on drop;
 //! - [`TempDir`], [`free_port`]: a directory and ports of its own for every test;
 //! - [`DbEnv`]: the database settings, from the same `TT_*` variables as `scripts/env.sh`;
-//! - [`Stack`]: db_proxy_server, route_server, login_server and N msg_servers, wired together.
+//! - [`Stack`]: db_proxy_server, route_server, login_server and N msg_servers, wired together
+//!   (all of them or some, see [`Stack::builder`]); the one way tests start a stack.
 
 pub mod stack;
 
-pub use stack::Stack;
+pub use stack::{Stack, StackBuilder};
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader};
@@ -208,24 +209,30 @@ impl Daemon {
 
     /// Waits until a log line contains `needle`; false if the daemon exited or `limit` passed.
     pub fn wait_for_line(&mut self, needle: &str, limit: Duration) -> bool {
+        self.wait_for_lines(&[needle], limit).is_empty()
+    }
+
+    /// Waits until each of `needles` is contained in a log line, in any order; returns those
+    /// not seen before the daemon exited or `limit` passed (empty: all were seen). The lines
+    /// read on the way are consumed, as by [`Daemon::wait_for_line`].
+    pub fn wait_for_lines<'a>(&mut self, needles: &[&'a str], limit: Duration) -> Vec<&'a str> {
+        let mut missing = needles.to_vec();
         let deadline = Instant::now() + limit;
-        loop {
+        while !missing.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(Line::Text(line)) => {
-                    let hit = line.contains(needle);
+                    missing.retain(|needle| !line.contains(needle));
                     self.remember(line);
-                    if hit {
-                        return true;
-                    }
                 }
                 Ok(Line::Eof) | Err(RecvTimeoutError::Disconnected) => {
                     self.exited = true;
-                    return false;
+                    break;
                 }
-                Err(RecvTimeoutError::Timeout) => return false,
+                Err(RecvTimeoutError::Timeout) => break,
             }
         }
+        missing
     }
 
     /// Waits for the process to exit by itself (its log ends); returns its exit status code.

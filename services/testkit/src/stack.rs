@@ -1,17 +1,38 @@
 //! A whole TeamTalk stack for one test: db_proxy_server, route_server, login_server and one or
-//! more msg_servers, spawned as real processes on free ports, each with a conf file in the
-//! original format written to the test's own directory, against the project-local MariaDB and
-//! Redis (`scripts/db-up.sh`).
+//! more msg_servers, spawned as real processes on free ports, each in a directory of its own
+//! with a conf file in the original format, against the project-local MariaDB and Redis
+//! (`scripts/db-up.sh`).
+//!
+//! ```no_run
+//! use tt_testkit::Stack;
+//!
+//! // Everything, two msg_servers, each waiting until its links are up:
+//! let stack = Stack::start("e2e-chat", 2);
+//! let _addr = stack.msg_addr(1);
+//!
+//! // No route_server (msg_server is pointed at a port nobody listens on), extra conf lines:
+//! let mut stack = Stack::builder("no-route")
+//!     .route(false)
+//!     .msg_conf_extra("MsgRateLimit=5\n")
+//!     .start();
+//! assert!(stack.route.is_none());
+//! stack.msg_daemon(0).wait_for_line("connected to db_proxy_server", tt_testkit::stack::LIMIT);
+//! ```
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::{Daemon, DbEnv, TempDir, free_port};
+use crate::{Daemon, DbEnv, READY_MARKER, TempDir, free_port};
 
 /// Hang guard for anything a daemon must do (start, reconnect): generous, never a timing check.
 pub const LIMIT: Duration = Duration::from_secs(60);
 pub const AES_KEY: &str = "12345678901234567890123456789012";
 
+/// Every port of a stack, chosen when it is built. A server the stack does not run keeps its
+/// port: the msg_servers are configured with it, and nobody listens there. While the stack
+/// starts, a daemon that finds its port taken meanwhile (a free port is only free until some
+/// other process binds it) is moved to new ones; a restart later reuses its ports.
 pub struct Ports {
     pub db_proxy: u16,
     pub route: u16,
@@ -21,82 +42,225 @@ pub struct Ports {
     pub msg: Vec<u16>,
 }
 
-pub struct Stack {
-    pub dir: TempDir,
-    pub db: DbEnv,
-    pub ports: Ports,
-    pub db_proxy: Option<Daemon>,
-    pub route: Option<Daemon>,
-    pub login: Option<Daemon>,
-    pub msg: Vec<Option<Daemon>>,
+/// What [`Stack::builder`] starts. Defaults: every server, one msg_server, msg_servers wait
+/// for their links, no extra conf lines.
+#[must_use = "nothing runs until `start`"]
+pub struct StackBuilder {
+    label: String,
+    msg_servers: usize,
+    db_proxy: bool,
+    route: bool,
+    login: bool,
+    wait_links: bool,
+    msg_conf_extra: String,
 }
 
-impl Stack {
-    /// Starts the whole stack with `msg_servers` msg_servers and waits until every msg_server
-    /// has its db_proxy, login_server and route_server links up.
-    pub fn start(label: &str, msg_servers: usize) -> Stack {
+impl StackBuilder {
+    /// How many msg_servers (0 is allowed).
+    pub fn msg_servers(mut self, n: usize) -> StackBuilder {
+        self.msg_servers = n;
+        self
+    }
+
+    /// Whether db_proxy_server runs.
+    pub fn db_proxy(mut self, on: bool) -> StackBuilder {
+        self.db_proxy = on;
+        self
+    }
+
+    /// Whether route_server runs.
+    pub fn route(mut self, on: bool) -> StackBuilder {
+        self.route = on;
+        self
+    }
+
+    /// Whether login_server runs.
+    pub fn login(mut self, on: bool) -> StackBuilder {
+        self.login = on;
+        self
+    }
+
+    /// Whether starting a msg_server waits until it is connected to each server the stack runs
+    /// at that moment (default: yes). It never waits for a server the stack does not run.
+    pub fn wait_links(mut self, on: bool) -> StackBuilder {
+        self.wait_links = on;
+        self
+    }
+
+    /// Conf lines (each ending in `\n`) for every msg_server. They come first in the file and
+    /// the conf reader keeps the first value of a key, so they may also override a default.
+    pub fn msg_conf_extra(mut self, lines: &str) -> StackBuilder {
+        self.msg_conf_extra.push_str(lines);
+        self
+    }
+
+    /// Writes the conf files and starts the servers: db_proxy_server, route_server,
+    /// login_server (each waited for until ready), then the msg_servers in order.
+    pub fn start(self) -> Stack {
+        let n = self.msg_servers;
         let ports = Ports {
             db_proxy: free_port(),
             route: free_port(),
             login_http: free_port(),
             login_msg: free_port(),
             login_client: free_port(),
-            msg: (0..msg_servers).map(|_| free_port()).collect(),
+            msg: (0..n).map(|_| free_port()).collect(),
         };
         let mut stack = Stack {
-            dir: TempDir::new(label),
+            dir: TempDir::new(&self.label),
             db: DbEnv::from_env(),
             ports,
             db_proxy: None,
             route: None,
             login: None,
-            msg: (0..msg_servers).map(|_| None).collect(),
+            msg: (0..n).map(|_| None).collect(),
+            wait_links: self.wait_links,
+            msg_conf_extra: self.msg_conf_extra,
+            starting: true,
         };
         stack.write_confs();
-        stack.start_db_proxy();
-        stack.start_route();
-        stack.start_login();
-        for i in 0..msg_servers {
+        if self.db_proxy {
+            stack.start_db_proxy();
+        }
+        if self.route {
+            stack.start_route();
+        }
+        if self.login {
+            stack.start_login();
+        }
+        for i in 0..n {
             stack.start_msg(i);
         }
+        stack.starting = false;
         stack
     }
+}
 
+/// A running stack. Every daemon is killed when the stack is dropped, then its directory is
+/// removed.
+pub struct Stack {
+    // Daemons before `dir`: fields drop in order, so the processes are gone before the
+    // directory they run in.
+    pub db_proxy: Option<Daemon>,
+    pub route: Option<Daemon>,
+    pub login: Option<Daemon>,
+    pub msg: Vec<Option<Daemon>>,
+    pub ports: Ports,
+    pub db: DbEnv,
+    pub dir: TempDir,
+    wait_links: bool,
+    msg_conf_extra: String,
+    /// In [`StackBuilder::start`]: a daemon whose port was taken may move to another.
+    starting: bool,
+}
+
+/// One daemon of a stack.
+#[derive(Clone, Copy)]
+enum Server {
+    DbProxy,
+    Route,
+    Login,
+    Msg(usize),
+}
+
+impl Server {
+    fn bin(self) -> &'static str {
+        match self {
+            Server::DbProxy => "db_proxy_server",
+            Server::Route => "route_server",
+            Server::Login => "login_server",
+            Server::Msg(_) => "msg_server",
+        }
+    }
+
+    /// Its directory in the stack's.
+    fn dir(self) -> String {
+        match self {
+            Server::DbProxy => "db_proxy".into(),
+            Server::Route => "route".into(),
+            Server::Login => "login".into(),
+            Server::Msg(i) => format!("msg{i}"),
+        }
+    }
+
+    fn conf(self) -> &'static str {
+        match self {
+            Server::DbProxy => "dbproxyserver.conf",
+            Server::Route => "routeserver.conf",
+            Server::Login => "loginserver.conf",
+            Server::Msg(_) => "msgserver.conf",
+        }
+    }
+}
+
+impl Stack {
+    /// Starts the whole stack with `msg_servers` msg_servers and waits until every msg_server
+    /// has its db_proxy, login_server and route_server links up.
+    pub fn start(label: &str, msg_servers: usize) -> Stack {
+        Stack::builder(label).msg_servers(msg_servers).start()
+    }
+
+    /// A stack to configure: see [`StackBuilder`] for the defaults. `label` names its directory.
+    pub fn builder(label: &str) -> StackBuilder {
+        StackBuilder {
+            label: label.to_string(),
+            msg_servers: 1,
+            db_proxy: true,
+            route: true,
+            login: true,
+            wait_links: true,
+            msg_conf_extra: String::new(),
+        }
+    }
+
+    /// login_server's HTTP address (discovery), `http://127.0.0.1:<port>`.
     pub fn login_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.ports.login_http)
     }
 
+    /// The client port of msg_server `i`.
+    pub fn msg_port(&self, i: usize) -> u16 {
+        self.ports.msg[i]
+    }
+
+    /// The client address of msg_server `i`.
     pub fn msg_addr(&self, i: usize) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.ports.msg[i]))
     }
 
+    /// Starts db_proxy_server (again, after [`Stack::kill`]) and waits until it is ready.
     pub fn start_db_proxy(&mut self) {
-        let mut d = Daemon::spawn("db_proxy_server", self.dir.path(), "dbproxyserver.conf");
-        d.wait_ready(LIMIT);
-        self.db_proxy = Some(d);
+        self.db_proxy = Some(self.spawn_ready(Server::DbProxy));
     }
 
+    /// Starts route_server (again, after [`Stack::kill`]) and waits until it is ready.
     pub fn start_route(&mut self) {
-        let mut d = Daemon::spawn("route_server", self.dir.path(), "routeserver.conf");
-        d.wait_ready(LIMIT);
-        self.route = Some(d);
+        self.route = Some(self.spawn_ready(Server::Route));
     }
 
+    /// Starts login_server (again, after [`Stack::kill`]) and waits until it is ready.
     pub fn start_login(&mut self) {
-        let mut d = Daemon::spawn("login_server", self.dir.path(), "loginserver.conf");
-        d.wait_ready(LIMIT);
-        self.login = Some(d);
+        self.login = Some(self.spawn_ready(Server::Login));
     }
 
-    /// Starts msg_server `i` and waits until all three of its links are up.
+    /// Starts msg_server `i` and waits until it is ready and, unless the stack was built with
+    /// `wait_links(false)`, connected to each of db_proxy_server, login_server and route_server
+    /// that runs now.
     pub fn start_msg(&mut self, i: usize) {
-        let conf = format!("msgserver{i}.conf");
-        let mut d = Daemon::spawn("msg_server", self.dir.path(), &conf);
-        d.wait_ready(LIMIT);
-        for kind in ["db_proxy_server", "login_server", "route_server"] {
+        let mut d = self.spawn_ready(Server::Msg(i));
+        if self.wait_links {
+            let links: Vec<&str> = [
+                ("connected to db_proxy_server", self.db_proxy.is_some()),
+                ("connected to login_server", self.login.is_some()),
+                ("connected to route_server", self.route.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(line, running)| running.then_some(line))
+            .collect();
+            let missing = d.wait_for_lines(&links, LIMIT);
             assert!(
-                d.wait_for_line(&format!("connected to {kind}"), LIMIT),
-                "msg_server {i} did not connect to {kind}:\n{}",
+                missing.is_empty(),
+                "msg_server {i} did not log {missing:?}:\n{}",
                 d.recent_log()
             );
         }
@@ -110,12 +274,59 @@ impl Stack {
         }
     }
 
-    /// The msg_server's log, for waiting on its reconnects.
+    /// msg_server `i`, e.g. to wait on its log. Panics if it is not running.
     pub fn msg_daemon(&mut self, i: usize) -> &mut Daemon {
         self.msg[i].as_mut().expect("msg_server running")
     }
 
+    /// The directory of one daemon: `db_proxy`, `route`, `login`, `msg0`, `msg1`…
+    pub fn daemon_dir(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Spawns `server` and waits until it is ready. While the stack starts, a port taken since
+    /// it was chosen moves the server to new ports (the msg_servers, started last, are
+    /// configured with the final ones); otherwise, or after a few moves, panics with its log.
+    fn spawn_ready(&mut self, server: Server) -> Daemon {
+        let mut moves = 0;
+        loop {
+            let dir = self.daemon_dir(&server.dir());
+            let mut d = Daemon::spawn(server.bin(), &dir, server.conf());
+            if d.wait_for_line(READY_MARKER, LIMIT) {
+                return d;
+            }
+            let log = d.recent_log();
+            if !(self.starting && moves < 5 && log.contains("cannot listen on")) {
+                panic!(
+                    "{} did not become ready; last log lines:\n{log}",
+                    server.bin()
+                );
+            }
+            moves += 1;
+            eprintln!("[tt-testkit] {}: a port was taken, moving", server.bin());
+            let p = &mut self.ports;
+            match server {
+                Server::DbProxy => p.db_proxy = free_port(),
+                Server::Route => p.route = free_port(),
+                Server::Login => {
+                    p.login_http = free_port();
+                    p.login_msg = free_port();
+                    p.login_client = free_port();
+                }
+                Server::Msg(i) => p.msg[i] = free_port(),
+            }
+            self.write_confs();
+        }
+    }
+
+    fn write_conf(&self, dir: &str, conf: &str, contents: &str) {
+        let dir = self.daemon_dir(dir);
+        std::fs::create_dir_all(&dir).expect("creating a daemon directory");
+        std::fs::write(dir.join(conf), contents).expect("writing a conf file");
+    }
+
     fn write_confs(&self) {
+        let msg_extra = &self.msg_conf_extra;
         let db = &self.db;
         let p = &self.ports;
         let pool = |name: &str| {
@@ -131,10 +342,11 @@ impl Stack {
                 db.redis_host, db.redis_port
             )
         };
-        self.dir.write(
+        self.write_conf(
+            "db_proxy",
             "dbproxyserver.conf",
             &format!(
-                "ListenIP=127.0.0.1\nListenPort={}\nThreadNum=4\nMsfsSite=http://127.0.0.1:8700\n\
+                "ListenIP=127.0.0.1\nListenPort={}\nThreadNum=2\nMsfsSite=http://127.0.0.1:8700\n\
                  aesKey={AES_KEY}\nDBInstances=teamtalk_master,teamtalk_slave\n{}{}\
                  CacheInstances=unread,group_set,token,sync,group_member\n{}{}{}{}{}",
                 p.db_proxy,
@@ -147,11 +359,13 @@ impl Stack {
                 cache("group_member", 5),
             ),
         );
-        self.dir.write(
+        self.write_conf(
+            "route",
             "routeserver.conf",
             &format!("ListenIP=127.0.0.1\nListenMsgPort={}\n", p.route),
         );
-        self.dir.write(
+        self.write_conf(
+            "login",
             "loginserver.conf",
             &format!(
                 "ClientListenIP=127.0.0.1\nClientPort={}\nHttpListenIP=127.0.0.1\nHttpPort={}\n\
@@ -161,10 +375,12 @@ impl Stack {
             ),
         );
         for (i, port) in p.msg.iter().enumerate() {
-            self.dir.write(
-                &format!("msgserver{i}.conf"),
+            self.write_conf(
+                &format!("msg{i}"),
+                "msgserver.conf",
                 &format!(
-                    "ListenIP=127.0.0.1\nListenPort={port}\nIpAddr1=127.0.0.1\nIpAddr2=127.0.0.1\n\
+                    "{msg_extra}\
+                     ListenIP=127.0.0.1\nListenPort={port}\nIpAddr1=127.0.0.1\nIpAddr2=127.0.0.1\n\
                      MaxConnCnt=1000\naesKey={AES_KEY}\nConcurrentDBConnCnt=2\n\
                      DBServerIP1=127.0.0.1\nDBServerPort1={db}\nDBServerIP2=127.0.0.1\nDBServerPort2={db}\n\
                      LoginServerIP1=127.0.0.1\nLoginServerPort1={login}\n\

@@ -1,5 +1,6 @@
-//! Test support: a local stack (db_proxy_server, route_server, login_server, msg_server) on
-//! ports of its own, and a small blocking PDU client over `std::net::TcpStream`.
+//! Test support: a small blocking PDU client over `std::net::TcpStream`, and logins with it
+//! against a [`tt_testkit::Stack`] (db_proxy_server, route_server, login_server, msg_server
+//! on ports of its own).
 
 #![allow(dead_code)]
 
@@ -11,7 +12,7 @@ use tt_proto::ids::{cid, sid};
 use tt_proto::pb::login::{ImLoginReq, ImLoginRes};
 use tt_proto::prost::Message;
 use tt_proto::{Decoder, Pdu};
-use tt_testkit::{Daemon, DbEnv, TempDir, free_port};
+pub use tt_testkit::Stack;
 
 /// Hang guard for every wait (not a timing assertion).
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -23,128 +24,18 @@ pub const CLIENT_MAC: i32 = 0x02;
 pub const CLIENT_IOS: i32 = 0x11;
 pub const CLIENT_ANDROID: i32 = 0x12;
 
-/// Which servers a stack runs besides msg_server.
-#[derive(Clone, Copy)]
-pub struct Parts {
-    pub db: bool,
-    pub route: bool,
-    pub login: bool,
-}
-
-pub const FULL: Parts = Parts {
-    db: true,
-    route: true,
-    login: true,
-};
-
-/// One test's servers. Killed on drop.
-pub struct Stack {
-    pub msg_port: u16,
-    pub msg: Daemon,
-    _others: Vec<Daemon>,
-    _dir: TempDir,
-}
-
-fn db_proxy_conf(port: u16) -> String {
-    let e = DbEnv::from_env();
-    let mut s = format!(
-        "ListenIP=127.0.0.1\nListenPort={port}\nThreadNum=2\nMsfsSite=http://127.0.0.1:1\n\
-         aesKey=12345678901234567890123456789012\nDBInstances=teamtalk_master,teamtalk_slave\n"
-    );
-    for name in ["teamtalk_master", "teamtalk_slave"] {
-        s += &format!(
-            "{name}_host={}\n{name}_port={}\n{name}_dbname={}\n{name}_username={}\n\
-             {name}_password={}\n{name}_maxconncnt=4\n",
-            e.mysql_host, e.mysql_port, e.mysql_db, e.mysql_user, e.mysql_password
-        );
-    }
-    s += "CacheInstances=unread,group_set,token,sync,group_member\n";
-    for (name, db) in [
-        ("unread", 1),
-        ("group_set", 2),
-        ("sync", 3),
-        ("token", 4),
-        ("group_member", 5),
-    ] {
-        s += &format!(
-            "{name}_host={}\n{name}_port={}\n{name}_db={db}\n{name}_maxconncnt=4\n",
-            e.redis_host, e.redis_port
-        );
-    }
-    s
-}
-
-impl Stack {
-    /// db_proxy, route_server and login_server (as `parts` says; a missing one is configured
-    /// on a port nobody listens on) and a msg_server with `extra` conf lines.
-    pub fn start(parts: Parts, extra: &str) -> Stack {
-        let dir = TempDir::new("msg_server");
-        let (db_port, route_port, login_port, msg_port) =
-            (free_port(), free_port(), free_port(), free_port());
-        let mut others = Vec::new();
-
-        if parts.db {
-            dir.write("dbproxyserver.conf", &db_proxy_conf(db_port));
-            let mut db = Daemon::spawn("db_proxy_server", dir.path(), "dbproxyserver.conf");
-            db.wait_ready(WAIT);
-            others.push(db);
-        }
-        if parts.route {
-            dir.write(
-                "routeserver.conf",
-                &format!("ListenIP=127.0.0.1\nListenMsgPort={route_port}\n"),
-            );
-            let mut route = Daemon::spawn("route_server", dir.path(), "routeserver.conf");
-            route.wait_ready(WAIT);
-            others.push(route);
-        }
-        if parts.login {
-            dir.write(
-                "loginserver.conf",
-                &format!(
-                    "ClientListenIP=127.0.0.1\nClientPort={}\nHttpListenIP=127.0.0.1\n\
-                     HttpPort={}\nMsgServerListenIP=127.0.0.1\nMsgServerPort={login_port}\n\
-                     msfs=http://127.0.0.1:1/\ndiscovery=http://127.0.0.1/api/discovery\n",
-                    free_port(),
-                    free_port()
-                ),
-            );
-            let mut login = Daemon::spawn("login_server", dir.path(), "loginserver.conf");
-            login.wait_ready(WAIT);
-            others.push(login);
-        }
-        dir.write(
-            "msgserver.conf",
-            &format!(
-                "ListenIP=127.0.0.1\nListenPort={msg_port}\nIpAddr1=127.0.0.1\nIpAddr2=127.0.0.1\n\
-                 MaxConnCnt=100000\naesKey=12345678901234567890123456789012\n\
-                 ConcurrentDBConnCnt=1\nDBServerIP1=127.0.0.1\nDBServerPort1={db_port}\n\
-                 DBServerIP2=127.0.0.1\nDBServerPort2={db_port}\n\
-                 LoginServerIP1=127.0.0.1\nLoginServerPort1={login_port}\n\
-                 RouteServerIP1=127.0.0.1\nRouteServerPort1={route_port}\n{extra}"
-            ),
-        );
-        let mut msg = Daemon::spawn("msg_server", dir.path(), "msgserver.conf");
-        msg.wait_ready(WAIT);
-        Stack {
-            msg_port,
-            msg,
-            _others: others,
-            _dir: dir,
-        }
-    }
-
-    pub fn connect(&self) -> Client {
-        Client::connect(self.msg_port)
-    }
+/// The raw PDU client's view of a [`Stack`] (built with `Stack::start("msg_server", 1)`, or
+/// `Stack::builder` for some servers only or extra conf lines): msg_server 0 is the one used.
+pub trait MsgStack {
+    fn connect(&self) -> Client;
 
     /// Logs in, retrying while msg_server's links are still coming up (refusals 3/4/5).
-    pub fn login(&self, user: &str, client_type: i32) -> (Client, ImLoginRes) {
+    fn login(&self, user: &str, client_type: i32) -> (Client, ImLoginRes) {
         self.login_with(user, PASSWORD_MD5, client_type, &[])
     }
 
     /// Logs in, retrying while the result code is one of 3, 4, 5 not in `accept`.
-    pub fn login_with(
+    fn login_with(
         &self,
         user: &str,
         password: &str,
@@ -168,6 +59,12 @@ impl Stack {
             c.expect_eof();
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+}
+
+impl MsgStack for Stack {
+    fn connect(&self) -> Client {
+        Client::connect(self.msg_port(0))
     }
 }
 
