@@ -274,3 +274,32 @@ fn garbage_and_oversized_lengths_are_disconnected_and_others_are_still_served() 
 
     assert_eq!(login_result(&stack, 0, "user10", "123456").unwrap(), 10);
 }
+
+#[test]
+fn everything_survives_a_restart_of_every_daemon() {
+    let (first, before) = {
+        let stack = Stack::start("e2e-restart-a", 1);
+        let mut r = login_at(&stack, 0, 17, ClientType::Windows);
+        r.read_ack(16, 0).expect("read ack");
+        wait_unread(&mut r, 16, 0);
+        r.logout().expect("logout");
+        let mut s = login_at(&stack, 0, 16, ClientType::Windows);
+        let before = s.latest_msg_id(17).expect("latest");
+        let first = s.send_text(17, "kept across restarts").expect("ack");
+        (first, before)
+        // Every daemon of this stack is killed here.
+    };
+    assert_eq!(first.msg_id, before + 1);
+
+    let stack = Stack::start("e2e-restart-b", 1);
+    let mut r = login_at(&stack, 0, 17, ClientType::Windows);
+    let unread = r.unread_counts().expect("unread");
+    let entry = unread.sessions.iter().find(|u| u.session_id == 16);
+    assert_eq!(entry.map(|u| u.unread_cnt), Some(1), "{unread:?}");
+    let history = r.get_msg_list(16, 0, 1).expect("history");
+    assert_eq!(history[0].msg_id, first.msg_id);
+    assert_eq!(history[0].text.as_deref(), Some("kept across restarts"));
+    // Message ids go on from where they were.
+    let next = r.send_text(16, "and we go on").expect("ack");
+    assert_eq!(next.msg_id, first.msg_id + 1);
+}
