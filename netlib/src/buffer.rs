@@ -47,16 +47,18 @@ impl Buffer {
 
     #[inline]
     pub fn extend(&mut self, bytes: &[u8]) {
-        if self.start > 0 && self.start >= self.data.len() / 2 {
-            self.compact();
-        }
-        self.data.extend_from_slice(bytes);
+        self.append(|v| v.extend_from_slice(bytes));
     }
 
     /// Lets `fill` append to the underlying vector in place (e.g. encoding a PDU straight into
-    /// an output buffer); whatever it appends becomes part of the data.
+    /// an output buffer); whatever it appends becomes part of the data. The consumed prefix is
+    /// reclaimed first once it is at least half the vector, so memory stays proportional to
+    /// the unconsumed bytes even when the buffer never drains completely.
     #[inline]
     pub(crate) fn append(&mut self, fill: impl FnOnce(&mut Vec<u8>)) {
+        if self.start > 0 && self.start >= self.data.len() / 2 {
+            self.compact();
+        }
         fill(&mut self.data);
     }
 
@@ -89,5 +91,26 @@ mod tests {
         b.consume(100);
         assert!(b.is_empty());
         assert_eq!(b.len(), 0);
+    }
+
+    #[test]
+    fn a_buffer_that_never_drains_does_not_grow() {
+        let mut b = Buffer::new();
+        // `append` is how netlib queues output (Net::send_with).
+        for _ in 0..10_000 {
+            b.append(|v| v.extend_from_slice(&[7u8; 100]));
+            b.consume(100);
+            b.append(|v| v.extend_from_slice(&[7u8; 100]));
+            b.consume(50);
+            // Half-consumed every round: at most a few hundred unconsumed bytes…
+            assert!(b.len() < 1_000_000);
+        }
+        // …and the vector holds little more than them.
+        assert!(
+            b.data.len() <= 2 * b.len() + 200,
+            "{} vs {}",
+            b.data.len(),
+            b.len()
+        );
     }
 }
