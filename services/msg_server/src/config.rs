@@ -68,6 +68,10 @@ impl Settings {
         let max_conn_cnt: u32 = conf.require_parse("MaxConnCnt")?;
         let msg_rate_limit: u32 = conf.get_parse("MsgRateLimit", 20)?;
         let max_pending_requests: usize = conf.get_parse("MaxPendingDbRequests", 64)?;
+        if max_pending_requests == 0 {
+            // 0 would drop every request and message of every client.
+            return Err(conf.invalid("MaxPendingDbRequests", "0", "a number of at least 1"));
+        }
         let max_pdu_len: u32 = conf.get_parse("MaxPduLen", 1024 * 1024)?;
         if max_pdu_len < 16 {
             return Err(conf.invalid("MaxPduLen", &max_pdu_len.to_string(), "at least 16"));
@@ -121,6 +125,9 @@ mod tests {
         let text = BASE.replace("aesKey=1234", "aesKey=34");
         let e = Settings::from_conf(&Conf::parse(&text, "msgserver.conf")).unwrap_err();
         assert!(e.to_string().contains("aesKey"), "{e}");
+        let text = format!("{BASE}MaxPendingDbRequests=0\n");
+        let e = Settings::from_conf(&Conf::parse(&text, "msgserver.conf")).unwrap_err();
+        assert!(e.to_string().contains("MaxPendingDbRequests"), "{e}");
         let text = format!("{BASE}ConcurrentDBConnCnt=0\n");
         let e = Settings::from_conf(&Conf::parse(&text, "msgserver.conf")).unwrap_err();
         assert!(e.to_string().contains("ConcurrentDBConnCnt"), "{e}");

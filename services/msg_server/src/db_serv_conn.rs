@@ -35,7 +35,7 @@ use tt_proto::pdu::Header;
 
 use crate::msg_conn::{Routed, is_group_msg};
 use crate::route_conn::parse;
-use crate::server::{MsgServer, pdu_bytes_with_header, raw_bytes, send_all};
+use crate::server::{MsgServer, pdu_bytes_with_header};
 
 /// Which pool a request is taken from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,17 +65,20 @@ impl DbPool {
         }
     }
 
+    /// Uniformly at random among the usable links of `range` (no allocation: this runs for
+    /// every request).
     fn pick_in(&self, range: std::ops::Range<usize>, r: u64) -> Option<ConnId> {
-        let open: Vec<ConnId> = self.links.slots()[range]
-            .iter()
-            .filter_map(|s| s.open_conn())
-            .filter(|c| !self.stopped.contains(c))
-            .collect();
-        if open.is_empty() {
-            None
-        } else {
-            Some(open[(r % open.len() as u64) as usize])
+        let usable = || {
+            self.links.slots()[range.clone()]
+                .iter()
+                .filter_map(|s| s.open_conn())
+                .filter(|c| self.stopped.is_empty() || !self.stopped.contains(c))
+        };
+        let n = usable().count() as u64;
+        if n == 0 {
+            return None;
         }
+        usable().nth((r % n) as usize)
     }
 
     /// A connected link of `pool`, else of the other pool.
@@ -297,12 +300,18 @@ impl MsgServer {
                 &ack,
             );
         }
-        self.route.send_to_master(net, &raw_bytes(header, body));
+        self.route.send_raw_to_master(net, header, body);
         if group {
             log::debug!(
                 "group message {} to group {to}: group delivery is not implemented here",
                 m.msg_id
             );
+            return;
+        }
+        // Encoded once for every local recipient, and only if there is one.
+        let to_sender = self.users.has_conn_other_than(from, sender);
+        let to_receiver = to != from && self.users.get(to).is_some();
+        if !to_sender && !to_receiver {
             return;
         }
         m.attach_data = None;
@@ -311,8 +320,10 @@ impl MsgServer {
             ..*header
         };
         let bytes = pdu_bytes_with_header(&delivery, &m);
-        self.send_to_user(net, from, sender, &bytes);
-        if to != from {
+        if to_sender {
+            self.send_to_user(net, from, sender, &bytes);
+        }
+        if to_receiver {
             self.send_to_user(net, to, None, &bytes);
         }
     }
@@ -348,7 +359,11 @@ impl MsgServer {
         bytes: &[u8],
     ) {
         if let Some(u) = self.users.get(user_id) {
-            send_all(net, &u.conn_ids_except(except), bytes);
+            for (_, c) in u.conns() {
+                if Some(c.conn) != except {
+                    net.send(c.conn, bytes);
+                }
+            }
         }
     }
 }

@@ -61,15 +61,6 @@ impl ImUser {
         self.conns.iter().map(|(h, c)| (*h, c))
     }
 
-    /// Connections other than `except` (all when `None`).
-    pub fn conn_ids_except(&self, except: Option<ConnId>) -> Vec<ConnId> {
-        self.conns
-            .values()
-            .filter(|c| Some(c.conn) != except)
-            .map(|c| c.conn)
-            .collect()
-    }
-
     /// PC (`mobile == false`) or mobile connections, other than `except`.
     pub fn conn_ids_of_kind(&self, mobile: bool, except: Option<ConnId>) -> Vec<ConnId> {
         self.conns
@@ -138,6 +129,13 @@ impl ImUserManager {
     /// `GetMsgConnByHandle`, used to route every reply).
     pub fn conn_by_handle(&self, user_id: u32, handle: u32) -> Option<ConnId> {
         self.users.get(&user_id)?.conns.get(&handle).map(|c| c.conn)
+    }
+
+    /// True if `user_id` has a logged-in connection here other than `except`.
+    pub fn has_conn_other_than(&self, user_id: u32, except: Option<ConnId>) -> bool {
+        self.users
+            .get(&user_id)
+            .is_some_and(|u| u.conns.values().any(|c| Some(c.conn) != except))
     }
 
     /// Every user, ascending id.

@@ -98,6 +98,9 @@ pub struct ClientConn {
     pub online_status: i32,
     pub accepted_at: Instant,
     pub msgs_this_second: u32,
+    /// Requests and messages dropped by the limits since the last tick: only the first of a
+    /// second is logged, the tick logs how many followed (a flood must not flood the log).
+    pub drops_this_second: u32,
     /// When each request still awaiting a reply was sent (oldest first).
     pending: VecDeque<Instant>,
 }
@@ -115,6 +118,7 @@ impl ClientConn {
             online_status: 2,
             accepted_at: now,
             msgs_this_second: 0,
+            drops_this_second: 0,
             pending: VecDeque::new(),
         }
     }
@@ -127,6 +131,13 @@ impl ClientConn {
         }
         self.pending.push_back(now);
         true
+    }
+
+    /// Counts a request dropped by a limit; true if it is the first since the last tick (the
+    /// one to log).
+    pub fn note_drop(&mut self) -> bool {
+        self.drops_this_second = self.drops_this_second.saturating_add(1);
+        self.drops_this_second == 1
     }
 
     /// A reply arrived for this client.
@@ -486,9 +497,21 @@ impl MsgServer {
         attach: Attach,
     ) {
         let Req { conn, header, body } = req;
-        let Some(mut msg) = self.parse_client::<M, X>(net, conn, header, body) else {
-            return;
-        };
+        if let Some(msg) = self.parse_client::<M, X>(net, conn, header, body) {
+            self.forward_parsed(net, conn, header, msg, target, attach);
+        }
+    }
+
+    /// [`MsgServer::forward`] for a request already parsed.
+    fn forward_parsed<M: Command + Routed, X>(
+        &mut self,
+        net: &mut Net<X>,
+        conn: ConnId,
+        header: &Header,
+        mut msg: M,
+        target: Target,
+        attach: Attach,
+    ) {
         let dest = match target {
             Target::Db(pool) => self.pick_db(pool),
             Target::MasterRoute => self.route.master,
@@ -503,12 +526,14 @@ impl MsgServer {
             return;
         };
         if attach != Attach::None && !client.begin_request(now, max) {
-            log::warn!(
-                "client {} (user {}) has {max} requests waiting: {:#06x} dropped",
-                client.peer,
-                client.user_id,
-                header.command_id
-            );
+            if client.note_drop() {
+                log::warn!(
+                    "client {} (user {}) has {max} requests waiting: {:#06x} dropped",
+                    client.peer,
+                    client.user_id,
+                    header.command_id
+                );
+            }
             return;
         }
         msg.set_user_id(client.user_id);
@@ -799,6 +824,15 @@ impl MsgServer {
         let mut close = Vec::new();
         for (&conn, c) in self.clients.iter_mut() {
             c.msgs_this_second = 0;
+            if c.drops_this_second > 1 {
+                log::warn!(
+                    "client {} (user {}): {} more requests dropped by the limits",
+                    c.peer,
+                    c.user_id,
+                    c.drops_this_second - 1
+                );
+            }
+            c.drops_this_second = 0;
             c.expire_pending(now);
             let Some(activity) = net.activity(conn) else {
                 continue;
@@ -952,33 +986,34 @@ impl MsgServer {
         let limit = self.cfg.msg_rate_limit;
         let max = self.cfg.max_pending_requests;
         let now = net.now();
-        let Some(db) = self.pick_db(Pool::General) else {
-            log::warn!(
-                "no db_proxy link: message from {} dropped",
-                msg.from_user_id
-            );
-            return;
-        };
+        let db = self.pick_db(Pool::General);
         let Some(client) = self.clients.get_mut(&conn) else {
             return;
         };
         let me = client.user_id;
-        if msg.msg_data.is_empty() {
-            log::info!("user {me} sent an empty message: dropped");
+        // The checks of the original, in its order; every drop is silent for the client.
+        let drop = if msg.msg_data.is_empty() {
+            Some("an empty message")
+        } else if limit > 0 && client.msgs_this_second >= limit {
+            Some("more messages a second than MsgRateLimit")
+        } else if !is_group_msg(msg.msg_type) && msg.to_session_id == me {
+            Some("a message to itself")
+        } else if db.is_none() {
+            Some("a message while no db_proxy link is up")
+        } else if !client.begin_request(now, max) {
+            Some("a message while MaxPendingDbRequests requests wait for a reply")
+        } else {
+            None
+        };
+        if let Some(why) = drop {
+            // Logged once a second at most (the tick sums up the rest): a client must not be
+            // able to flood the log.
+            if client.note_drop() {
+                log::warn!("user {me} sent {why}: dropped");
+            }
             return;
         }
-        if limit > 0 && client.msgs_this_second >= limit {
-            log::warn!("user {me} sends more than {limit} messages a second: message dropped");
-            return;
-        }
-        if !is_group_msg(msg.msg_type) && msg.to_session_id == me {
-            log::info!("user {me} sent a message to itself: dropped");
-            return;
-        }
-        if !client.begin_request(now, max) {
-            log::warn!("user {me} has {max} requests waiting: message dropped");
-            return;
-        }
+        let Some(db) = db else { return };
         client.msgs_this_second += 1;
         msg.from_user_id = me;
         msg.create_time = unix_now();
@@ -1021,8 +1056,12 @@ impl MsgServer {
         };
         cmd.from_user_id = me;
         let bytes = crate::server::pdu_bytes_with_header(header, &cmd);
-        self.send_to_user(net, me, Some(conn), &bytes);
-        if cmd.to_user_id != me {
+        if cmd.to_user_id == me {
+            // To oneself: every connection of mine, this one included, once each (the
+            // original sends it to this connection once and to the others twice).
+            self.send_to_user(net, me, None, &bytes);
+        } else {
+            self.send_to_user(net, me, Some(conn), &bytes);
             self.send_to_user(net, cmd.to_user_id, None, &bytes);
         }
         self.route.send_to_master(net, &bytes);
@@ -1037,21 +1076,16 @@ impl MsgServer {
         body: &[u8],
         me: u32,
     ) {
-        let Ok(rm) = decode_checked::<ImRemoveSessionReq>(body) else {
-            self.parse_client::<ImRemoveSessionReq, X>(net, conn, header, body);
+        let Some(rm) = self.parse_client::<ImRemoveSessionReq, X>(net, conn, header, body) else {
             return;
         };
-        self.forward::<ImRemoveSessionReq, X>(
-            net,
-            Req { conn, header, body },
-            DB_GENERAL,
-            Attach::Short,
-        );
-        if rm.session_type == 1 {
+        let (session_type, session_id) = (rm.session_type, rm.session_id);
+        self.forward_parsed(net, conn, header, rm, DB_GENERAL, Attach::Short);
+        if session_type == 1 {
             let notify = ImRemoveSessionNotify {
                 user_id: me,
-                session_type: rm.session_type,
-                session_id: rm.session_id,
+                session_type,
+                session_id,
             };
             let bytes = pdu_bytes(
                 sid::SID_BUDDY_LIST,

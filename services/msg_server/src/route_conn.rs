@@ -62,6 +62,18 @@ impl RouteLinks {
         }
     }
 
+    /// Sends a received PDU (every header byte kept) to the master link, without copying it
+    /// first; false (dropped) when there is no master.
+    pub fn send_raw_to_master<X>(&self, net: &mut Net<X>, header: &Header, body: &[u8]) -> bool {
+        match self.master {
+            Some(m) => crate::server::send_raw(net, m, header, body),
+            None => {
+                log::debug!("no master route_server: PDU dropped");
+                false
+            }
+        }
+    }
+
     /// Sends a message to the master link (seq 0 unless given).
     pub fn send_msg_to_master<M: prost::Message, X>(
         &self,
@@ -307,15 +319,20 @@ impl MsgServer {
             );
             return;
         }
+        let (from, to) = (m.from_user_id, m.to_session_id);
+        let to_receiver = to != from && self.users.get(to).is_some();
+        if self.users.get(from).is_none() && !to_receiver {
+            return;
+        }
         m.attach_data = None;
         let delivery = Header {
             seq_num: 0,
             ..*header
         };
         let bytes = crate::server::pdu_bytes_with_header(&delivery, &m);
-        self.send_to_user(net, m.from_user_id, None, &bytes);
-        if m.to_session_id != m.from_user_id {
-            self.send_to_user(net, m.to_session_id, None, &bytes);
+        self.send_to_user(net, from, None, &bytes);
+        if to_receiver {
+            self.send_to_user(net, to, None, &bytes);
         }
     }
 }

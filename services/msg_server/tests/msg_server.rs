@@ -458,3 +458,154 @@ fn requests_beyond_the_pending_limit_are_dropped() {
     }
     assert_eq!(extra, 0, "only two of the flood were forwarded");
 }
+
+/// Logs in at msg_server `i` of the stack.
+fn login_at(stack: &Stack, i: usize, user: &str, client_type: i32) -> Client {
+    let mut c = Client::connect(stack.msg_port(i));
+    let res = c.login(user, PASSWORD_MD5, client_type);
+    assert_eq!(res.result_code, 0, "{user} at msg_server {i}: {res:?}");
+    c
+}
+
+/// Every PDU that arrives within `quiet` of the previous one.
+fn drain(c: &mut Client, quiet: std::time::Duration) -> Vec<Pdu> {
+    let mut seen = Vec::new();
+    while let Some(p) = c.recv_within(quiet) {
+        seen.push(p);
+    }
+    seen
+}
+
+fn count_cmd(pdus: &[Pdu], cmd: u16) -> usize {
+    pdus.iter().filter(|p| p.header.command_id == cmd).count()
+}
+
+#[test]
+fn two_servers_each_device_gets_each_message_and_read_notify_once() {
+    let stack = Stack::start("msg_server", 2);
+    let mut a0 = login_at(&stack, 0, "user74", CLIENT_WINDOWS);
+    let mut a1 = login_at(&stack, 1, "user74", CLIENT_ANDROID);
+    let mut b1 = login_at(&stack, 1, "user75", CLIENT_WINDOWS);
+    let mut b0 = login_at(&stack, 0, "user75", CLIENT_ANDROID);
+    let quiet = std::time::Duration::from_millis(1500);
+    for c in [&mut a0, &mut a1, &mut b0, &mut b1] {
+        drain(c, std::time::Duration::from_millis(500));
+    }
+
+    let text = unique("two-servers");
+    let seq = a0.send(&msg(74, 75, &text));
+    let mut got = drain(&mut a0, quiet);
+    assert_eq!(count_cmd(&got, cid::CID_MSG_DATA_ACK), 1, "{got:?}");
+    assert_eq!(count_cmd(&got, cid::CID_MSG_DATA), 0, "{got:?}");
+    let ack = got.remove(
+        got.iter()
+            .position(|p| p.header.command_id == cid::CID_MSG_DATA_ACK)
+            .unwrap(),
+    );
+    assert_eq!(ack.header.seq_num, seq);
+    let ack = ImMsgDataAck::decode(ack.body.as_slice()).unwrap();
+    for (name, c) in [("a1", &mut a1), ("b0", &mut b0), ("b1", &mut b1)] {
+        let got = drain(c, quiet);
+        let msgs: Vec<ImMsgData> = got
+            .iter()
+            .filter(|p| p.header.command_id == cid::CID_MSG_DATA)
+            .map(|p| {
+                assert_eq!(p.header.seq_num, 0, "{name}");
+                ImMsgData::decode(p.body.as_slice()).unwrap()
+            })
+            .collect();
+        assert_eq!(msgs.len(), 1, "{name}: {got:?}");
+        assert_eq!(msgs[0].msg_id, ack.msg_id, "{name}");
+        assert_eq!(msgs[0].from_user_id, 74, "{name}");
+        assert!(msgs[0].attach_data.is_none(), "{name}");
+    }
+
+    b1.send(&ImMsgDataReadAck {
+        user_id: 0,
+        session_id: 74,
+        msg_id: ack.msg_id,
+        session_type: 1,
+    });
+    let got = drain(&mut b0, quiet);
+    assert_eq!(count_cmd(&got, cid::CID_MSG_READ_NOTIFY), 1, "{got:?}");
+    let got = drain(&mut b1, quiet);
+    assert_eq!(count_cmd(&got, cid::CID_MSG_READ_NOTIFY), 0, "{got:?}");
+    for c in [&mut a0, &mut a1] {
+        let got = drain(c, std::time::Duration::from_millis(300));
+        assert_eq!(count_cmd(&got, cid::CID_MSG_READ_NOTIFY), 0, "{got:?}");
+    }
+
+    // A PC login of 74 at server 1 kicks the PC at server 0.
+    let _a1pc = login_at(&stack, 1, "user74", CLIENT_MAC);
+    let kick = a0.recv_cmd(cid::CID_LOGIN_KICK_USER);
+    let kick = ImKickUser::decode(kick.body.as_slice()).unwrap();
+    assert_eq!((kick.user_id, kick.kick_reason), (74, 1));
+    a0.expect_eof();
+}
+
+#[test]
+fn a_p2p_command_to_oneself_reaches_every_own_connection_once() {
+    use tt_proto::pb::switch_service::Imp2pCmdMsg;
+
+    let stack = Stack::start("msg_server", 1);
+    let (mut pc, _) = stack.login("user76", CLIENT_WINDOWS);
+    let (mut phone, _) = stack.login("user76", CLIENT_ANDROID);
+    let quiet = std::time::Duration::from_millis(800);
+    drain(&mut pc, quiet);
+    drain(&mut phone, quiet);
+
+    let seq = pc.send(&Imp2pCmdMsg {
+        from_user_id: 1,
+        to_user_id: 76,
+        cmd_msg_data: b"shake".to_vec(),
+    });
+    for (name, c) in [("sender", &mut pc), ("other device", &mut phone)] {
+        let got = drain(c, quiet);
+        let cmds: Vec<&Pdu> = got
+            .iter()
+            .filter(|p| p.header.command_id == cid::CID_SWITCH_P2P_CMD)
+            .collect();
+        assert_eq!(cmds.len(), 1, "{name}: {got:?}");
+        assert_eq!(
+            cmds[0].header.seq_num, seq,
+            "{name}: the sender's header is kept"
+        );
+        let m = Imp2pCmdMsg::decode(cmds[0].body.as_slice()).unwrap();
+        assert_eq!((m.from_user_id, m.to_user_id), (76, 76), "{name}");
+    }
+}
+
+#[test]
+fn a_flood_over_the_limits_is_logged_once_a_second_not_once_a_pdu() {
+    let mut stack = Stack::builder("msg_server")
+        .msg_conf_extra("MsgRateLimit=2\n")
+        .start();
+    let (mut a, _) = stack.login("user77", CLIENT_WINDOWS);
+    // Forty messages in one write: two accepted, 38 dropped within one second (over the
+    // rate limit, or empty: those are dropped whatever the rate).
+    let tag = unique("flood");
+    let mut burst = Vec::new();
+    for i in 0..40 {
+        let seq = a.next_seq();
+        let text = if i >= 2 && i % 2 == 0 {
+            String::new()
+        } else {
+            format!("{tag}-{i}")
+        };
+        burst.extend(Pdu::command(seq, &msg(77, 78, &text)).to_bytes());
+    }
+    std::io::Write::write_all(&mut a.stream, &burst).unwrap();
+    for _ in 0..2 {
+        a.recv_msg::<ImMsgDataAck>();
+    }
+    let daemon = stack.msg_daemon(0);
+    assert!(daemon.wait_for_line("sent an empty message: dropped", WAIT));
+    // The next line about drops is the tick's sum, not a line for the second dropped message.
+    assert!(daemon.wait_for_line("dropped", WAIT));
+    let log = daemon.recent_log();
+    let last = log.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("more requests dropped by the limits"),
+        "one line per drop: {log}"
+    );
+}
