@@ -1,0 +1,950 @@
+//! `tt-load`: a load generator that checks correctness while it measures.
+//!
+//! Pairs of seeded users (sender, receiver) log in, spread over the given msg_servers so that a
+//! pair's messages cross route_server; every sender sends text messages to its receiver, with up
+//! to `--window` messages in flight. At the end every acked message must have been delivered
+//! exactly once, with the msg_id of its ack and the text that was sent, and the acked msg ids
+//! of a pair must be consecutive. See services/client/README.md ("Load generator").
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tt_client::tt_proto::ids::cid;
+use tt_client::tt_proto::pb::message::ImMsgDataAck;
+use tt_client::{Client, ClientType, Event, MsgCipher, MsgType, UserStatType};
+
+const USAGE: &str = "\
+usage: tt-load (--msg-server H:P[,H:P...] | --login-url URL) [OPTIONS]
+
+Pairs of users (sender user<first+2i>, receiver user<first+2i+1>) log in, receivers on
+another msg_server than their sender when several are given; each sender sends text
+messages to its receiver; every acked message must be delivered exactly once.
+
+options:
+  --msg-server LIST    msg_servers to connect to, comma-separated H:P (pairs are spread
+                       over them; a receiver goes to the server after its sender's)
+  --login-url URL      or: find a msg_server for each client through login_server
+  --users N            number of users, even (default 40: 20 pairs)
+  --first-user ID      first user id (default 21: users 21..=60)
+  --password P         password of every user (default 123456)
+  --messages M         messages per sender (default 100)
+  --duration SECS      instead of --messages: send for this long
+  --window W           messages in flight per sender (default 1; at most 1000; msg_server
+                       drops a message beyond MaxPendingDbRequests, default 64)
+  --rate R             messages a second per sender (default 18; 0: as fast as the window
+                       allows). msg_server drops, without an ack, what a connection sends
+                       beyond MsgRateLimit (default 20) a second: raise it to go faster
+  --size BYTES         pad message text to at least this many bytes (default 0). Above
+                       about 3000 bytes the encrypted text does not fit the 4096-character
+                       content column: db_proxy stores nothing and no ack comes
+  --ack-timeout SECS   an unacked message is given up after this long (default 10)
+  --drain SECS         after the last ack, wait at most this long for deliveries (default 10)
+  --deadline SECS      hard limit for the whole run (default 120)
+  -h, --help           this text
+
+exit status: 0 all delivered exactly once; 1 lost, duplicated or corrupted messages,
+non-consecutive msg ids, or (window 1) messages out of order; 2 bad usage; 3 the run
+failed (login, connection, unacked messages, deadline)";
+
+/// More clients than this are refused (one OS thread each).
+const MAX_CLIENTS: u32 = 2000;
+const MAX_WINDOW: usize = 1000;
+/// How long a receiver or an idle sender blocks in one wait (it checks the stop flag between).
+const POLL: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Clone)]
+enum Target {
+    MsgServers(Vec<String>),
+    LoginUrl(String),
+}
+
+#[derive(Debug, Clone)]
+struct Options {
+    target: Target,
+    users: u32,
+    first_user: u32,
+    password: String,
+    messages: Option<u64>,
+    duration: Option<Duration>,
+    window: usize,
+    /// Messages a second per sender; `None`: unpaced.
+    rate: Option<f64>,
+    size: usize,
+    ack_timeout: Duration,
+    drain: Duration,
+    deadline: Duration,
+}
+
+fn parse_secs(name: &str, v: &str) -> Result<Duration, String> {
+    let s: f64 = v
+        .parse()
+        .map_err(|_| format!("{name}: not a number of seconds: {v}"))?;
+    if !(s.is_finite() && s > 0.0 && s <= 86_400.0) {
+        return Err(format!("{name}: out of range (0, 86400]: {v}"));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+fn parse_num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
+    v.parse()
+        .map_err(|_| format!("{name}: not a valid number: {v}"))
+}
+
+fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
+    let mut msg_servers: Option<Vec<String>> = None;
+    let mut login_url: Option<String> = None;
+    let mut users = 40u32;
+    let mut first_user = 21u32;
+    let mut password = "123456".to_string();
+    let mut messages: Option<u64> = None;
+    let mut duration: Option<Duration> = None;
+    let mut window = 1usize;
+    let mut size = 0usize;
+    let mut rate: f64 = 18.0;
+    let mut ack_timeout = Duration::from_secs(10);
+    let mut drain = Duration::from_secs(10);
+    let mut deadline = Duration::from_secs(120);
+
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        if arg == "-h" || arg == "--help" {
+            return Ok(None);
+        }
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = || -> Result<String, String> {
+            match &inline {
+                Some(v) => Ok(v.clone()),
+                None => it.next().ok_or_else(|| format!("{name} needs a value")),
+            }
+        };
+        match name.as_str() {
+            "--msg-server" => {
+                let list: Vec<String> = value()?
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                if list.is_empty() {
+                    return Err("--msg-server: empty list".into());
+                }
+                msg_servers = Some(list);
+            }
+            "--login-url" => login_url = Some(value()?),
+            "--users" => users = parse_num(&name, &value()?)?,
+            "--first-user" => first_user = parse_num(&name, &value()?)?,
+            "--password" => password = value()?,
+            "--messages" => messages = Some(parse_num(&name, &value()?)?),
+            "--duration" => duration = Some(parse_secs(&name, &value()?)?),
+            "--window" => window = parse_num(&name, &value()?)?,
+            "--rate" => rate = parse_num(&name, &value()?)?,
+            "--size" => size = parse_num(&name, &value()?)?,
+            "--ack-timeout" => ack_timeout = parse_secs(&name, &value()?)?,
+            "--drain" => drain = parse_secs(&name, &value()?)?,
+            "--deadline" => deadline = parse_secs(&name, &value()?)?,
+            _ => return Err(format!("unknown argument: {arg}")),
+        }
+    }
+    let target = match (msg_servers, login_url) {
+        (Some(_), Some(_)) => return Err("give --msg-server or --login-url, not both".into()),
+        (Some(l), None) => Target::MsgServers(l),
+        (None, Some(u)) => Target::LoginUrl(u),
+        (None, None) => return Err("--msg-server or --login-url is required".into()),
+    };
+    if users < 2 || users % 2 != 0 {
+        return Err(format!("--users must be even and at least 2 (got {users})"));
+    }
+    if users > MAX_CLIENTS {
+        return Err(format!(
+            "--users {users}: at most {MAX_CLIENTS} clients (one thread each)"
+        ));
+    }
+    if first_user == 0 || first_user.checked_add(users - 1).is_none() {
+        return Err(format!("--first-user {first_user}: bad user id range"));
+    }
+    if window == 0 || window > MAX_WINDOW {
+        return Err(format!("--window must be 1..={MAX_WINDOW} (got {window})"));
+    }
+    if !(rate.is_finite() && (0.0..=1_000_000.0).contains(&rate)) {
+        return Err(format!("--rate must be 0..=1000000 (got {rate})"));
+    }
+    if size > 60_000 {
+        return Err(format!("--size {size}: at most 60000"));
+    }
+    if messages.is_some() && duration.is_some() {
+        return Err("give --messages or --duration, not both".into());
+    }
+    if messages == Some(0) {
+        return Err("--messages must be at least 1".into());
+    }
+    if messages.is_none() && duration.is_none() {
+        messages = Some(100);
+    }
+    Ok(Some(Options {
+        target,
+        users,
+        first_user,
+        password,
+        messages,
+        duration,
+        window,
+        rate: (rate > 0.0).then_some(rate),
+        size,
+        ack_timeout,
+        drain,
+        deadline,
+    }))
+}
+
+/// One message the sender had acked.
+struct Acked {
+    msg_id: u32,
+    n: u64,
+    sent_at: Instant,
+    acked_at: Instant,
+}
+
+/// One message the receiver got.
+struct Delivered {
+    msg_id: u32,
+    text: Option<String>,
+    at: Instant,
+}
+
+/// What the two threads of a pair record, read by the main thread at the end.
+#[derive(Default)]
+struct PairLog {
+    acked: Vec<Acked>,
+    /// Sent, never acked within --ack-timeout (or still in flight at the end).
+    unacked: u64,
+    /// Acks whose seq matched nothing in flight.
+    stray_acks: u64,
+    delivered: Vec<Delivered>,
+    /// Messages from someone else than the pair's sender, or not from this run.
+    foreign: u64,
+    sender_error: Option<String>,
+    receiver_error: Option<String>,
+    sender_done: bool,
+}
+
+struct Shared {
+    opts: Options,
+    run_tag: String,
+    start: Instant,
+    hard_deadline: Instant,
+    stop_senders: AtomicBool,
+    stop_receivers: AtomicBool,
+    /// Set when the run is given up (a client could not log in): threads leave at once.
+    abort: AtomicBool,
+    /// Client threads past the start barrier (the main thread waits for all, with the deadline).
+    started: AtomicUsize,
+    total_acked: AtomicU64,
+    total_new_delivered: AtomicU64,
+    pairs: Vec<Mutex<PairLog>>,
+}
+
+impl Shared {
+    fn log(&self, pair: usize) -> std::sync::MutexGuard<'_, PairLog> {
+        // A panicking thread must not hide the others' results.
+        self.pairs[pair]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn text_of(tag: &str, pair: usize, n: u64, size: usize) -> String {
+    let mut s = format!("tt-load {tag} pair={pair} n={n} ");
+    while s.len() < size {
+        s.push('x');
+    }
+    s
+}
+
+/// Logs `user` in on msg_server number `server` of the list (modulo its length), or on the one
+/// login_server hands out.
+fn connect(opts: &Options, server: usize, user: u32) -> Result<Client, String> {
+    let mut c = match &opts.target {
+        Target::MsgServers(list) => {
+            let addr = &list[server % list.len()];
+            Client::connect_to(addr.as_str()).map_err(|e| format!("connect to {addr}: {e}"))?
+        }
+        Target::LoginUrl(url) => {
+            let addr = Client::discover(url).map_err(|e| format!("discovery at {url}: {e}"))?;
+            Client::connect(&addr).map_err(|e| format!("connect to {addr:?}: {e}"))?
+        }
+    };
+    c.login(
+        &format!("user{user}"),
+        &opts.password,
+        ClientType::Windows,
+        UserStatType::UserStatusOnline,
+    )
+    .map_err(|e| format!("user{user} login: {e}"))?;
+    Ok(c)
+}
+
+/// Waits until route_server reports `peer` online (so a message to it is routed live).
+fn wait_peer_online(c: &mut Client, peer: u32, until: Instant) -> Result<(), String> {
+    loop {
+        let st = c
+            .users_status(&[peer])
+            .map_err(|e| format!("status of user{peer}: {e}"))?;
+        let online = st
+            .iter()
+            .any(|s| s.user_id == peer && s.status == UserStatType::UserStatusOnline as i32);
+        if online {
+            return Ok(());
+        }
+        if Instant::now() >= until {
+            return Err(format!("user{peer} not reported online by route_server"));
+        }
+        // Poll interval of a status request, not a synchronisation.
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn sender(
+    sh: Arc<Shared>,
+    pair: usize,
+    user: u32,
+    peer: u32,
+    ready: Arc<Barrier>,
+    go: Arc<Barrier>,
+) {
+    let connected = connect(&sh.opts, pair, user);
+    if connected.is_err() {
+        sh.abort.store(true, Ordering::SeqCst);
+    }
+    // Every client has tried to log in.
+    ready.wait();
+    let setup = connected.and_then(|mut c| {
+        if sh.abort.load(Ordering::SeqCst) {
+            return Err("aborted: another client failed".to_string());
+        }
+        let until = (Instant::now() + Duration::from_secs(10)).min(sh.hard_deadline);
+        wait_peer_online(&mut c, peer, until)?;
+        Ok(c)
+    });
+    let mut c = match setup {
+        Ok(c) => c,
+        Err(e) => {
+            sh.abort.store(true, Ordering::SeqCst);
+            sh.log(pair).sender_error = Some(e);
+            pass(&sh, &go);
+            return;
+        }
+    };
+    pass(&sh, &go);
+    if sh.abort.load(Ordering::SeqCst) {
+        return;
+    }
+    let r = send_loop(&sh, &mut c, pair, peer);
+    let mut log = sh.log(pair);
+    if let Err(e) = r {
+        log.sender_error = Some(e);
+    }
+    log.sender_done = true;
+}
+
+fn send_loop(sh: &Shared, c: &mut Client, pair: usize, peer: u32) -> Result<(), String> {
+    let opts = &sh.opts;
+    let cipher = MsgCipher::default();
+    let started = Instant::now();
+    // When message n may be sent (pacing: a schedule, so a late send does not slow the rest).
+    let send_at = |n: u64| -> Instant {
+        match opts.rate {
+            Some(r) => started + Duration::from_secs_f64(n as f64 / r),
+            None => started,
+        }
+    };
+    let mut next_n: u64 = 0;
+    // seq -> (n, sent_at)
+    let mut inflight: HashMap<u16, (u64, Instant)> = HashMap::new();
+    let more = |n: u64| -> bool {
+        if sh.stop_senders.load(Ordering::Relaxed) || Instant::now() >= sh.hard_deadline {
+            return false;
+        }
+        match (opts.messages, opts.duration) {
+            (Some(m), _) => n < m,
+            (None, Some(d)) => started.elapsed() < d,
+            (None, None) => false,
+        }
+    };
+    loop {
+        while inflight.len() < opts.window && more(next_n) && Instant::now() >= send_at(next_n) {
+            let text = text_of(&sh.run_tag, pair, next_n, opts.size);
+            let data = cipher
+                .encrypt(text.as_bytes())
+                .map_err(|e| format!("encrypting: {e}"))?;
+            let sent_at = Instant::now();
+            let seq = c
+                .send_msg_nowait(peer, MsgType::SingleText, data)
+                .map_err(|e| format!("send #{next_n}: {e}"))?;
+            if let Some((old, _)) = inflight.insert(seq, (next_n, sent_at)) {
+                // Only after 65535 sends without an ack: the old one is given up.
+                sh.log(pair).unacked += 1;
+                log::warn!("pair {pair}: seq {seq} reused while message {old} was unacked");
+            }
+            next_n += 1;
+        }
+        let can_send = inflight.len() < opts.window && more(next_n);
+        if inflight.is_empty() && !can_send {
+            return Ok(());
+        }
+        if Instant::now() >= sh.hard_deadline || sh.abort.load(Ordering::Relaxed) {
+            sh.log(pair).unacked += inflight.len() as u64;
+            return Err(format!(
+                "deadline: {} messages still unacked",
+                inflight.len()
+            ));
+        }
+        // Give up the messages whose ack is overdue.
+        let now = Instant::now();
+        let overdue: Vec<u16> = inflight
+            .iter()
+            .filter(|(_, (_, at))| now.duration_since(*at) >= opts.ack_timeout)
+            .map(|(s, _)| *s)
+            .collect();
+        if !overdue.is_empty() {
+            for s in &overdue {
+                inflight.remove(s);
+            }
+            sh.log(pair).unacked += overdue.len() as u64;
+            log::warn!("pair {pair}: {} acks overdue", overdue.len());
+            continue;
+        }
+        let wait = if can_send {
+            send_at(next_n)
+                .saturating_duration_since(Instant::now())
+                .min(POLL)
+        } else {
+            POLL
+        };
+        let ev = c
+            .next_event(wait)
+            .map_err(|e| format!("waiting for acks: {e}"))?;
+        match ev {
+            Some(Event::Other(pdu)) if pdu.header.command_id == cid::CID_MSG_DATA_ACK => {
+                let acked_at = Instant::now();
+                let ack: ImMsgDataAck = pdu
+                    .decode_body()
+                    .map_err(|e| format!("undecodable message ack: {e}"))?;
+                match inflight.remove(&pdu.header.seq_num) {
+                    Some((n, sent_at)) if ack.session_id == peer => {
+                        sh.log(pair).acked.push(Acked {
+                            msg_id: ack.msg_id,
+                            n,
+                            sent_at,
+                            acked_at,
+                        });
+                        sh.total_acked.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Some((n, _)) => {
+                        sh.log(pair).unacked += 1;
+                        log::warn!(
+                            "pair {pair}: ack of message {n} names session {} (want {peer})",
+                            ack.session_id
+                        );
+                    }
+                    None => sh.log(pair).stray_acks += 1,
+                }
+            }
+            Some(Event::Closed) => return Err("connection closed by the server".into()),
+            _ => {}
+        }
+    }
+}
+
+fn receiver(
+    sh: Arc<Shared>,
+    pair: usize,
+    user: u32,
+    from: u32,
+    ready: Arc<Barrier>,
+    go: Arc<Barrier>,
+) {
+    // On the msg_server after the sender's: the messages cross route_server.
+    let mut c = match connect(&sh.opts, pair + 1, user) {
+        Ok(c) => c,
+        Err(e) => {
+            sh.abort.store(true, Ordering::SeqCst);
+            sh.log(pair).receiver_error = Some(e);
+            ready.wait();
+            pass(&sh, &go);
+            return;
+        }
+    };
+    c.set_max_queued_events(100_000);
+    ready.wait();
+    pass(&sh, &go);
+    if sh.abort.load(Ordering::SeqCst) {
+        return;
+    }
+    let prefix = format!("tt-load {} pair={pair} ", sh.run_tag);
+    let mut seen: HashSet<u32> = HashSet::new();
+    loop {
+        if sh.stop_receivers.load(Ordering::Relaxed) || Instant::now() >= sh.hard_deadline {
+            break;
+        }
+        match c.next_event(POLL) {
+            Ok(Some(Event::Message(m))) => {
+                let at = Instant::now();
+                let ours =
+                    m.from == from && m.text.as_deref().is_some_and(|t| t.starts_with(&prefix));
+                if !ours && m.from != from {
+                    sh.log(pair).foreign += 1;
+                    continue;
+                }
+                // From our sender: recorded even if the text is wrong (checked at the end).
+                if seen.insert(m.msg_id) {
+                    sh.total_new_delivered.fetch_add(1, Ordering::Relaxed);
+                }
+                sh.log(pair).delivered.push(Delivered {
+                    msg_id: m.msg_id,
+                    text: m.text,
+                    at,
+                });
+            }
+            Ok(Some(Event::Closed)) | Err(_) => {
+                sh.log(pair).receiver_error = Some("connection closed by the server".into());
+                break;
+            }
+            Ok(_) => {}
+        }
+    }
+    let dropped = c.dropped_events();
+    if dropped > 0 {
+        sh.log(pair).receiver_error = Some(format!("client event queue dropped {dropped} events"));
+    }
+}
+
+/// The start barrier: every client logged in, every sender knows its receiver is online.
+fn pass(sh: &Shared, go: &Barrier) {
+    go.wait();
+    sh.started.fetch_add(1, Ordering::SeqCst);
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[(sorted.len() - 1) * p / 100]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}ms", d.as_secs_f64() * 1000.0)
+}
+
+#[derive(Default)]
+struct Totals {
+    sent_acked: u64,
+    unacked: u64,
+    stray_acks: u64,
+    delivered: u64,
+    lost: u64,
+    duplicated: u64,
+    out_of_order: u64,
+    corrupted: u64,
+    id_gaps: u64,
+    /// Gaps in pairs that had unacked messages (explained by them).
+    gaps_unacked: u64,
+    /// W=1 only: a later ack carrying a lower msg id.
+    ack_reorder: u64,
+    unacked_delivered: u64,
+    foreign: u64,
+    errors: Vec<String>,
+    ack_lat: Vec<Duration>,
+    del_lat: Vec<Duration>,
+    last_ack: Option<Instant>,
+}
+
+fn check_pair(sh: &Shared, pair: usize, log: &PairLog, t: &mut Totals) {
+    let opts = &sh.opts;
+    let sender_id = opts.first_user + 2 * pair as u32;
+    t.sent_acked += log.acked.len() as u64;
+    t.unacked += log.unacked;
+    t.stray_acks += log.stray_acks;
+    t.foreign += log.foreign;
+    for (who, e) in [
+        ("sender", &log.sender_error),
+        ("receiver", &log.receiver_error),
+    ] {
+        if let Some(e) = e {
+            t.errors.push(format!("pair {pair} {who}: {e}"));
+        }
+    }
+    // msg_id -> acked message
+    let mut by_id: BTreeMap<u32, &Acked> = BTreeMap::new();
+    for a in &log.acked {
+        t.ack_lat.push(a.acked_at.duration_since(a.sent_at));
+        t.last_ack = Some(t.last_ack.map_or(a.acked_at, |l| l.max(a.acked_at)));
+        if by_id.insert(a.msg_id, a).is_some() {
+            t.errors
+                .push(format!("pair {pair}: msg_id {} acked twice", a.msg_id));
+            t.id_gaps += 1;
+        }
+    }
+    // The ids of the pair's acked messages must be consecutive. A message given up without
+    // an ack may have used an id up (msg_server sends no ack for a message db_proxy could not
+    // store), so gaps in a pair with unacked messages are only noted.
+    let ids: Vec<u32> = by_id.keys().copied().collect();
+    for w in ids.windows(2) {
+        if w[1] != w[0].wrapping_add(1) {
+            let why = if log.unacked == 0 {
+                t.id_gaps += 1;
+                ""
+            } else {
+                t.gaps_unacked += 1;
+                " (the pair has unacked messages)"
+            };
+            if t.id_gaps + t.gaps_unacked <= 10 {
+                t.errors.push(format!(
+                    "pair {pair} (user{sender_id}): acked msg ids jump from {} to {}{why}",
+                    w[0], w[1]
+                ));
+            }
+        }
+    }
+    if opts.window == 1 {
+        // One at a time: the ids must grow in the order of the acks.
+        for w in log.acked.windows(2) {
+            if w[1].msg_id <= w[0].msg_id {
+                t.ack_reorder += 1;
+                if t.ack_reorder <= 10 {
+                    t.errors.push(format!(
+                        "pair {pair}: message {} got msg_id {} after message {} got {}",
+                        w[1].n, w[1].msg_id, w[0].n, w[0].msg_id
+                    ));
+                }
+            }
+        }
+    }
+    let mut count: HashMap<u32, u32> = HashMap::new();
+    let mut max_seen: Option<u32> = None;
+    for d in &log.delivered {
+        let c = count.entry(d.msg_id).or_insert(0);
+        *c += 1;
+        if *c > 1 {
+            t.duplicated += 1;
+            continue;
+        }
+        t.delivered += 1;
+        if max_seen.is_some_and(|m| d.msg_id < m) {
+            t.out_of_order += 1;
+        }
+        max_seen = Some(max_seen.map_or(d.msg_id, |m| m.max(d.msg_id)));
+        match by_id.get(&d.msg_id) {
+            Some(a) => {
+                let want = text_of(&sh.run_tag, pair, a.n, opts.size);
+                if d.text.as_deref() != Some(want.as_str()) {
+                    t.corrupted += 1;
+                    if t.corrupted <= 10 {
+                        t.errors.push(format!(
+                            "pair {pair}: msg_id {} delivered with text {:?}, sent {:?}",
+                            d.msg_id, d.text, want
+                        ));
+                    }
+                }
+                t.del_lat.push(d.at.duration_since(a.sent_at));
+            }
+            None => {
+                let ours = d
+                    .text
+                    .as_deref()
+                    .is_some_and(|x| x.starts_with(&format!("tt-load {} ", sh.run_tag)));
+                if ours {
+                    // Sent by this run, ack given up (or still in flight at the deadline).
+                    t.unacked_delivered += 1;
+                } else {
+                    t.foreign += 1;
+                }
+            }
+        }
+    }
+    for id in by_id.keys() {
+        if !count.contains_key(id) {
+            t.lost += 1;
+            if t.lost <= 10 {
+                t.errors.push(format!(
+                    "pair {pair} (user{sender_id} -> user{}): msg_id {id} acked, never delivered",
+                    sender_id + 1
+                ));
+            }
+        }
+    }
+}
+
+fn run(opts: Options) -> ExitCode {
+    let pairs = (opts.users / 2) as usize;
+    let start = Instant::now();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let run_tag = format!(
+        "r{}.{}",
+        std::process::id(),
+        now.as_millis() % 1_000_000_000
+    );
+    let sh = Arc::new(Shared {
+        hard_deadline: start + opts.deadline,
+        opts: opts.clone(),
+        run_tag,
+        start,
+        stop_senders: AtomicBool::new(false),
+        stop_receivers: AtomicBool::new(false),
+        abort: AtomicBool::new(false),
+        started: AtomicUsize::new(0),
+        total_acked: AtomicU64::new(0),
+        total_new_delivered: AtomicU64::new(0),
+        pairs: (0..pairs).map(|_| Mutex::new(PairLog::default())).collect(),
+    });
+    let target = match &opts.target {
+        Target::MsgServers(l) => format!("msg_servers {}", l.join(",")),
+        Target::LoginUrl(u) => format!("login_server {u}"),
+    };
+    let amount = match (opts.messages, opts.duration) {
+        (Some(m), _) => format!("{m} messages per sender"),
+        (None, Some(d)) => format!("sending for {:.1}s", d.as_secs_f64()),
+        _ => String::new(),
+    };
+    let rate = match opts.rate {
+        Some(r) => format!("{r}/s per sender"),
+        None => "unpaced".into(),
+    };
+    println!(
+        "tt-load: {pairs} pairs (users {}..={}), {amount}, window {}, {rate}, {target}, run {}",
+        opts.first_user,
+        opts.first_user + opts.users - 1,
+        opts.window,
+        sh.run_tag
+    );
+    // ready: every client logged in; go: every sender knows its receiver is online.
+    let ready = Arc::new(Barrier::new(2 * pairs));
+    let go = Arc::new(Barrier::new(2 * pairs));
+    let mut handles = Vec::with_capacity(2 * pairs);
+    for p in 0..pairs {
+        let s_user = opts.first_user + 2 * p as u32;
+        let r_user = s_user + 1;
+        for is_sender in [false, true] {
+            let (sh, ready, go) = (sh.clone(), ready.clone(), go.clone());
+            let b = thread::Builder::new()
+                .name(format!("{}{p}", if is_sender { "s" } else { "r" }))
+                .stack_size(256 * 1024);
+            let h = b.spawn(move || {
+                if is_sender {
+                    sender(sh, p, s_user, r_user, ready, go)
+                } else {
+                    receiver(sh, p, r_user, s_user, ready, go)
+                }
+            });
+            match h {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    // The barriers can never be passed now.
+                    eprintln!("error: cannot start a thread: {e}");
+                    std::process::exit(3);
+                }
+            }
+        }
+    }
+    // Logging in is bounded by the client timeouts (10 s a step), the run by the deadline.
+    while sh.started.load(Ordering::SeqCst) < 2 * pairs {
+        if Instant::now() >= sh.hard_deadline {
+            eprintln!(
+                "error: hard deadline of {:.0}s reached while the clients were logging in",
+                opts.deadline.as_secs_f64()
+            );
+            std::process::exit(3);
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    let send_start = Instant::now();
+    let login_time = send_start.duration_since(start);
+    if sh.abort.load(Ordering::SeqCst) {
+        sh.stop_receivers.store(true, Ordering::SeqCst);
+        for h in handles {
+            let _ = h.join();
+        }
+        for p in 0..pairs {
+            let log = sh.log(p);
+            for (who, e) in [
+                ("sender", &log.sender_error),
+                ("receiver", &log.receiver_error),
+            ] {
+                if let Some(e) = e {
+                    eprintln!("error: pair {p} {who}: {e}");
+                }
+            }
+        }
+        eprintln!("error: not every client could log in; nothing was sent");
+        return ExitCode::from(3);
+    }
+    println!(
+        "tt-load: {} clients logged in in {}",
+        2 * pairs,
+        ms(login_time)
+    );
+
+    // Senders finish by themselves (count, duration, deadline); then the deliveries drain.
+    let mut deadline_hit = false;
+    let mut last_report = Instant::now();
+    loop {
+        let done = (0..pairs).all(|p| {
+            let l = sh.log(p);
+            l.sender_done || l.sender_error.is_some()
+        });
+        if done {
+            break;
+        }
+        if Instant::now() >= sh.hard_deadline {
+            deadline_hit = true;
+            sh.stop_senders.store(true, Ordering::SeqCst);
+            break;
+        }
+        if last_report.elapsed() >= Duration::from_secs(5) {
+            last_report = Instant::now();
+            eprintln!(
+                "tt-load: {:.0}s acked {} delivered {}",
+                send_start.elapsed().as_secs_f64(),
+                sh.total_acked.load(Ordering::Relaxed),
+                sh.total_new_delivered.load(Ordering::Relaxed)
+            );
+        }
+        thread::sleep(POLL);
+    }
+    let senders_done = Instant::now();
+    let drain_until = (senders_done + opts.drain).min(sh.hard_deadline);
+    while sh.total_new_delivered.load(Ordering::SeqCst) < sh.total_acked.load(Ordering::SeqCst) {
+        if Instant::now() >= drain_until {
+            if Instant::now() >= sh.hard_deadline {
+                deadline_hit = true;
+            }
+            break;
+        }
+        thread::sleep(POLL);
+    }
+    // A short grace to see duplicates that would arrive right after the last delivery.
+    let grace_until = (Instant::now() + Duration::from_millis(300)).min(sh.hard_deadline);
+    while Instant::now() < grace_until {
+        thread::sleep(POLL);
+    }
+    sh.stop_senders.store(true, Ordering::SeqCst);
+    sh.stop_receivers.store(true, Ordering::SeqCst);
+    // Every thread leaves within a poll interval or a client timeout (10 s); do not wait longer.
+    let join_until = Instant::now() + Duration::from_secs(15);
+    while handles.iter().any(|h| !h.is_finished()) && Instant::now() < join_until {
+        thread::sleep(POLL);
+    }
+    let stuck = handles.iter().filter(|h| !h.is_finished()).count();
+
+    let mut t = Totals::default();
+    for p in 0..pairs {
+        let log = sh.log(p);
+        check_pair(&sh, p, &log, &mut t);
+    }
+    t.ack_lat.sort();
+    t.del_lat.sort();
+    let send_time = t
+        .last_ack
+        .map_or(Duration::ZERO, |l| l.saturating_duration_since(send_start));
+    let rate = if send_time.is_zero() {
+        0.0
+    } else {
+        t.sent_acked as f64 / send_time.as_secs_f64()
+    };
+    println!(
+        "acked {} msgs in {:.2}s: {:.0} msgs/s ({} unacked, {} stray acks)",
+        t.sent_acked,
+        send_time.as_secs_f64(),
+        rate,
+        t.unacked,
+        t.stray_acks
+    );
+    println!(
+        "ack latency: p50 {} p99 {} max {}",
+        ms(percentile(&t.ack_lat, 50)),
+        ms(percentile(&t.ack_lat, 99)),
+        ms(t.ack_lat.last().copied().unwrap_or_default())
+    );
+    println!(
+        "delivery latency: p50 {} p99 {} max {}",
+        ms(percentile(&t.del_lat, 50)),
+        ms(percentile(&t.del_lat, 99)),
+        ms(t.del_lat.last().copied().unwrap_or_default())
+    );
+    println!(
+        "delivered {} lost {} duplicated {} out-of-order {} corrupted {} id-gaps {} \
+         (+{} after unacked) unacked-but-delivered {} foreign {}",
+        t.delivered,
+        t.lost,
+        t.duplicated,
+        t.out_of_order,
+        t.corrupted,
+        t.id_gaps,
+        t.gaps_unacked,
+        t.unacked_delivered,
+        t.foreign
+    );
+    println!("total run time {:.2}s", sh.start.elapsed().as_secs_f64());
+    for e in &t.errors {
+        eprintln!("error: {e}");
+    }
+    if stuck > 0 {
+        eprintln!("error: {stuck} client threads did not finish");
+    }
+    if deadline_hit {
+        eprintln!(
+            "error: hard deadline of {:.0}s reached",
+            opts.deadline.as_secs_f64()
+        );
+    }
+    // With one message in flight the order is fixed: the sender's msg_server acks and
+    // forwards in one step. With more, db_proxy may store them in any order (out-of-order
+    // deliveries are expected and only counted).
+    let one_at_a_time = opts.window == 1 && (t.out_of_order > 0 || t.ack_reorder > 0);
+    if t.lost > 0 || t.duplicated > 0 || t.corrupted > 0 || t.id_gaps > 0 || one_at_a_time {
+        eprintln!(
+            "FAIL: messages lost, duplicated or corrupted, msg ids not consecutive, or (window \
+             1) out of order"
+        );
+        return ExitCode::from(1);
+    }
+    let failed_clients = (0..pairs).any(|p| {
+        let l = sh.log(p);
+        l.sender_error.is_some() || l.receiver_error.is_some()
+    });
+    if t.unacked > 0 {
+        eprintln!(
+            "note: msg_server drops without an ack the messages over MsgRateLimit a second \
+             (default 20) or over MaxPendingDbRequests in flight (default 64) per connection; \
+             see its log, and --rate / --window"
+        );
+    }
+    if deadline_hit || stuck > 0 || failed_clients || t.unacked > 0 {
+        eprintln!("FAIL: the run did not complete");
+        return ExitCode::from(3);
+    }
+    println!("OK");
+    ExitCode::SUCCESS
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("error")).init();
+    match parse_args(std::env::args().skip(1).collect()) {
+        Ok(Some(opts)) => run(opts),
+        Ok(None) => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
