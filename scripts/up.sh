@@ -42,7 +42,10 @@ start() { # start <daemon binary> <conf file>
     # The daemon writes server.pid in its working directory once its listeners are up, then
     # prints its readiness line.
     rm -f "$dir/server.pid"
-    (cd "$dir" && exec nohup "$BIN/$bin" -c "$conf" >>"$dir/$name.log" 2>&1 </dev/null) &
+    # A fresh log per start (the previous one is kept as .1), so the readiness line below is
+    # this run's.
+    [[ -f "$dir/$name.log" ]] && mv -f "$dir/$name.log" "$dir/$name.log.1"
+    (cd "$dir" && exec nohup "$BIN/$bin" -c "$conf" >"$dir/$name.log" 2>&1 </dev/null) &
     local waited=0
     until grep -q "server ready" "$dir/$name.log" 2>/dev/null; do
         if ! kill -0 $! 2>/dev/null; then
