@@ -488,6 +488,16 @@ fn send_message(
         return None;
     }
     let (from, to) = (req.from_user_id, req.to_session_id);
+    if (msg_type == 1 || msg_type == 17) && !fits_content_column(&req.msg_data) {
+        // Checked before a msg id is allocated: the INSERT would fail and burn the id.
+        log::warn!(
+            "IMMsgData from {from} to {to}: {} bytes of text do not fit the content column, \
+             not stored",
+            req.msg_data.len()
+        );
+        req.msg_id = 0;
+        return reply(header, cid::CID_MSG_DATA, &req);
+    }
     if msg_type == 17 || msg_type == 18 {
         // No reply at all when the group does not exist or the sender is not a member.
         let member = model::group_exists(st, to)
@@ -506,6 +516,16 @@ fn send_message(
         req.msg_id = store_single(st, sh, &req, msg_type).unwrap_or(0);
     }
     reply(header, cid::CID_MSG_DATA, &req)
+}
+
+/// `content` of `IMMessage_*` / `IMGroupMessage_*` is `varchar(4096)`: 4096 characters.
+const CONTENT_CHARS: usize = 4096;
+
+/// True if a text message's data fits the `content` column (4096 characters; data that is not
+/// UTF-8 counts one character per byte, as MySQL would refuse it anyway).
+fn fits_content_column(data: &[u8]) -> bool {
+    data.len() <= CONTENT_CHARS
+        || std::str::from_utf8(data).is_ok_and(|t| t.chars().count() <= CONTENT_CHARS)
 }
 
 /// Stores one single-chat message; returns its msg id (0 when it could not be stored).

@@ -441,6 +441,25 @@ fn single_chat_flow() {
 }
 
 #[test]
+fn text_too_long_for_the_content_column_is_refused_without_using_a_msg_id() {
+    let p = start(2);
+    let mut c = Client::connect(&p);
+    let (a, b) = (96u32, 97u32);
+    let before = latest_msg_id(&mut c, a, b);
+    let refused = send_msg(&mut c, a, b, &"x".repeat(4097));
+    assert_eq!(refused.msg_id, 0, "not stored");
+    // 4096 characters of 3-byte UTF-8 still fit the varchar(4096) column.
+    let wide = send_msg(&mut c, a, b, &"语".repeat(4096));
+    assert_eq!(
+        wide.msg_id,
+        before + 1,
+        "no id was used by the refused message"
+    );
+    let next = send_msg(&mut c, a, b, "short");
+    assert_eq!(next.msg_id, before + 2);
+}
+
+#[test]
 fn users_departments_and_changed_users() {
     let p = start(2);
     let mut c = Client::connect(&p);
