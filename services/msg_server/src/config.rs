@@ -11,6 +11,7 @@
 //! | key | default | meaning |
 //! |---|---|---|
 //! | `MsgRateLimit` | 20 | messages (`CID_MSG_DATA`) one connection may send per second; more are dropped |
+//! | `RelayRateLimit` | 100 | P2P commands, read acks and remove-session requests (relayed to other connections and msg_servers) one connection may send per second; more are dropped (0 = no limit) |
 //! | `MaxPendingDbRequests` | 64 | requests one client connection may have waiting for a db_proxy/route_server reply; more are dropped with a log line |
 //! | `MaxPduLen` | 1048576 | largest PDU accepted from a client (bytes, header included); a longer one closes the connection |
 
@@ -31,6 +32,7 @@ pub struct Settings {
     pub push_servers: Vec<(String, u16)>,
     pub file_servers: Vec<(String, u16)>,
     pub msg_rate_limit: u32,
+    pub relay_rate_limit: u32,
     pub max_pending_requests: usize,
     pub max_pdu_len: u32,
 }
@@ -67,6 +69,7 @@ impl Settings {
         let ip_addr2 = conf.get("IpAddr2").unwrap_or(&ip_addr1).to_string();
         let max_conn_cnt: u32 = conf.require_parse("MaxConnCnt")?;
         let msg_rate_limit: u32 = conf.get_parse("MsgRateLimit", 20)?;
+        let relay_rate_limit: u32 = conf.get_parse("RelayRateLimit", 100)?;
         let max_pending_requests: usize = conf.get_parse("MaxPendingDbRequests", 64)?;
         if max_pending_requests == 0 {
             // 0 would drop every request and message of every client.
@@ -89,6 +92,7 @@ impl Settings {
             push_servers,
             file_servers,
             msg_rate_limit,
+            relay_rate_limit,
             max_pending_requests,
             max_pdu_len,
         })
@@ -110,6 +114,7 @@ mod tests {
         assert_eq!(s.concurrent_db_conn_cnt, 10);
         assert_eq!(s.db_servers.len(), 2);
         assert_eq!(s.msg_rate_limit, 20);
+        assert_eq!(s.relay_rate_limit, 100);
         assert!(s.route_servers.is_empty());
     }
 

@@ -98,6 +98,9 @@ pub struct ClientConn {
     pub online_status: i32,
     pub accepted_at: Instant,
     pub msgs_this_second: u32,
+    /// P2P commands, read acks and remove-session requests this second (each is relayed to
+    /// other users' connections and every msg_server: `RelayRateLimit`).
+    pub relays_this_second: u32,
     /// Requests and messages dropped by the limits since the last tick: only the first of a
     /// second is logged, the tick logs how many followed (a flood must not flood the log).
     pub drops_this_second: u32,
@@ -118,6 +121,7 @@ impl ClientConn {
             online_status: 2,
             accepted_at: now,
             msgs_this_second: 0,
+            relays_this_second: 0,
             drops_this_second: 0,
             pending: VecDeque::new(),
         }
@@ -330,7 +334,11 @@ impl MsgServer {
                 // Delivery acks need no action (the original only kept loss statistics).
                 self.parse_client::<ImMsgDataAck, X>(net, conn, header, body);
             }
-            cid::CID_MSG_READ_ACK => self.on_read_ack(net, conn, header, body),
+            cid::CID_MSG_READ_ACK => {
+                if self.relay_allowed(conn, "read acks") {
+                    self.on_read_ack(net, conn, header, body)
+                }
+            }
             cid::CID_MSG_TIME_REQUEST => {
                 send_msg(
                     net,
@@ -355,7 +363,11 @@ impl MsgServer {
             cid::CID_MSG_GET_BY_MSG_ID_REQ => {
                 self.forward::<ImGetMsgByIdReq, X>(net, req, DB_LOGIN, Attach::Short);
             }
-            cid::CID_SWITCH_P2P_CMD => self.on_p2p_cmd(net, conn, header, body, me),
+            cid::CID_SWITCH_P2P_CMD => {
+                if self.relay_allowed(conn, "P2P commands") {
+                    self.on_p2p_cmd(net, conn, header, body, me)
+                }
+            }
             cid::CID_BUDDY_LIST_RECENT_CONTACT_SESSION_REQUEST => {
                 self.forward::<ImRecentContactSessionReq, X>(net, req, DB_LOGIN, Attach::Short);
             }
@@ -363,7 +375,9 @@ impl MsgServer {
                 self.forward::<ImUsersInfoReq, X>(net, req, DB_LOGIN, Attach::Short);
             }
             cid::CID_BUDDY_LIST_REMOVE_SESSION_REQ => {
-                self.on_remove_session(net, conn, header, body, me)
+                if self.relay_allowed(conn, "remove-session requests") {
+                    self.on_remove_session(net, conn, header, body, me)
+                }
             }
             cid::CID_BUDDY_LIST_ALL_USER_REQUEST => {
                 self.forward::<ImAllUserReq, X>(net, req, DB_GENERAL, Attach::Short);
@@ -824,6 +838,7 @@ impl MsgServer {
         let mut close = Vec::new();
         for (&conn, c) in self.clients.iter_mut() {
             c.msgs_this_second = 0;
+            c.relays_this_second = 0;
             if c.drops_this_second > 1 {
                 log::warn!(
                     "client {} (user {}): {} more requests dropped by the limits",
@@ -1019,6 +1034,28 @@ impl MsgServer {
         msg.create_time = unix_now();
         msg.attach_data = Some(DbAttachData::new(ATTACH_TYPE_HANDLE, client.handle).to_vec());
         send_with_header(net, db, header, &msg);
+    }
+
+    /// Counts one relayed request (P2P command, read ack, remove session) against
+    /// `RelayRateLimit`; false (and a log line, once a second) when the client is over it. The
+    /// original had no limit: one client could flood another user's connections until they
+    /// were closed for unread output.
+    fn relay_allowed(&mut self, conn: ConnId, what: &str) -> bool {
+        let limit = self.cfg.relay_rate_limit;
+        let Some(c) = self.clients.get_mut(&conn) else {
+            return false;
+        };
+        if limit > 0 && c.relays_this_second >= limit {
+            if c.note_drop() {
+                log::warn!(
+                    "user {} sent more {what} a second than RelayRateLimit: dropped",
+                    c.user_id
+                );
+            }
+            return false;
+        }
+        c.relays_this_second += 1;
+        true
     }
 
     /// `CID_MSG_READ_ACK` (spec §9.2.4): stored by db_proxy, told to the reader's other devices

@@ -609,3 +609,50 @@ fn a_flood_over_the_limits_is_logged_once_a_second_not_once_a_pdu() {
         "one line per drop: {log}"
     );
 }
+
+#[test]
+fn p2p_commands_over_the_relay_limit_are_dropped() {
+    use tt_proto::pb::switch_service::Imp2pCmdMsg;
+
+    let stack = Stack::builder("msg_server")
+        .msg_conf_extra("RelayRateLimit=5\n")
+        .start();
+    let (mut a, _) = stack.login("user79", CLIENT_WINDOWS);
+    let (mut b, _) = stack.login("user78", CLIENT_WINDOWS);
+    let tag = unique("relay");
+    let p2p = |text: &str| Imp2pCmdMsg {
+        from_user_id: 79,
+        to_user_id: 78,
+        cmd_msg_data: text.as_bytes().to_vec(),
+    };
+
+    // Twelve P2P commands in one write: handled in one go, so at most five are relayed.
+    let mut burst = Vec::new();
+    for i in 0..12 {
+        let seq = a.next_seq();
+        burst.extend(Pdu::command(seq, &p2p(&format!("{tag}-{i}"))).to_bytes());
+    }
+    std::io::Write::write_all(&mut a.stream, &burst).unwrap();
+    // A later command (in a later second) goes through; it is resent while it is dropped.
+    let marker = format!("{tag}-marker");
+    let mut received = Vec::new();
+    'outer: for _ in 0..30 {
+        a.send(&p2p(&marker));
+        while let Some(p) = b.recv_within(std::time::Duration::from_millis(1500)) {
+            if p.header.command_id != cid::CID_SWITCH_P2P_CMD {
+                continue;
+            }
+            let m = Imp2pCmdMsg::decode(p.body.as_slice()).unwrap();
+            let text = String::from_utf8(m.cmd_msg_data).unwrap();
+            if text == marker {
+                break 'outer;
+            }
+            received.push(text);
+        }
+    }
+    let expected: Vec<String> = (0..5).map(|i| format!("{tag}-{i}")).collect();
+    assert_eq!(
+        received, expected,
+        "the first five of the burst, nothing else"
+    );
+}
