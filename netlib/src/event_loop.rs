@@ -599,10 +599,11 @@ impl<M: Send + 'static> EventLoop<M> {
         &mut self.net
     }
 
-    /// Runs iterations until [`Net::stop`] or [`Poster::stop`] is called.
+    /// Runs iterations until [`Net::stop`] or [`Poster::stop`] is called. A [`Poster::stop`]
+    /// that came before `run` (another thread can be quicker than this one) is not lost: `run`
+    /// then returns after one iteration.
     pub fn run<H: Handler<Msg = M>>(&mut self, handler: &mut H) -> io::Result<()> {
         self.net.running = true;
-        self.shared.stop.store(false, Ordering::Release);
         while self.net.running {
             self.turn(handler)?;
             if self.shared.stop.swap(false, Ordering::AcqRel) {

@@ -467,6 +467,7 @@ fn stop_from_another_thread_returns_from_run() {
         ..Config::default()
     });
     let poster = ev.net().poster();
+    // The other thread may well stop the loop before `run` starts: that must not be lost.
     let stopper = thread::spawn(move || poster.stop());
     let mut h = Inbox {
         got: Vec::new(),
@@ -475,5 +476,22 @@ fn stop_from_another_thread_returns_from_run() {
     };
     ev.run(&mut h).unwrap();
     stopper.join().unwrap();
+    assert!(h.got.is_empty());
+}
+
+#[test]
+fn a_stop_posted_before_run_is_not_lost() {
+    let mut ev: EventLoop<u32> = new_loop(Config {
+        poll_timeout: Duration::from_secs(10),
+        ..Config::default()
+    });
+    ev.net().poster().stop();
+    let mut h = Inbox {
+        got: Vec::new(),
+        loops: 0,
+        expect: u32::MAX,
+    };
+    ev.run(&mut h).unwrap();
+    assert_eq!(h.loops, 0, "no loop callback was registered");
     assert!(h.got.is_empty());
 }
