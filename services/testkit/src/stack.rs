@@ -263,6 +263,16 @@ impl Stack {
                 "msg_server {i} did not log {missing:?}:\n{}",
                 d.recent_log()
             );
+            // Connected is not registered yet: login_server hands the msg_server out only
+            // once it has read its MSG_SERV_INFO (logged as `…:<port> max_conn_cnt=…`).
+            let port = self.ports.msg[i];
+            if let Some(login) = self.login.as_mut() {
+                assert!(
+                    login.wait_for_line(&format!(":{port} max_conn_cnt="), LIMIT),
+                    "login_server did not register msg_server {i}:\n{}",
+                    login.recent_log()
+                );
+            }
         }
         self.msg[i] = Some(d);
     }
