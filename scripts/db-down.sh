@@ -12,50 +12,14 @@ set -euo pipefail
 
 # shellcheck source=scripts/env.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/env.sh"
+# shellcheck source=scripts/proc.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/proc.sh"
 
 WAIT_SECS="${TT_DB_WAIT_SECS:-60}"
 [[ "$WAIT_SECS" =~ ^[0-9]+$ ]] || WAIT_SECS=60
 
 say() { printf 'db-down: %s\n' "$*"; }
 err() { printf 'db-down: ERROR: %s\n' "$*" >&2; }
-
-find_bin() {
-    local name dir
-    for name in "$@"; do
-        if command -v "$name" >/dev/null 2>&1; then
-            command -v "$name"
-            return 0
-        fi
-        for dir in /usr/sbin /usr/local/sbin /sbin; do
-            if [[ -x "$dir/$name" ]]; then
-                printf '%s\n' "$dir/$name"
-                return 0
-            fi
-        done
-    done
-    return 1
-}
-
-# True while process $1 exists and is not a zombie (a killed daemon is re-parented to init,
-# which may take a while to reap it; until then kill -0 still succeeds).
-is_alive() {
-    local stat
-    kill -0 "$1" 2>/dev/null || return 1
-    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-    stat="${stat##*) }"
-    [[ "${stat:0:1}" != [ZX] ]]
-}
-
-# pid from a pid file, if that process is alive and is the expected program (pid reuse guard).
-live_pid() {
-    local pid comm
-    [[ -s "$1" ]] || return 1
-    pid="$(tr -dc '0-9' <"$1")"
-    [[ -n "$pid" ]] && is_alive "$pid" || return 1
-    comm="$(cat "/proc/$pid/comm" 2>/dev/null || true)"
-    [[ -z "$comm" || "$comm" =~ $2 ]] || return 1
-    printf '%s\n' "$pid"
-}
 
 # Wait for pid $2 of service $1 to exit; SIGTERM once half the time has gone.
 wait_gone() {

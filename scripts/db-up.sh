@@ -24,6 +24,8 @@ set -euo pipefail
 
 # shellcheck source=scripts/env.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/env.sh"
+# shellcheck source=scripts/proc.sh
+. "$(dirname -- "${BASH_SOURCE[0]}")/proc.sh"
 
 WAIT_SECS="${TT_DB_WAIT_SECS:-60}"
 SCHEMA_SQL="$TT_ROOT/sql/schema.sql"
@@ -71,25 +73,6 @@ if command -v flock >/dev/null 2>&1; then
     flock -w 900 9 || die "another db-up.sh holds $TT_VAR/.db-up.lock"
 fi
 
-# ---------------------------------------------------------------------------------------------
-# Binaries (Debian puts the daemons in /usr/sbin, which a non-root PATH may lack).
-find_bin() {
-    local name dir
-    for name in "$@"; do
-        if command -v "$name" >/dev/null 2>&1; then
-            command -v "$name"
-            return 0
-        fi
-        for dir in /usr/sbin /usr/local/sbin /sbin; do
-            if [[ -x "$dir/$name" ]]; then
-                printf '%s\n' "$dir/$name"
-                return 0
-            fi
-        done
-    done
-    return 1
-}
-
 locate_binaries() {
     MARIADBD="$(find_bin mariadbd mysqld)" || return 1
     INSTALL_DB="$(find_bin mariadb-install-db mysql_install_db)" || return 1
@@ -121,28 +104,6 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 # Process helpers.
-
-# True while process $1 exists and is not a zombie (a killed daemon is re-parented to init,
-# which may take a while to reap it; until then kill -0 still succeeds).
-is_alive() {
-    local stat
-    kill -0 "$1" 2>/dev/null || return 1
-    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
-    stat="${stat##*) }"
-    [[ "${stat:0:1}" != [ZX] ]]
-}
-
-# pid from a pid file, if that process is alive and is the expected program (pid reuse guard).
-# $1 pid file, $2 extended regex for /proc/<pid>/comm.
-live_pid() {
-    local pid comm
-    [[ -s "$1" ]] || return 1
-    pid="$(tr -dc '0-9' <"$1")"
-    [[ -n "$pid" ]] && is_alive "$pid" || return 1
-    comm="$(cat "/proc/$pid/comm" 2>/dev/null || true)"
-    [[ -z "$comm" || "$comm" =~ $2 ]] || return 1
-    printf '%s\n' "$pid"
-}
 
 # True when something accepts TCP connections on 127.0.0.1:$1.
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
