@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
 use std::thread;
 
-use common::FakeServer;
+use common::{serve, serve_user};
 use tt_client::MsgCipher;
 use tt_client::tt_proto::pb::{base_define, login, message};
 
@@ -40,11 +40,7 @@ fn stdout(o: &Output) -> String {
 
 #[test]
 fn one_shot_send_prints_the_ack() {
-    let server = FakeServer::start();
-    let addr = server.addr();
-    let fake = thread::spawn(move || {
-        let mut conn = server.accept();
-        conn.accept_login(44, "user44");
+    let fake = serve_user(44, "user44", |conn| {
         let p = conn.read_request();
         let m: message::ImMsgData = p.decode_checked().expect("msg");
         assert_eq!(m.to_session_id, 45);
@@ -65,7 +61,7 @@ fn one_shot_send_prints_the_ack() {
     let mut cmd = cli();
     cmd.args([
         "--msg-server",
-        &addr.to_string(),
+        &fake.addr.to_string(),
         "--user",
         "user44",
         "--password",
@@ -84,31 +80,18 @@ fn one_shot_send_prints_the_ack() {
     );
     assert!(text.contains("login ok user_id=44 name=user44"), "{text}");
     assert!(text.contains("sent to=45 msg_id=17 type=single"), "{text}");
-    fake.join().expect("fake server");
+    fake.finish();
 }
 
 #[test]
 fn one_shot_login_refusal_exits_nonzero() {
-    let server = FakeServer::start();
-    let addr = server.addr();
-    let fake = thread::spawn(move || {
-        let mut conn = server.accept();
-        let p = conn.read_request();
-        conn.reply(
-            &p.header,
-            &login::ImLoginRes {
-                server_time: 1,
-                result_code: 6,
-                result_string: Some("bad password".into()),
-                online_status: None,
-                user_info: None,
-            },
-        );
+    let fake = serve(|conn| {
+        conn.refuse_login(6, "bad password");
     });
     let out = cli()
         .args([
             "--msg-server",
-            &addr.to_string(),
+            &fake.addr.to_string(),
             "--user",
             "user44",
             "--password",
@@ -121,19 +104,14 @@ fn one_shot_login_refusal_exits_nonzero() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("login refused: code 6"), "{err}");
     assert!(stdout(&out).is_empty());
-    fake.join().expect("fake server");
+    fake.finish();
 }
 
 #[test]
 fn piped_commands_run_in_order_and_print_events() {
-    let server = FakeServer::start();
-    let addr = server.addr();
-    let fake = thread::spawn(move || {
-        let mut conn = server.accept();
-        conn.accept_login(46, "user46");
+    let fake = serve_user(46, "user46", |conn| {
         // unread
-        let p = conn.read_request();
-        assert_eq!(p.header.command_id, 0x0307);
+        let p = conn.expect_request(0x0307);
         conn.reply(
             &p.header,
             &message::ImUnreadMsgCntRsp {
@@ -152,8 +130,7 @@ fn piped_commands_run_in_order_and_print_events() {
             },
         );
         // An incoming message, then the status reply.
-        let p = conn.read_request();
-        assert_eq!(p.header.command_id, 0x020a);
+        let p = conn.expect_request(0x020a);
         conn.notify(&message::ImMsgData {
             from_user_id: 47,
             to_session_id: 46,
@@ -175,16 +152,14 @@ fn piped_commands_run_in_order_and_print_events() {
             },
         );
         // read ack, then logout
-        let p = conn.read_request();
-        assert_eq!(p.header.command_id, 0x0303);
-        let p = conn.read_request();
-        assert_eq!(p.header.command_id, 0x0105);
+        conn.expect_request(0x0303);
+        let p = conn.expect_request(0x0105);
         conn.reply(&p.header, &login::ImLogoutRsp { result_code: 0 });
     });
     let mut cmd = cli();
     cmd.args([
         "--msg-server",
-        &addr.to_string(),
+        &fake.addr.to_string(),
         "login",
         "user46",
         "123456",
@@ -212,7 +187,7 @@ fn piped_commands_run_in_order_and_print_events() {
     // `bogus` failed: exit status 1, error on stderr.
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown command \"bogus\""));
-    fake.join().expect("fake server");
+    fake.finish();
 }
 
 #[test]

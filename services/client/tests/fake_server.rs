@@ -3,10 +3,10 @@
 
 mod common;
 
-use std::thread;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{FakeServer, user};
+use common::{serve, serve_user, user};
 use tt_client::tt_proto::pb::{base_define, buddy, login, message};
 use tt_client::tt_proto::{Command, Pdu};
 use tt_client::{
@@ -15,7 +15,9 @@ use tt_client::{
 
 const WAIT: Duration = Duration::from_secs(20);
 
-fn login(c: &mut Client) {
+/// A client connected to `addr` and logged in as user41.
+fn logged_in(addr: SocketAddr) -> Client {
+    let mut c = Client::connect_to(addr).expect("connect");
     let info = c
         .login(
             "user41",
@@ -25,22 +27,19 @@ fn login(c: &mut Client) {
         )
         .expect("login");
     assert_eq!(info.user_id, 41);
+    c
 }
 
 #[test]
 fn login_send_and_receive_with_events_queued_meanwhile() {
-    let server = FakeServer::start();
-    let addr = server.addr();
-    let fake = thread::spawn(move || {
-        let mut conn = server.accept();
+    let fake = serve(|conn| {
         let req = conn.accept_login(41, "user41");
         assert_eq!(req.user_name, b"user41");
         assert_eq!(req.password, password_md5("123456").as_bytes());
         assert_eq!(req.client_type, ClientType::Windows as i32);
 
         // The message: encrypted text with the default key.
-        let p = conn.read_request();
-        assert_eq!(p.header.command_id, 0x0301);
+        let p = conn.expect_request(0x0301);
         let m: message::ImMsgData = p.decode_checked().expect("msg data");
         assert_eq!(m.to_session_id, 42);
         assert_eq!(m.msg_type, MsgType::SingleText as i32);
@@ -100,8 +99,7 @@ fn login_send_and_receive_with_events_queued_meanwhile() {
         // Then the server closes.
     });
 
-    let mut c = Client::connect_to(addr).expect("connect");
-    login(&mut c);
+    let mut c = logged_in(fake.addr);
     let ack = c.send_text(42, "hello 你好").expect("send");
     assert_eq!(ack.msg_id, 8);
     assert_eq!(ack.session_id, 42);
@@ -133,7 +131,7 @@ fn login_send_and_receive_with_events_queued_meanwhile() {
             reason: 1
         })
     );
-    fake.join().expect("fake server");
+    fake.finish();
     assert_eq!(
         c.next_event(WAIT).expect("closed event"),
         Some(Event::Closed)
@@ -144,23 +142,10 @@ fn login_send_and_receive_with_events_queued_meanwhile() {
 
 #[test]
 fn login_refusal_carries_the_code_and_text() {
-    let server = FakeServer::start();
-    let addr = server.addr();
-    let fake = thread::spawn(move || {
-        let mut conn = server.accept();
-        let p = conn.read_request();
-        conn.reply(
-            &p.header,
-            &login::ImLoginRes {
-                server_time: 1,
-                result_code: 6,
-                result_string: Some("用户名/密码错误".into()),
-                online_status: None,
-                user_info: None,
-            },
-        );
+    let fake = serve(|conn| {
+        conn.refuse_login(6, "用户名/密码错误");
     });
-    let mut c = Client::connect_to(addr).expect("connect");
+    let mut c = Client::connect_to(fake.addr).expect("connect");
     let err = c
         .login(
             "user41",
@@ -178,19 +163,14 @@ fn login_refusal_carries_the_code_and_text() {
     }
     assert_eq!(err.result_code(), Some(6));
     assert!(err.to_string().contains("REFUSE_REASON_DB_VALIDATE_FAILED"));
-    fake.join().expect("fake server");
+    fake.finish();
 }
 
 #[test]
 fn requests_match_their_reply_by_seq_and_command() {
-    let server = FakeServer::start();
-    let addr = server.addr();
-    let fake = thread::spawn(move || {
-        let mut conn = server.accept();
-        conn.accept_login(41, "user41");
+    let fake = serve_user(41, "user41", |conn| {
         // history
-        let p = conn.read_request();
-        assert_eq!(p.header.command_id, 0x0309);
+        let p = conn.expect_request(0x0309);
         let req: message::ImGetMsgListReq = p.decode_checked().expect("list req");
         assert_eq!(
             (
@@ -227,8 +207,7 @@ fn requests_match_their_reply_by_seq_and_command() {
             },
         );
         // users status
-        let p = conn.read_request();
-        assert_eq!(p.header.command_id, 0x020a);
+        let p = conn.expect_request(0x020a);
         let req: buddy::ImUsersStatReq = p.decode_checked().expect("stat req");
         assert_eq!(req.user_id_list, vec![42, 43]);
         conn.reply(
@@ -249,8 +228,7 @@ fn requests_match_their_reply_by_seq_and_command() {
             },
         );
         // user info
-        let p = conn.read_request();
-        assert_eq!(p.header.command_id, 0x0204);
+        let p = conn.expect_request(0x0204);
         conn.reply(
             &p.header,
             &buddy::ImUsersInfoRsp {
@@ -260,12 +238,10 @@ fn requests_match_their_reply_by_seq_and_command() {
             },
         );
         // time
-        let p = conn.read_request();
-        assert_eq!(p.header.command_id, 0x0305);
+        let p = conn.expect_request(0x0305);
         conn.reply(&p.header, &message::ImClientTimeRsp { server_time: 1234 });
         // read ack: no reply
-        let p = conn.read_request();
-        assert_eq!(p.header.command_id, 0x0303);
+        let p = conn.expect_request(0x0303);
         let r: message::ImMsgDataReadAck = p.decode_checked().expect("read ack");
         assert_eq!((r.session_id, r.msg_id, r.session_type), (42, 2, 1));
         // heartbeat: echoed verbatim
@@ -273,14 +249,12 @@ fn requests_match_their_reply_by_seq_and_command() {
         assert_eq!(p.header.command_id, 0x0701);
         conn.send(&p);
         // logout
-        let p = conn.read_request();
-        assert_eq!(p.header.command_id, 0x0105);
+        let p = conn.expect_request(0x0105);
         conn.reply(&p.header, &login::ImLogoutRsp { result_code: 0 });
         assert!(conn.wait_eof(), "client closes after logout");
     });
 
-    let mut c = Client::connect_to(addr).expect("connect");
-    login(&mut c);
+    let mut c = logged_in(fake.addr);
     let seq_before = c.peek_next_seq();
     let list = c.get_msg_list(42, 0, 5).expect("history");
     assert_eq!(list.len(), 2);
@@ -307,19 +281,14 @@ fn requests_match_their_reply_by_seq_and_command() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(c.next_event(Duration::ZERO), Err(Error::Closed)));
-    fake.join().expect("fake server");
+    fake.finish();
 }
 
 #[test]
 fn timed_out_request_then_late_reply_is_dropped() {
-    let server = FakeServer::start();
-    let addr = server.addr();
     let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-    let fake = thread::spawn(move || {
-        let mut conn = server.accept();
-        conn.accept_login(41, "user41");
-        let p = conn.read_request();
-        assert_eq!(p.header.command_id, 0x0307);
+    let fake = serve_user(41, "user41", move |conn| {
+        let p = conn.expect_request(0x0307);
         // Answer only after the client gave up.
         go_rx.recv_timeout(common::GUARD).expect("go");
         conn.reply(
@@ -337,11 +306,9 @@ fn timed_out_request_then_late_reply_is_dropped() {
             msg_id: 3,
             session_type: 1,
         });
-        let p = conn.read_request();
-        assert_eq!(p.header.command_id, 0x0305);
+        conn.expect_request(0x0305);
     });
-    let mut c = Client::connect_to(addr).expect("connect");
-    login(&mut c);
+    let mut c = logged_in(fake.addr);
     c.set_timeout(Duration::from_millis(200));
     match c.unread_counts() {
         Err(Error::Timeout(what)) => assert!(what.contains("CID_MSG_UNREAD_CNT_RESPONSE")),
@@ -359,16 +326,12 @@ fn timed_out_request_then_late_reply_is_dropped() {
         })
     );
     c.send_command(&message::ImClientTimeReq {}).expect("send");
-    fake.join().expect("fake server");
+    fake.finish();
 }
 
 #[test]
 fn event_queue_is_bounded_and_drops_the_oldest() {
-    let server = FakeServer::start();
-    let addr = server.addr();
-    let fake = thread::spawn(move || {
-        let mut conn = server.accept();
-        conn.accept_login(41, "user41");
+    let fake = serve_user(41, "user41", |conn| {
         let p = conn.read_request();
         for i in 1..=5 {
             conn.notify(&login::ImKickUser {
@@ -378,8 +341,7 @@ fn event_queue_is_bounded_and_drops_the_oldest() {
         }
         conn.reply(&p.header, &message::ImClientTimeRsp { server_time: 9 });
     });
-    let mut c = Client::connect_to(addr).expect("connect");
-    login(&mut c);
+    let mut c = logged_in(fake.addr);
     c.set_max_queued_events(3);
     assert_eq!(c.server_time().expect("time"), 9);
     assert_eq!(c.queued_events(), 3);
@@ -393,38 +355,29 @@ fn event_queue_is_bounded_and_drops_the_oldest() {
             })
         );
     }
-    fake.join().expect("fake server");
+    fake.finish();
 }
 
 #[test]
 fn malformed_frame_closes_the_connection() {
-    let server = FakeServer::start();
-    let addr = server.addr();
-    let fake = thread::spawn(move || {
-        let mut conn = server.accept();
-        conn.accept_login(41, "user41");
+    let fake = serve_user(41, "user41", |conn| {
         let _ = conn.read_request();
         // length 8 < 16
         conn.send_raw(&[0, 0, 0, 8, 0, 1, 0, 0, 0, 3, 3, 6, 0, 1, 0, 0]);
         assert!(conn.wait_eof(), "client closes on a bad frame");
     });
-    let mut c = Client::connect_to(addr).expect("connect");
-    login(&mut c);
+    let mut c = logged_in(fake.addr);
     match c.server_time() {
         Err(Error::Protocol(_)) => {}
         other => panic!("expected a protocol error, got {other:?}"),
     }
     assert!(c.is_closed());
-    fake.join().expect("fake server");
+    fake.finish();
 }
 
 #[test]
 fn plain_mode_and_wait_for_keep_other_events() {
-    let server = FakeServer::start();
-    let addr = server.addr();
-    let fake = thread::spawn(move || {
-        let mut conn = server.accept();
-        conn.accept_login(41, "user41");
+    let fake = serve_user(41, "user41", |conn| {
         let p = conn.read_request();
         let m: message::ImMsgData = p.decode_checked().expect("msg");
         assert_eq!(m.msg_data, b"plain words");
@@ -457,8 +410,7 @@ fn plain_mode_and_wait_for_keep_other_events() {
         let a: message::ImMsgDataAck = a.decode_checked().expect("ack");
         assert_eq!((a.session_id, a.msg_id, a.session_type), (5, 2, 2));
     });
-    let mut c = Client::connect_to(addr).expect("connect");
-    login(&mut c);
+    let mut c = logged_in(fake.addr);
     c.set_cipher(None);
     let ack = c.send_group_text(5, "plain words").expect("send");
     assert_eq!((ack.msg_id, ack.session_type), (1, 2));
@@ -481,7 +433,7 @@ fn plain_mode_and_wait_for_keep_other_events() {
             reason: 2
         })
     );
-    fake.join().expect("fake server");
+    fake.finish();
 }
 
 #[test]
@@ -495,14 +447,10 @@ fn command_ids_of_typed_requests() {
 
 #[test]
 fn automatic_heartbeat_while_waiting_for_events() {
-    let server = FakeServer::start();
-    let addr = server.addr();
     // The fake keeps the connection open until the client is done: closing it earlier would
     // race with the client's last call.
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-    let fake = thread::spawn(move || {
-        let mut conn = server.accept();
-        conn.accept_login(41, "user41");
+    let fake = serve_user(41, "user41", move |conn| {
         // next_event sends heartbeats while it waits; answer the first with an event.
         let hb = conn.read_pdu();
         assert_eq!(hb.header.command_id, 0x0701);
@@ -517,8 +465,7 @@ fn automatic_heartbeat_while_waiting_for_events() {
         assert_eq!(hb.header.command_id, 0x0701);
         let _ = done_rx.recv();
     });
-    let mut c = Client::connect_to(addr).expect("connect");
-    login(&mut c);
+    let mut c = logged_in(fake.addr);
     c.set_heartbeat_interval(Some(Duration::from_millis(20)));
     assert_eq!(
         c.next_event(WAIT).expect("event"),
@@ -530,5 +477,5 @@ fn automatic_heartbeat_while_waiting_for_events() {
     c.set_heartbeat_interval(Some(Duration::ZERO));
     c.keepalive().expect("keepalive");
     done_tx.send(()).unwrap();
-    fake.join().expect("fake server");
+    fake.finish();
 }

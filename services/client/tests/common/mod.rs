@@ -4,6 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use tt_client::tt_proto::ids::Command;
@@ -37,6 +38,64 @@ impl FakeServer {
     }
 }
 
+/// A fake msg_server running `script` on its one connection in a thread; see [`serve`].
+#[must_use = "call finish() to check the fake server's side"]
+pub struct Served {
+    /// Where the client connects.
+    pub addr: SocketAddr,
+    fake: Option<JoinHandle<()>>,
+}
+
+impl Served {
+    /// Waits for the script to end (the fake then closes the connection) and fails the test with
+    /// the fake side's own panic if it had one.
+    pub fn finish(mut self) {
+        self.join();
+    }
+
+    fn join(&mut self) {
+        if let Some(Err(panic)) = self.fake.take().map(JoinHandle::join) {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+impl Drop for Served {
+    /// A test that forgets `finish()` still checks the fake side; after a panic of the test
+    /// itself the fake thread is left alone (it may be blocked on the client).
+    fn drop(&mut self) {
+        if !thread::panicking() {
+            self.join();
+        }
+    }
+}
+
+/// Starts a fake msg_server that accepts one connection and runs `script` on it.
+pub fn serve(script: impl FnOnce(&mut FakeConn) + Send + 'static) -> Served {
+    let server = FakeServer::start();
+    let addr = server.addr();
+    let fake = thread::spawn(move || {
+        let mut conn = server.accept();
+        script(&mut conn);
+    });
+    Served {
+        addr,
+        fake: Some(fake),
+    }
+}
+
+/// [`serve`] with the login of user `id` (named `name`) accepted before `script`.
+pub fn serve_user(
+    id: u32,
+    name: &'static str,
+    script: impl FnOnce(&mut FakeConn) + Send + 'static,
+) -> Served {
+    serve(move |conn| {
+        conn.accept_login(id, name);
+        script(conn);
+    })
+}
+
 pub struct FakeConn {
     pub stream: TcpStream,
     decoder: Decoder,
@@ -65,6 +124,17 @@ impl FakeConn {
                 return p;
             }
         }
+    }
+
+    /// The next request (as [`read_request`](Self::read_request)), asserted to be `command_id`.
+    pub fn expect_request(&mut self, command_id: u16) -> Pdu {
+        let p = self.read_request();
+        assert_eq!(
+            p.header.command_id, command_id,
+            "expected request {command_id:#06x}, got {:#06x}",
+            p.header.command_id
+        );
+        p
     }
 
     /// True if the client closed (EOF) before sending anything else.
@@ -101,9 +171,7 @@ impl FakeConn {
 
     /// Reads the login request and accepts it as user `id`.
     pub fn accept_login(&mut self, id: u32, name: &str) -> login::ImLoginReq {
-        let p = self.read_request();
-        assert_eq!(p.header.command_id, 0x0103, "expected a login request");
-        let req: login::ImLoginReq = p.decode_checked().expect("login request");
+        let (p, req) = self.read_login();
         let res = login::ImLoginRes {
             server_time: 1_700_000_000,
             result_code: 0,
@@ -113,6 +181,26 @@ impl FakeConn {
         };
         self.reply(&p.header, &res);
         req
+    }
+
+    /// Reads the login request and refuses it with `code` and `text`.
+    pub fn refuse_login(&mut self, code: i32, text: &str) -> login::ImLoginReq {
+        let (p, req) = self.read_login();
+        let res = login::ImLoginRes {
+            server_time: 1,
+            result_code: code,
+            result_string: Some(text.into()),
+            online_status: None,
+            user_info: None,
+        };
+        self.reply(&p.header, &res);
+        req
+    }
+
+    fn read_login(&mut self) -> (Pdu, login::ImLoginReq) {
+        let p = self.expect_request(0x0103);
+        let req = p.decode_checked().expect("login request");
+        (p, req)
     }
 }
 
