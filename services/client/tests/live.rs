@@ -3,51 +3,32 @@
 //! users 52..56 (this crate's range is 40..59). Needs the daemon binaries:
 //! `cargo build --workspace --bins` (scripts/test.sh does it).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tt_client::{Client, ClientType, Error, Event, MsgServerAddr, UserStatType};
 use tt_testkit::Stack;
 
 const GUARD: Duration = Duration::from_secs(30);
 
-/// Discovery answers code 1 until msg_server has registered with login_server: poll (bounded).
+/// The stack has waited until login_server registered the msg_server.
 fn discover(url: &str) -> MsgServerAddr {
-    let deadline = Instant::now() + GUARD;
-    loop {
-        match Client::discover(url) {
-            Ok(a) => return a,
-            Err(Error::NoMsgServer(_)) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => panic!("discovery failed: {e}"),
-        }
-    }
+    Client::discover(url).unwrap_or_else(|e| panic!("discovery failed: {e}"))
 }
 
-/// Logs in; while msg_server still connects to db_proxy/route (codes 3..5), retries (bounded).
+/// The stack has waited for msg_server's links: the login must succeed at once.
 fn login(addr: &MsgServerAddr, user: &str) -> Client {
-    let deadline = Instant::now() + GUARD;
-    loop {
-        let mut c = Client::connect(addr).expect("connect to msg_server");
-        match c.login(
+    let mut c = Client::connect(addr).expect("connect to msg_server");
+    let info = c
+        .login(
             user,
             "123456",
             ClientType::Windows,
             UserStatType::UserStatusOnline,
-        ) {
-            Ok(info) => {
-                assert_eq!(info.user_id, c.user_id());
-                assert_eq!(tt_client::text(&info.user_info.user_domain), user);
-                return c;
-            }
-            Err(Error::Login { code, .. })
-                if (3..=5).contains(&code) && Instant::now() < deadline =>
-            {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(e) => panic!("login of {user} failed: {e}"),
-        }
-    }
+        )
+        .unwrap_or_else(|e| panic!("login of {user} failed: {e}"));
+    assert_eq!(info.user_id, c.user_id());
+    assert_eq!(tt_client::text(&info.user_info.user_domain), user);
+    c
 }
 
 #[test]

@@ -61,17 +61,13 @@ fn login_ok_wrong_password_and_unknown_user() {
     assert_eq!((p.header.seq_num, out.result_code), (seq, 0));
     c.expect_eof();
 
-    let (mut c, res) = stack.login_with(
-        "user61",
-        "0123456789abcdef0123456789abcdef",
-        CLIENT_WINDOWS,
-        &[],
-    );
+    let (mut c, res) =
+        stack.login_with("user61", "0123456789abcdef0123456789abcdef", CLIENT_WINDOWS);
     assert_eq!(res.result_code, 6, "wrong password: DB_VALIDATE_FAILED");
     assert!(res.user_info.is_none());
     c.expect_eof();
 
-    let (mut c, res) = stack.login_with("no_such_user_msg_test", PASSWORD_MD5, CLIENT_WINDOWS, &[]);
+    let (mut c, res) = stack.login_with("no_such_user_msg_test", PASSWORD_MD5, CLIENT_WINDOWS);
     assert_eq!(res.result_code, 6, "unknown user: DB_VALIDATE_FAILED");
     c.expect_eof();
 }
@@ -89,7 +85,7 @@ fn logins_are_refused_with_the_code_of_the_missing_server() {
             .route(route)
             .login(login)
             .start();
-        let (mut c, res) = stack.login_with("user60", PASSWORD_MD5, CLIENT_WINDOWS, &[code]);
+        let (mut c, res) = stack.login_with("user60", PASSWORD_MD5, CLIENT_WINDOWS);
         assert_eq!(res.result_code, code);
         assert_eq!(res.result_string.as_deref(), Some("服务端异常".as_bytes()));
         assert!(res.user_info.is_none());
