@@ -492,15 +492,7 @@ impl Client {
 
     /// Sends `msg_data` as is (no encryption) with any message type, and waits for the ack.
     pub fn send_msg(&mut self, to: u32, msg_type: MsgType, msg_data: Vec<u8>) -> Result<SentAck> {
-        let req = message::ImMsgData {
-            from_user_id: self.user_id,
-            to_session_id: to,
-            msg_id: 0,
-            create_time: unix_now(),
-            msg_type: msg_type as i32,
-            msg_data,
-            attach_data: None,
-        };
+        let req = self.msg_data(to, msg_type, msg_data);
         let (seq, ack): (_, message::ImMsgDataAck) = self.request(&req, "message ack")?;
         Ok(SentAck {
             msg_id: ack.msg_id,
@@ -519,7 +511,13 @@ impl Client {
         msg_type: MsgType,
         msg_data: Vec<u8>,
     ) -> Result<u16> {
-        let req = message::ImMsgData {
+        let req = self.msg_data(to, msg_type, msg_data);
+        self.send_command(&req)
+    }
+
+    /// A `CID_MSG_DATA` body from this user, stamped now.
+    fn msg_data(&self, to: u32, msg_type: MsgType, msg_data: Vec<u8>) -> message::ImMsgData {
+        message::ImMsgData {
             from_user_id: self.user_id,
             to_session_id: to,
             msg_id: 0,
@@ -527,8 +525,7 @@ impl Client {
             msg_type: msg_type as i32,
             msg_data,
             attach_data: None,
-        };
-        self.send_command(&req)
+        }
     }
 
     /// Acknowledges delivery of a received message (done automatically unless

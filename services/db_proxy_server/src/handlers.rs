@@ -528,35 +528,54 @@ fn fits_content_column(data: &[u8]) -> bool {
         || std::str::from_utf8(data).is_ok_and(|t| t.chars().count() <= CONTENT_CHARS)
 }
 
+/// Allocates the next msg id of a conversation from its Redis counter (`msg_id_<relateId>` or
+/// `group_msg_id_<groupId>`); 0 (logged) if the counter is out of the u32 range.
+fn next_msg_id(st: &mut Stores, key: &str) -> StoreResult<u32> {
+    let id: i64 = st
+        .cache(CACHE_UNREAD)?
+        .query(redis::cmd("INCRBY").arg(key).arg(1))?;
+    let id = u32::try_from(id).unwrap_or(0);
+    if id == 0 {
+        log::error!("{key}: counter out of range");
+    }
+    Ok(id)
+}
+
+/// What goes into the `content` column: the text as sent, or for audio the decimal id of the
+/// IMAudio row after the upload to msfs (§4.9); None if the audio could not be saved.
+fn stored_content(
+    st: &mut Stores,
+    sh: &Shared,
+    req: &ImMsgData,
+    to: u32,
+    text: bool,
+) -> StoreResult<Option<Vec<u8>>> {
+    if text {
+        return Ok(Some(req.msg_data.clone()));
+    }
+    let saved = audio::save(
+        st,
+        sh.upload_url.as_ref(),
+        req.from_user_id,
+        to,
+        req.create_time,
+        &req.msg_data,
+    )?;
+    Ok(saved.map(|audio_id| audio_id.to_string().into_bytes()))
+}
+
 /// Stores one single-chat message; returns its msg id (0 when it could not be stored).
 fn store_single(st: &mut Stores, sh: &Shared, req: &ImMsgData, msg_type: u32) -> StoreResult<u32> {
     let now = now_secs();
     let (from, to) = (req.from_user_id, req.to_session_id);
     let pair = ensure_pair(st, from, to, now)?;
     let r = pair.relate_id;
-    let msg_id: i64 = st
-        .cache(CACHE_UNREAD)?
-        .query(redis::cmd("INCRBY").arg(format!("msg_id_{r}")).arg(1))?;
-    let msg_id = u32::try_from(msg_id).unwrap_or(0);
+    let msg_id = next_msg_id(st, &format!("msg_id_{r}"))?;
     if msg_id == 0 {
-        log::error!("msg_id_{r}: counter out of range");
         return Ok(0);
     }
-    let content = if msg_type == 1 {
-        req.msg_data.clone()
-    } else {
-        // Audio: upload to msfs and store the IMAudio id as the content (§4.9).
-        match audio::save(
-            st,
-            sh.upload_url.as_ref(),
-            from,
-            to,
-            req.create_time,
-            &req.msg_data,
-        )? {
-            Some(audio_id) => audio_id.to_string().into_bytes(),
-            None => return Ok(0),
-        }
+    let Some(content) = stored_content(st, sh, req, to, msg_type == 1)? else {
+        return Ok(0);
     };
     let sql = format!(
         "INSERT INTO IMMessage_{} (relateId, fromId, toId, msgId, content, status, type, \
@@ -606,30 +625,12 @@ fn store_group(st: &mut Stores, sh: &Shared, req: &ImMsgData, msg_type: u32) -> 
         lock.release(&mut st.master);
         sid = added?;
     }
-    let msg_id: i64 = st.cache(CACHE_UNREAD)?.query(
-        redis::cmd("INCRBY")
-            .arg(format!("group_msg_id_{group}"))
-            .arg(1),
-    )?;
-    let msg_id = u32::try_from(msg_id).unwrap_or(0);
+    let msg_id = next_msg_id(st, &format!("group_msg_id_{group}"))?;
     if msg_id == 0 {
-        log::error!("group_msg_id_{group}: counter out of range");
         return Ok(0);
     }
-    let content = if msg_type == 17 {
-        req.msg_data.clone()
-    } else {
-        match audio::save(
-            st,
-            sh.upload_url.as_ref(),
-            from,
-            group,
-            req.create_time,
-            &req.msg_data,
-        )? {
-            Some(audio_id) => audio_id.to_string().into_bytes(),
-            None => return Ok(0),
-        }
+    let Some(content) = stored_content(st, sh, req, group, msg_type == 17)? else {
+        return Ok(0);
     };
     // Membership again (the upload may have taken a while), as the original.
     if !model::is_in_group(st, from, group)? {

@@ -217,23 +217,29 @@ pub fn last_single_msg(
         r % 8
     );
     let rows = db.rows(&sql, (r,))?;
-    Ok(rows.first().and_then(|row| {
-        let msg_type = col_u32(row, 1);
-        if !valid_msg_type(msg_type) {
-            return None;
-        }
-        let data = if is_audio(msg_type) {
-            placeholder.to_vec()
-        } else {
-            col_bytes(row, 2)
-        };
-        Some(LastMsg {
-            msg_id: col_u32(row, 0),
-            msg_type,
-            from: 0,
-            data,
-        })
-    }))
+    Ok(rows
+        .first()
+        .and_then(|row| last_msg(row, None, 2, placeholder)))
+}
+
+/// A `LastMsg` from a row whose columns 0 and 1 are msgId and type, `content` at `content`
+/// and the sender, if any, at `from`; None for an invalid type. Audio shows as `placeholder`.
+fn last_msg(row: &Row, from: Option<usize>, content: usize, placeholder: &[u8]) -> Option<LastMsg> {
+    let msg_type = col_u32(row, 1);
+    if !valid_msg_type(msg_type) {
+        return None;
+    }
+    let data = if is_audio(msg_type) {
+        placeholder.to_vec()
+    } else {
+        col_bytes(row, content)
+    };
+    Some(LastMsg {
+        msg_id: col_u32(row, 0),
+        msg_type,
+        from: from.map_or(0, |i| col_u32(row, i)),
+        data,
+    })
 }
 
 /// Last group message (slave); `from` is its sender.
@@ -244,23 +250,9 @@ pub fn last_group_msg(db: &mut Db, group: u32, placeholder: &[u8]) -> StoreResul
         group % 8
     );
     let rows = db.rows(&sql, (group,))?;
-    Ok(rows.first().and_then(|row| {
-        let msg_type = col_u32(row, 1);
-        if !valid_msg_type(msg_type) {
-            return None;
-        }
-        let data = if is_audio(msg_type) {
-            placeholder.to_vec()
-        } else {
-            col_bytes(row, 3)
-        };
-        Some(LastMsg {
-            msg_id: col_u32(row, 0),
-            msg_type,
-            from: col_u32(row, 2),
-            data,
-        })
-    }))
+    Ok(rows
+        .first()
+        .and_then(|row| last_msg(row, Some(2), 3, placeholder)))
 }
 
 /// Rows of `SELECT msgId, <sender>, created, type, content` as `MsgInfo`s, invalid types
