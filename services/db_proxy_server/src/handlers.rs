@@ -245,8 +245,13 @@ fn validate(st: &mut Stores, sh: &Shared, header: &Header, body: &[u8]) -> Optio
             info.status = 0;
             rsp.user_info = Some(info);
         }
-        _ => {
-            failures.record(&req.user_name, now);
+        found => {
+            // Only names that exist are counted: an unknown name cannot be locked out of
+            // anything, and counting every name a peer invents would let it fill the table
+            // with names of up to a PDU's size.
+            if found.is_some() {
+                failures.record(&req.user_name, now);
+            }
             rsp.result_code = 1;
             rsp.result_string = Some("用户名/密码错误".as_bytes().to_vec());
         }

@@ -291,6 +291,13 @@ fn validate_ok_wrong_password_unknown_user_and_parse_failure() {
     }
     assert_eq!(validate(&mut c, "user91", "123456").result_code, 6);
     assert_eq!(validate(&mut c, "user90", "123456").result_code, 0);
+
+    // Unknown names are not counted (nothing to protect, and a peer could invent names
+    // without end): they stay "wrong user/password", never "too many failures".
+    let unknown = format!("no_such_user_{}", std::process::id());
+    for _ in 0..12 {
+        assert_eq!(validate(&mut c, &unknown, "bad").result_code, 1);
+    }
 }
 
 #[test]
