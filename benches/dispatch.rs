@@ -91,17 +91,17 @@ struct NetlibPingPong {
 impl Handler for NetlibPingPong {
     type Msg = ();
 
-    fn on_accept(&mut self, _: &mut Net<()>, _: ListenerId, conn: ConnId, _: SocketAddr) {
+    fn on_accept(&mut self, _: &mut Net, _: ListenerId, conn: ConnId, _: SocketAddr) {
         assert!(self.server.is_none(), "one connection only");
         self.server = Some(conn);
     }
 
-    fn on_connect(&mut self, _: &mut Net<()>, conn: ConnId) {
+    fn on_connect(&mut self, _: &mut Net, conn: ConnId) {
         assert_eq!(conn, self.client);
         self.connected = true;
     }
 
-    fn on_read(&mut self, net: &mut Net<()>, conn: ConnId, input: &mut Buffer) {
+    fn on_read(&mut self, net: &mut Net, conn: ConnId, input: &mut Buffer) {
         let data = input.data();
         let mut done = 0;
         if conn == self.client {
@@ -129,7 +129,7 @@ impl Handler for NetlibPingPong {
         input.consume(done);
     }
 
-    fn on_close(&mut self, _: &mut Net<()>, conn: ConnId, reason: CloseReason) {
+    fn on_close(&mut self, _: &mut Net, conn: ConnId, reason: CloseReason) {
         panic!("{conn:?} closed during the benchmark: {reason:?}");
     }
 }

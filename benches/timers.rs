@@ -31,11 +31,11 @@ struct Fired {
 impl Handler for Fired {
     type Msg = ();
 
-    fn on_read(&mut self, _: &mut Net<()>, _: ConnId, _: &mut Buffer) {
+    fn on_read(&mut self, _: &mut Net, _: ConnId, _: &mut Buffer) {
         unreachable!("no sockets");
     }
 
-    fn on_timer(&mut self, _: &mut Net<()>, _: TimerId, tag: u64) {
+    fn on_timer(&mut self, _: &mut Net, _: TimerId, tag: u64) {
         self.count += 1;
         if let Some(tags) = &mut self.record {
             tags.push(tag);

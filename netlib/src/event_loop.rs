@@ -1,4 +1,4 @@
-//! The reactor: one `mio::Poll`, the sockets it watches, timers, loop callbacks and the inbox.
+//! The reactor: one `mio::Poll`, the sockets it watches, timers, signals and the inbox.
 //!
 //! [`EventLoop`] owns the poll and the [`Net`]; the owner's state machine implements [`Handler`]
 //! and gets `&mut Net` in every callback, through which it sends, closes, connects and sets
@@ -8,9 +8,9 @@
 //!    already pending);
 //! 2. socket events: accept → `on_accept`; connect done → `on_connect`; bytes → `on_read`;
 //!    output drained → `on_drain`; then the sockets that had more to read than one turn's budget;
-//! 3. inbox messages → `on_message`;
-//! 4. due timers → `on_timer`;
-//! 5. loop callbacks → `on_loop`.
+//! 3. signals (when watched, see [`EventLoop::watch_signals`]) → `on_signal`;
+//! 4. inbox messages → `on_message`;
+//! 5. due timers → `on_timer`.
 //!
 //! Close notifications (`on_close`) are queued and delivered right after the callback that
 //! caused them returns, so a handler is never re-entered.
@@ -32,6 +32,7 @@ use crate::slab::{Slab, unpack};
 use crate::timer::{TimerId, TimerKind, Timers};
 
 const WAKER_TOKEN: Token = Token(usize::MAX);
+const SIGNAL_TOKEN: Token = Token(usize::MAX - 1);
 /// Connections open_conns from one listener per turn before others get a go.
 const ACCEPT_BUDGET: usize = 256;
 
@@ -96,9 +97,35 @@ impl ConnId {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ListenerId(u64);
 
-/// Identifies a loop callback registered with [`Net::add_loop`].
+/// A process signal delivered to the loop (see [`EventLoop::watch_signals`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct LoopId(u64);
+pub enum Signal {
+    /// SIGTERM: stop (what `kill` and service managers send).
+    Terminate,
+    /// SIGINT: stop (Ctrl-C).
+    Interrupt,
+    /// SIGHUP: reload or reopen logs, by convention.
+    Hangup,
+}
+
+impl Signal {
+    fn from_raw(n: i32) -> Option<Signal> {
+        match n {
+            signal_hook::consts::SIGTERM => Some(Signal::Terminate),
+            signal_hook::consts::SIGINT => Some(Signal::Interrupt),
+            signal_hook::consts::SIGHUP => Some(Signal::Hangup),
+            _ => None,
+        }
+    }
+
+    fn raw(self) -> i32 {
+        match self {
+            Signal::Terminate => signal_hook::consts::SIGTERM,
+            Signal::Interrupt => signal_hook::consts::SIGINT,
+            Signal::Hangup => signal_hook::consts::SIGHUP,
+        }
+    }
+}
 
 /// Why a connection ended; delivered once per connection through [`Handler::on_close`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,50 +153,47 @@ pub trait Handler {
     type Msg: Send + 'static;
 
     /// A listener open_conns `conn` (the original's `NETLIB_MSG_CONNECT`).
-    fn on_accept(
-        &mut self,
-        net: &mut Net<Self::Msg>,
-        listener: ListenerId,
-        conn: ConnId,
-        peer: SocketAddr,
-    ) {
+    fn on_accept(&mut self, net: &mut Net, listener: ListenerId, conn: ConnId, peer: SocketAddr) {
         let _ = (listener, peer);
         net.close(conn);
     }
 
     /// An outgoing connect succeeded (`NETLIB_MSG_CONFIRM`). Output queued before it has been
     /// handed to the socket already.
-    fn on_connect(&mut self, net: &mut Net<Self::Msg>, conn: ConnId) {
+    fn on_connect(&mut self, net: &mut Net, conn: ConnId) {
         let _ = (net, conn);
     }
 
     /// Bytes arrived (`NETLIB_MSG_READ`). Consume what was handled; the rest stays buffered.
-    fn on_read(&mut self, net: &mut Net<Self::Msg>, conn: ConnId, input: &mut Buffer);
+    fn on_read(&mut self, net: &mut Net, conn: ConnId, input: &mut Buffer);
 
     /// Output that had to be queued has all been written (`NETLIB_MSG_WRITE`, drained).
-    fn on_drain(&mut self, net: &mut Net<Self::Msg>, conn: ConnId) {
+    fn on_drain(&mut self, net: &mut Net, conn: ConnId) {
         let _ = (net, conn);
     }
 
     /// The connection is gone (`NETLIB_MSG_CLOSE`). Delivered exactly once per connection,
     /// also after the owner's own [`Net::close`]; the id is dead from then on.
-    fn on_close(&mut self, net: &mut Net<Self::Msg>, conn: ConnId, reason: CloseReason) {
+    fn on_close(&mut self, net: &mut Net, conn: ConnId, reason: CloseReason) {
         let _ = (net, conn, reason);
     }
 
     /// A timer set with [`Net::add_timer`] or [`Net::add_oneshot`] is due.
-    fn on_timer(&mut self, net: &mut Net<Self::Msg>, timer: TimerId, tag: u64) {
+    fn on_timer(&mut self, net: &mut Net, timer: TimerId, tag: u64) {
         let _ = (net, timer, tag);
     }
 
-    /// Once per loop iteration for each callback added with [`Net::add_loop`].
-    fn on_loop(&mut self, net: &mut Net<Self::Msg>, tag: u64) {
-        let _ = (net, tag);
+    /// A message posted by another thread.
+    fn on_message(&mut self, net: &mut Net, msg: Self::Msg) {
+        let _ = (net, msg);
     }
 
-    /// A message posted by another thread.
-    fn on_message(&mut self, net: &mut Net<Self::Msg>, msg: Self::Msg) {
-        let _ = (net, msg);
+    /// A watched signal arrived ([`EventLoop::watch_signals`]). By default SIGTERM and SIGINT
+    /// stop the loop and SIGHUP is ignored.
+    fn on_signal(&mut self, net: &mut Net, signal: Signal) {
+        if signal != Signal::Hangup {
+            net.stop();
+        }
     }
 }
 
@@ -211,12 +235,10 @@ enum Socket {
 }
 
 /// Everything a handler acts through: sockets, timers, loop callbacks, the clock.
-pub struct Net<M> {
+pub struct Net {
     registry: Registry,
     sockets: Slab<Socket>,
     timers: Timers,
-    loops: Vec<(u64, u64)>,
-    next_loop: u64,
     closed: VecDeque<(ConnId, CloseReason)>,
     /// Sockets with more to read or accept than one turn's budget.
     ready: Vec<u64>,
@@ -227,11 +249,9 @@ pub struct Net<M> {
     now: Instant,
     running: bool,
     config: Config,
-    inbox: Receiver<M>,
-    poster: Poster<M>,
 }
 
-impl<M> Net<M> {
+impl Net {
     /// The time taken after the last poll returned (cheap; use it for idle checks).
     #[inline]
     pub fn now(&self) -> Instant {
@@ -240,11 +260,6 @@ impl<M> Net<M> {
 
     pub fn config(&self) -> &Config {
         &self.config
-    }
-
-    /// A handle for other threads to post messages to this loop or stop it.
-    pub fn poster(&self) -> Poster<M> {
-        self.poster.clone()
     }
 
     /// Makes `run` return after the current iteration.
@@ -473,17 +488,6 @@ impl<M> Net<M> {
         self.timers.len()
     }
 
-    /// Adds a loop callback: `on_loop(tag)` runs once per iteration, after the timers.
-    pub fn add_loop(&mut self, tag: u64) -> LoopId {
-        self.next_loop += 1;
-        self.loops.push((self.next_loop, tag));
-        LoopId(self.next_loop)
-    }
-
-    pub fn remove_loop(&mut self, id: LoopId) {
-        self.loops.retain(|(l, _)| *l != id.0);
-    }
-
     fn open_conn(&self, conn: ConnId) -> Option<&Conn> {
         match self.sockets.get(conn.0) {
             Some(Socket::Conn(c)) if c.phase != Phase::Closing => Some(c),
@@ -550,9 +554,12 @@ impl Conn {
 pub struct EventLoop<M> {
     poll: Poll,
     events: Events,
-    net: Net<M>,
+    net: Net,
     fired: Vec<(TimerId, TimerKind, bool)>,
     shared: Arc<Shared>,
+    inbox: Receiver<M>,
+    poster: Poster<M>,
+    signals: Option<signal_hook_mio::v1_0::Signals>,
 }
 
 impl<M: Send + 'static> EventLoop<M> {
@@ -574,8 +581,6 @@ impl<M: Send + 'static> EventLoop<M> {
                 registry,
                 sockets: Slab::new(),
                 timers: Timers::default(),
-                loops: Vec::new(),
-                next_loop: 0,
                 closed: VecDeque::new(),
                 ready: Vec::new(),
                 scratch: Vec::new(),
@@ -583,20 +588,38 @@ impl<M: Send + 'static> EventLoop<M> {
                 now: Instant::now(),
                 running: false,
                 config,
-                inbox: rx,
-                poster: Poster {
-                    tx,
-                    shared: shared.clone(),
-                },
             },
             fired: Vec::new(),
+            poster: Poster {
+                tx,
+                shared: shared.clone(),
+            },
             shared,
+            inbox: rx,
+            signals: None,
         })
     }
 
     /// The [`Net`], for setting up listeners, connections and timers before `run`.
-    pub fn net(&mut self) -> &mut Net<M> {
+    pub fn net(&mut self) -> &mut Net {
         &mut self.net
+    }
+
+    /// A handle for other threads to post messages to this loop or stop it.
+    pub fn poster(&self) -> Poster<M> {
+        self.poster.clone()
+    }
+
+    /// Delivers `signals` to the handler's `on_signal`, as loop events. Signal dispositions are
+    /// process-wide: call this on the one loop of a daemon, not in every loop of a process.
+    pub fn watch_signals(&mut self, signals: &[Signal]) -> io::Result<()> {
+        let raw: Vec<i32> = signals.iter().map(|s| s.raw()).collect();
+        let mut watched = signal_hook_mio::v1_0::Signals::new(&raw)?;
+        self.poll
+            .registry()
+            .register(&mut watched, SIGNAL_TOKEN, Interest::READABLE)?;
+        self.signals = Some(watched);
+        Ok(())
     }
 
     /// Runs iterations until [`Net::stop`] or [`Poster::stop`] is called. A [`Poster::stop`]
@@ -616,7 +639,7 @@ impl<M: Send + 'static> EventLoop<M> {
     /// One iteration (see the module docs). Exposed for tests and benches.
     pub fn turn<H: Handler<Msg = M>>(&mut self, h: &mut H) -> io::Result<()> {
         let net = &mut self.net;
-        let timeout = if !net.ready.is_empty() || !net.closed.is_empty() || !net.inbox.is_empty() {
+        let timeout = if !net.ready.is_empty() || !net.closed.is_empty() || !self.inbox.is_empty() {
             Duration::ZERO
         } else {
             match net.timers.next_due() {
@@ -635,9 +658,14 @@ impl<M: Send + 'static> EventLoop<M> {
         deliver_closed(net, h);
 
         let ready = std::mem::take(&mut net.ready);
+        let mut signalled = false;
         for event in self.events.iter() {
             let token = event.token();
             if token == WAKER_TOKEN {
+                continue;
+            }
+            if token == SIGNAL_TOKEN {
+                signalled = true;
                 continue;
             }
             let Some(id) = net.sockets.id_at(token.0) else {
@@ -651,10 +679,19 @@ impl<M: Send + 'static> EventLoop<M> {
             on_socket_event(net, h, id, true, false);
         }
 
+        if signalled && let Some(signals) = self.signals.as_mut() {
+            for raw in signals.pending() {
+                if let Some(signal) = Signal::from_raw(raw) {
+                    h.on_signal(net, signal);
+                    deliver_closed(net, h);
+                }
+            }
+        }
+
         // Inbox: clear the wake flag first, then drain at most one channel's worth.
         self.shared.wake_pending.store(false, Ordering::Release);
         for _ in 0..net.config.inbox_capacity {
-            match net.inbox.try_recv() {
+            match self.inbox.try_recv() {
                 Ok(msg) => {
                     h.on_message(net, msg);
                     deliver_closed(net, h);
@@ -697,19 +734,6 @@ impl<M: Send + 'static> EventLoop<M> {
             }
             deliver_closed(net, h);
         }
-
-        let mut i = 0;
-        while i < net.loops.len() {
-            let (id, tag) = net.loops[i];
-            h.on_loop(net, tag);
-            deliver_closed(net, h);
-            // A callback may have removed itself or others: continue after this one.
-            i = net
-                .loops
-                .iter()
-                .position(|(l, _)| *l == id)
-                .map_or(i, |p| p + 1);
-        }
         Ok(())
     }
 }
@@ -730,19 +754,13 @@ impl<M> Drop for EventLoop<M> {
     }
 }
 
-fn deliver_closed<H: Handler>(net: &mut Net<H::Msg>, h: &mut H) {
+fn deliver_closed<H: Handler>(net: &mut Net, h: &mut H) {
     while let Some((conn, reason)) = net.closed.pop_front() {
         h.on_close(net, conn, reason);
     }
 }
 
-fn on_socket_event<H: Handler>(
-    net: &mut Net<H::Msg>,
-    h: &mut H,
-    id: u64,
-    readable: bool,
-    writable: bool,
-) {
+fn on_socket_event<H: Handler>(net: &mut Net, h: &mut H, id: u64, readable: bool, writable: bool) {
     match net.sockets.get_mut(id) {
         Some(Socket::Listener(_)) if readable => accept(net, h, ListenerId(id)),
         Some(Socket::Conn(c)) => match c.phase {
@@ -765,7 +783,7 @@ fn on_socket_event<H: Handler>(
     }
 }
 
-fn accept<H: Handler>(net: &mut Net<H::Msg>, h: &mut H, listener: ListenerId) {
+fn accept<H: Handler>(net: &mut Net, h: &mut H, listener: ListenerId) {
     for _ in 0..ACCEPT_BUDGET {
         let Some(Socket::Listener(l)) = net.sockets.get_mut(listener.0) else {
             return;
@@ -807,7 +825,7 @@ fn accept<H: Handler>(net: &mut Net<H::Msg>, h: &mut H, listener: ListenerId) {
     net.ready.push(listener.0);
 }
 
-fn confirm_connect<H: Handler>(net: &mut Net<H::Msg>, h: &mut H, conn: ConnId) {
+fn confirm_connect<H: Handler>(net: &mut Net, h: &mut H, conn: ConnId) {
     let Some(Socket::Conn(c)) = net.sockets.get_mut(conn.0) else {
         return;
     };
@@ -848,7 +866,7 @@ fn confirm_connect<H: Handler>(net: &mut Net<H::Msg>, h: &mut H, conn: ConnId) {
     }
 }
 
-fn read<H: Handler>(net: &mut Net<H::Msg>, h: &mut H, conn: ConnId) {
+fn read<H: Handler>(net: &mut Net, h: &mut H, conn: ConnId) {
     let (chunk, budget, max_input, now) = (
         net.config.read_chunk,
         net.config.read_budget,
@@ -930,7 +948,7 @@ fn read<H: Handler>(net: &mut Net<H::Msg>, h: &mut H, conn: ConnId) {
     }
 }
 
-fn write<H: Handler>(net: &mut Net<H::Msg>, h: &mut H, conn: ConnId) {
+fn write<H: Handler>(net: &mut Net, h: &mut H, conn: ConnId) {
     let Some(Socket::Conn(c)) = net.sockets.get_mut(conn.0) else {
         return;
     };
@@ -954,7 +972,7 @@ fn write<H: Handler>(net: &mut Net<H::Msg>, h: &mut H, conn: ConnId) {
 /// A closing connection: finish writing, shut the write side, then discard input until the
 /// peer's end of stream (dropping a socket with unread input would reset the connection and
 /// could destroy the output still in flight).
-fn linger<M>(net: &mut Net<M>, id: u64) {
+fn linger(net: &mut Net, id: u64) {
     let Some(Socket::Conn(c)) = net.sockets.get_mut(id) else {
         return;
     };

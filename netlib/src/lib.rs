@@ -8,9 +8,9 @@
 //! | callback + `NETLIB_MSG_*` codes          | [`Handler`] methods (`on_accept`, …)        |
 //! | socket handle (fd, reused by the kernel) | [`ConnId`] (never reused)                   |
 //! | `AddTimer` / `RemoveTimer`               | [`Net::add_timer`] / [`Net::remove_timer`]  |
-//! | `AddLoop`                                | [`Net::add_loop`] → [`Handler::on_loop`]    |
 //! | worker → I/O thread response list        | [`Poster`] → [`Handler::on_message`]        |
 //! | `StopDispatch`                           | [`Net::stop`] / [`Poster::stop`]            |
+//! | (none: signals killed the process)       | [`EventLoop::watch_signals`] → [`Handler::on_signal`] |
 //!
 //! Differences that matter (each fixes a weakness of the original):
 //! - output is bounded: past `Config::output_high_water` a connection is closed
@@ -34,7 +34,7 @@ mod timer;
 
 pub use buffer::Buffer;
 pub use event_loop::{
-    Activity, CloseReason, Config, ConnId, EventLoop, Handler, ListenerId, LoopId, Net,
+    Activity, CloseReason, Config, ConnId, EventLoop, Handler, ListenerId, Net, Signal,
 };
 pub use inbox::{Disconnected, Poster};
 pub use timer::TimerId;

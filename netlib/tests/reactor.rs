@@ -7,7 +7,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use netlib::{Buffer, CloseReason, Config, ConnId, EventLoop, Handler, ListenerId, Net, TimerId};
+use netlib::{
+    Buffer, CloseReason, Config, ConnId, EventLoop, Handler, ListenerId, Net, Signal, TimerId,
+};
 
 const GUARD_TAG: u64 = u64::MAX;
 
@@ -43,16 +45,16 @@ struct Echo {
 
 impl Handler for Echo {
     type Msg = ();
-    fn on_accept(&mut self, _: &mut Net<()>, _: ListenerId, conn: ConnId, peer: SocketAddr) {
+    fn on_accept(&mut self, _: &mut Net, _: ListenerId, conn: ConnId, peer: SocketAddr) {
         assert!(peer.ip().is_loopback());
         self.server_side = Some(conn);
     }
-    fn on_connect(&mut self, net: &mut Net<()>, conn: ConnId) {
+    fn on_connect(&mut self, net: &mut Net, conn: ConnId) {
         assert_eq!(Some(conn), self.client);
         self.confirmed = true;
         net.send(conn, b" world");
     }
-    fn on_read(&mut self, net: &mut Net<()>, conn: ConnId, input: &mut Buffer) {
+    fn on_read(&mut self, net: &mut Net, conn: ConnId, input: &mut Buffer) {
         if Some(conn) == self.client {
             self.received.extend_from_slice(input.data());
             input.consume(input.len());
@@ -65,14 +67,14 @@ impl Handler for Echo {
             assert!(net.send(conn, &data));
         }
     }
-    fn on_close(&mut self, net: &mut Net<()>, conn: ConnId, reason: CloseReason) {
+    fn on_close(&mut self, net: &mut Net, conn: ConnId, reason: CloseReason) {
         assert!(!net.is_open(conn), "the id is dead once on_close runs");
         self.closes.push((conn, reason));
         if self.closes.len() == 2 {
             net.stop();
         }
     }
-    fn on_timer(&mut self, _: &mut Net<()>, _: TimerId, tag: u64) {
+    fn on_timer(&mut self, _: &mut Net, _: TimerId, tag: u64) {
         guard(tag);
     }
 }
@@ -115,7 +117,7 @@ struct BulkSender {
 
 impl Handler for BulkSender {
     type Msg = ();
-    fn on_accept(&mut self, net: &mut Net<()>, _: ListenerId, conn: ConnId, _: SocketAddr) {
+    fn on_accept(&mut self, net: &mut Net, _: ListenerId, conn: ConnId, _: SocketAddr) {
         assert!(net.send(conn, &self.payload));
         self.queued_after_send = net.output_len(conn);
         if self.close_after {
@@ -124,18 +126,18 @@ impl Handler for BulkSender {
         // Only now may the reader start: everything the kernel did not take is queued here.
         self.go.send(()).unwrap();
     }
-    fn on_read(&mut self, _: &mut Net<()>, _: ConnId, input: &mut Buffer) {
+    fn on_read(&mut self, _: &mut Net, _: ConnId, input: &mut Buffer) {
         input.consume(input.len());
     }
-    fn on_drain(&mut self, net: &mut Net<()>, conn: ConnId) {
+    fn on_drain(&mut self, net: &mut Net, conn: ConnId) {
         self.drained = true;
         net.close(conn);
     }
-    fn on_close(&mut self, _: &mut Net<()>, _: ConnId, reason: CloseReason) {
+    fn on_close(&mut self, _: &mut Net, _: ConnId, reason: CloseReason) {
         // The loop keeps running: a closed connection still flushes. The reader stops it.
         assert_eq!(reason, CloseReason::Local);
     }
-    fn on_timer(&mut self, _: &mut Net<()>, _: TimerId, tag: u64) {
+    fn on_timer(&mut self, _: &mut Net, _: TimerId, tag: u64) {
         guard(tag);
     }
 }
@@ -149,7 +151,7 @@ fn bulk(close_after: bool) {
     let l = ev.net().listen(loopback()).unwrap();
     let addr = ev.net().listener_addr(l).unwrap();
     let (go_tx, go_rx) = mpsc::channel();
-    let poster = ev.net().poster();
+    let poster = ev.poster();
     let reader = thread::spawn(move || {
         let mut s = StdStream::connect(addr).unwrap();
         go_rx.recv().unwrap();
@@ -198,7 +200,7 @@ struct Flooder {
 
 impl Handler for Flooder {
     type Msg = ();
-    fn on_accept(&mut self, net: &mut Net<()>, _: ListenerId, conn: ConnId, _: SocketAddr) {
+    fn on_accept(&mut self, net: &mut Net, _: ListenerId, conn: ConnId, _: SocketAddr) {
         let chunk = vec![7u8; 64 * 1024];
         // The peer never reads: the kernel buffers fill, then ours, then the limit closes it.
         while net.send(conn, &chunk) {
@@ -207,12 +209,12 @@ impl Handler for Flooder {
         }
         assert!(!net.is_open(conn));
     }
-    fn on_read(&mut self, _: &mut Net<()>, _: ConnId, _: &mut Buffer) {}
-    fn on_close(&mut self, net: &mut Net<()>, _: ConnId, reason: CloseReason) {
+    fn on_read(&mut self, _: &mut Net, _: ConnId, _: &mut Buffer) {}
+    fn on_close(&mut self, net: &mut Net, _: ConnId, reason: CloseReason) {
         self.reason = Some(reason);
         net.stop();
     }
-    fn on_timer(&mut self, _: &mut Net<()>, _: TimerId, tag: u64) {
+    fn on_timer(&mut self, _: &mut Net, _: TimerId, tag: u64) {
         guard(tag);
     }
 }
@@ -243,15 +245,15 @@ struct Greedy {
 
 impl Handler for Greedy {
     type Msg = ();
-    fn on_accept(&mut self, _: &mut Net<()>, _: ListenerId, _: ConnId, _: SocketAddr) {}
-    fn on_read(&mut self, _: &mut Net<()>, _: ConnId, _: &mut Buffer) {
+    fn on_accept(&mut self, _: &mut Net, _: ListenerId, _: ConnId, _: SocketAddr) {}
+    fn on_read(&mut self, _: &mut Net, _: ConnId, _: &mut Buffer) {
         // Never consumes: waits for a unit that cannot fit.
     }
-    fn on_close(&mut self, net: &mut Net<()>, _: ConnId, reason: CloseReason) {
+    fn on_close(&mut self, net: &mut Net, _: ConnId, reason: CloseReason) {
         self.reason = Some(reason);
         net.stop();
     }
-    fn on_timer(&mut self, _: &mut Net<()>, _: TimerId, tag: u64) {
+    fn on_timer(&mut self, _: &mut Net, _: TimerId, tag: u64) {
         guard(tag);
     }
 }
@@ -287,16 +289,16 @@ struct Refused {
 
 impl Handler for Refused {
     type Msg = ();
-    fn on_connect(&mut self, _: &mut Net<()>, _: ConnId) {
+    fn on_connect(&mut self, _: &mut Net, _: ConnId) {
         self.confirmed = true;
     }
-    fn on_read(&mut self, _: &mut Net<()>, _: ConnId, _: &mut Buffer) {}
-    fn on_close(&mut self, net: &mut Net<()>, conn: ConnId, reason: CloseReason) {
+    fn on_read(&mut self, _: &mut Net, _: ConnId, _: &mut Buffer) {}
+    fn on_close(&mut self, net: &mut Net, conn: ConnId, reason: CloseReason) {
         assert_eq!(conn, self.conn);
         self.reason = Some(reason);
         net.stop();
     }
-    fn on_timer(&mut self, _: &mut Net<()>, _: TimerId, tag: u64) {
+    fn on_timer(&mut self, _: &mut Net, _: TimerId, tag: u64) {
         guard(tag);
     }
 }
@@ -346,8 +348,8 @@ const T_EARLY: u64 = 5;
 
 impl Handler for Clock {
     type Msg = ();
-    fn on_read(&mut self, _: &mut Net<()>, _: ConnId, _: &mut Buffer) {}
-    fn on_timer(&mut self, net: &mut Net<()>, timer: TimerId, tag: u64) {
+    fn on_read(&mut self, _: &mut Net, _: ConnId, _: &mut Buffer) {}
+    fn on_timer(&mut self, net: &mut Net, timer: TimerId, tag: u64) {
         guard(tag);
         let at = self.start.unwrap().elapsed();
         self.fired.push((tag, at));
@@ -413,24 +415,19 @@ fn timers_fire_in_order_at_their_intervals_and_can_be_removed_in_callbacks() {
 
 struct Inbox {
     got: Vec<u32>,
-    loops: u64,
     expect: u32,
 }
 
 impl Handler for Inbox {
     type Msg = u32;
-    fn on_read(&mut self, _: &mut Net<u32>, _: ConnId, _: &mut Buffer) {}
-    fn on_message(&mut self, net: &mut Net<u32>, msg: u32) {
+    fn on_read(&mut self, _: &mut Net, _: ConnId, _: &mut Buffer) {}
+    fn on_message(&mut self, net: &mut Net, msg: u32) {
         self.got.push(msg);
         if self.got.len() as u32 == self.expect {
             net.stop();
         }
     }
-    fn on_loop(&mut self, _: &mut Net<u32>, tag: u64) {
-        assert_eq!(tag, 42);
-        self.loops += 1;
-    }
-    fn on_timer(&mut self, _: &mut Net<u32>, _: TimerId, tag: u64) {
+    fn on_timer(&mut self, _: &mut Net, _: TimerId, tag: u64) {
         guard(tag);
     }
 }
@@ -442,8 +439,7 @@ fn posts_from_other_threads_arrive_in_order_on_the_loop_thread() {
         inbox_capacity: 64, // small, so posters block and resume
         ..Config::default()
     });
-    ev.net().add_loop(42);
-    let poster = ev.net().poster();
+    let poster = ev.poster();
     let producer = thread::spawn(move || {
         for i in 0..N {
             poster.post(i).unwrap();
@@ -451,13 +447,11 @@ fn posts_from_other_threads_arrive_in_order_on_the_loop_thread() {
     });
     let mut h = Inbox {
         got: Vec::new(),
-        loops: 0,
         expect: N,
     };
     ev.run(&mut h).unwrap();
     producer.join().unwrap();
     assert_eq!(h.got, (0..N).collect::<Vec<_>>());
-    assert!(h.loops > 0, "loop callbacks run every iteration");
 }
 
 #[test]
@@ -466,12 +460,11 @@ fn stop_from_another_thread_returns_from_run() {
         poll_timeout: Duration::from_secs(10),
         ..Config::default()
     });
-    let poster = ev.net().poster();
+    let poster = ev.poster();
     // The other thread may well stop the loop before `run` starts: that must not be lost.
     let stopper = thread::spawn(move || poster.stop());
     let mut h = Inbox {
         got: Vec::new(),
-        loops: 0,
         expect: u32::MAX,
     };
     ev.run(&mut h).unwrap();
@@ -485,13 +478,49 @@ fn a_stop_posted_before_run_is_not_lost() {
         poll_timeout: Duration::from_secs(10),
         ..Config::default()
     });
-    ev.net().poster().stop();
+    ev.poster().stop();
     let mut h = Inbox {
         got: Vec::new(),
-        loops: 0,
         expect: u32::MAX,
     };
     ev.run(&mut h).unwrap();
-    assert_eq!(h.loops, 0, "no loop callback was registered");
     assert!(h.got.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Default)]
+struct Signalled {
+    seen: Vec<Signal>,
+}
+
+impl Handler for Signalled {
+    type Msg = ();
+    fn on_read(&mut self, _: &mut Net, _: ConnId, _: &mut Buffer) {}
+    fn on_signal(&mut self, net: &mut Net, signal: Signal) {
+        self.seen.push(signal);
+        if signal == Signal::Hangup {
+            // The second signal comes from inside the loop: it must arrive as an event too.
+            signal_hook::low_level::raise(signal_hook::consts::SIGTERM).unwrap();
+        } else {
+            net.stop();
+        }
+    }
+    fn on_timer(&mut self, _: &mut Net, _: TimerId, tag: u64) {
+        guard(tag);
+    }
+}
+
+#[test]
+fn watched_signals_arrive_as_loop_events() {
+    let mut ev: EventLoop<()> = new_loop(Config {
+        poll_timeout: Duration::from_secs(10),
+        ..Config::default()
+    });
+    ev.watch_signals(&[Signal::Hangup, Signal::Terminate])
+        .unwrap();
+    signal_hook::low_level::raise(signal_hook::consts::SIGHUP).unwrap();
+    let mut h = Signalled::default();
+    ev.run(&mut h).unwrap();
+    assert_eq!(h.seen, vec![Signal::Hangup, Signal::Terminate]);
 }

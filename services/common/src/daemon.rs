@@ -4,7 +4,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use netlib::{ListenerId, Net};
+use netlib::{EventLoop, Handler, ListenerId, Net, Signal};
 
 use crate::links::resolve;
 
@@ -57,11 +57,7 @@ pub fn write_pid_file() -> std::io::Result<()> {
 }
 
 /// Listens on `port` at every address of a `;`-separated conf list (one listener each).
-pub fn listen_all<X>(
-    net: &mut Net<X>,
-    ips: &[String],
-    port: u16,
-) -> Result<Vec<ListenerId>, String> {
+pub fn listen_all(net: &mut Net, ips: &[String], port: u16) -> Result<Vec<ListenerId>, String> {
     let mut out = Vec::with_capacity(ips.len());
     for ip in ips {
         let addr: SocketAddr =
@@ -79,6 +75,26 @@ pub fn listen_all<X>(
 /// the log level (the integration tests wait for it).
 pub fn announce_ready(server_name: &str) {
     eprintln!("{server_name}: server ready (pid {})", std::process::id());
+}
+
+/// Runs a daemon's event loop to its end: SIGTERM, SIGINT and SIGHUP become loop events
+/// (`Handler::on_signal`), `server.pid` is written, the readiness line printed; when the loop
+/// returns (a stop signal, by default) `server.pid` is removed.
+pub fn serve<H: Handler>(
+    server_name: &str,
+    ev: &mut EventLoop<H::Msg>,
+    handler: &mut H,
+) -> Result<(), String> {
+    ev.watch_signals(&[Signal::Terminate, Signal::Interrupt, Signal::Hangup])
+        .map_err(|e| format!("cannot watch signals: {e}"))?;
+    write_pid_file().map_err(|e| format!("cannot write server.pid: {e}"))?;
+    announce_ready(server_name);
+    let result = ev
+        .run(handler)
+        .map_err(|e| format!("event loop failed: {e}"));
+    let _ = std::fs::remove_file("server.pid");
+    log::info!("{server_name} stopped");
+    result
 }
 
 /// The whole `main` of a daemon: arguments (`-v`, `-c FILE`), logging, then `run` with the conf

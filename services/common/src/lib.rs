@@ -3,8 +3,8 @@
 //! | original                                   | here                                  |
 //! |--------------------------------------------|---------------------------------------|
 //! | `CConfigFileReader`                        | [`conf::Conf`]                        |
-//! | `CImConn` framing (`HandlePdu` loop)       | [`pdu_io::drain_pdus`]                |
-//! | `CImConn::SendPdu`                         | [`pdu_io::send_msg`], [`pdu_io::send_pdu`] |
+//! | `CImConn` (framing, `HandlePdu`, `OnTimer`) shared by every daemon | [`service::PduServer`] running a [`service::PduService`] |
+//! | `CImConn::SendPdu`                         | [`pdu_io::send`], [`pdu_io::reply`], [`pdu_io::relay`] |
 //! | `OnTimer` heartbeat / receive timeout      | [`pdu_io::KeepAlive`]                 |
 //! | `serv_info`, `serv_init`, `serv_check_reconnect`, `serv_reset` | [`links::ServerLinks`] |
 //! | `slog` / `log` macros                      | `log` + `env_logger` ([`daemon::init_logging`]) |
@@ -14,7 +14,9 @@ pub mod conf;
 pub mod daemon;
 pub mod links;
 pub mod pdu_io;
+pub mod service;
 
 pub use conf::{Conf, ConfError};
 pub use links::ServerLinks;
 pub use pdu_io::{Flow, KeepAlive};
+pub use service::{PduServer, PduService};

@@ -6,9 +6,14 @@
 //! the next attempt comes 4 ticks (seconds) later; consecutive failures wait 4, 8, 16, 32, 64,
 //! then wrap to 4; a successful connect resets the sequence.
 //!
-//! Differences: a connect that fails at once (bad address, unresolvable name) backs off like
-//! any other failure (the original kept the slot dead until restart, quirk B4), and every
-//! connect has netlib's connect timeout.
+//! Differences: a connect that fails at once backs off like any other failure (the original
+//! kept the slot dead until restart, quirk B4), and every connect has netlib's connect timeout.
+//! Host names are resolved once, when the links are built at start-up (an unresolvable name is
+//! a start-up error): the loop never waits on the system resolver, where the original resolved
+//! (blocking) at every reconnect.
+//!
+//! Keep-alive of the open links is the PDU-service adapter's job ([`crate::service`]), as for
+//! every other connection.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Instant;
@@ -16,7 +21,6 @@ use std::time::Instant;
 use netlib::{ConnId, Net};
 
 use crate::conf::{Conf, ConfError};
-use crate::pdu_io::KeepAlive;
 
 /// Back-off bounds, in ticks (`MIN_RECONNECT_CNT` / `MAX_RECONNECT_CNT`).
 pub const MIN_RECONNECT_CNT: u32 = 4;
@@ -27,6 +31,8 @@ pub const MAX_RECONNECT_CNT: u32 = 64;
 pub struct Slot {
     pub host: String,
     pub port: u16,
+    /// `host` resolved at start-up.
+    pub addr: SocketAddr,
     conn: Option<ConnId>,
     /// Connected (confirmed) since this instant.
     open_since: Option<Instant>,
@@ -49,20 +55,24 @@ pub struct ServerLinks {
 }
 
 impl ServerLinks {
-    /// `kind` names the target in log lines ("db_proxy_server", "route_server", …).
-    pub fn new(kind: &'static str, targets: Vec<(String, u16)>) -> ServerLinks {
-        let slots = targets
-            .into_iter()
-            .map(|(host, port)| Slot {
+    /// `kind` names the target in log lines ("db_proxy_server", "route_server", …). Every
+    /// target is resolved here, once; an unresolvable one is an error.
+    pub fn new(kind: &'static str, targets: Vec<(String, u16)>) -> Result<ServerLinks, String> {
+        let mut slots = Vec::with_capacity(targets.len());
+        for (host, port) in targets {
+            let addr = resolve(&host, port)
+                .ok_or_else(|| format!("cannot resolve the {kind} address {host}:{port}"))?;
+            slots.push(Slot {
                 host,
                 port,
+                addr,
                 conn: None,
                 open_since: None,
                 idle_cnt: 0,
                 reconnect_cnt: MIN_RECONNECT_CNT / 2,
-            })
-            .collect();
-        ServerLinks { kind, slots }
+            });
+        }
+        Ok(ServerLinks { kind, slots })
     }
 
     /// The targets listed as `<ip_prefix>1`/`<port_prefix>1`, `…2`, … in `conf`.
@@ -72,10 +82,15 @@ impl ServerLinks {
         ip_prefix: &str,
         port_prefix: &str,
     ) -> Result<ServerLinks, ConfError> {
-        Ok(ServerLinks::new(
-            kind,
-            conf.server_list(ip_prefix, port_prefix)?,
-        ))
+        let targets = conf.server_list(ip_prefix, port_prefix)?;
+        ServerLinks::new(kind, targets.clone()).map_err(|_| {
+            let i = targets
+                .iter()
+                .position(|(h, p)| resolve(h, *p).is_none())
+                .unwrap_or(0);
+            let key = format!("{ip_prefix}{}", i + 1);
+            conf.invalid(&key, &targets[i].0, "a resolvable host")
+        })
     }
 
     pub fn kind(&self) -> &'static str {
@@ -95,7 +110,7 @@ impl ServerLinks {
     }
 
     /// Connects every slot (`serv_init`).
-    pub fn start<X>(&mut self, net: &mut Net<X>) {
+    pub fn start(&mut self, net: &mut Net) {
         for i in 0..self.slots.len() {
             self.slots[i].idle_cnt = 0;
             self.slots[i].reconnect_cnt = MIN_RECONNECT_CNT / 2;
@@ -103,14 +118,9 @@ impl ServerLinks {
         }
     }
 
-    /// Once per tick (1 s): keep-alive checks on the open links, then a reconnect for every
-    /// empty slot whose back-off has passed (`serv_check_reconnect`).
-    pub fn tick<X>(&mut self, net: &mut Net<X>, keepalive: KeepAlive) {
-        for i in 0..self.slots.len() {
-            if let Some(conn) = self.slots[i].open_conn() {
-                keepalive.check(net, conn);
-            }
-        }
+    /// Once per tick (1 s): a reconnect for every empty slot whose back-off has passed
+    /// (`serv_check_reconnect`).
+    pub fn tick(&mut self, net: &mut Net) {
         for i in 0..self.slots.len() {
             let slot = &mut self.slots[i];
             if slot.conn.is_none() {
@@ -173,23 +183,10 @@ impl ServerLinks {
             .find_map(Slot::open_conn)
     }
 
-    fn connect<X>(&mut self, net: &mut Net<X>, i: usize) {
+    fn connect(&mut self, net: &mut Net, i: usize) {
         let slot = &mut self.slots[i];
-        match resolve(&slot.host, slot.port) {
-            Some(addr) => {
-                slot.conn = Some(net.connect(addr));
-                slot.open_since = None;
-            }
-            None => {
-                log::warn!(
-                    "cannot resolve {} address {}:{}",
-                    self.kind,
-                    slot.host,
-                    slot.port
-                );
-                self.reset(i);
-            }
-        }
+        slot.conn = Some(net.connect(slot.addr));
+        slot.open_since = None;
     }
 
     fn reset(&mut self, i: usize) {
@@ -227,7 +224,7 @@ mod tests {
 
     #[test]
     fn back_off_doubles_then_wraps() {
-        let mut links = ServerLinks::new("x", vec![("127.0.0.1".into(), 1)]);
+        let mut links = ServerLinks::new("x", vec![("127.0.0.1".into(), 1)]).unwrap();
         let mut seen = Vec::new();
         for _ in 0..6 {
             links.reset(0);
@@ -244,5 +241,17 @@ mod tests {
         );
         assert!(resolve("localhost", 80).is_some());
         assert_eq!(resolve("no such host.invalid", 80), None);
+    }
+
+    #[test]
+    fn unresolvable_targets_are_refused_at_start_up() {
+        let e = ServerLinks::new("x", vec![("no such host.invalid".into(), 1)]).unwrap_err();
+        assert!(e.contains("no such host.invalid:1"), "{e}");
+        let conf = Conf::parse(
+            "DBServerIP1=127.0.0.1\nDBServerPort1=1\nDBServerIP2=no such host.invalid\nDBServerPort2=2\n",
+            "msgserver.conf",
+        );
+        let e = ServerLinks::from_conf(&conf, "x", "DBServerIP", "DBServerPort").unwrap_err();
+        assert!(e.to_string().contains("`DBServerIP2`"), "{e}");
     }
 }

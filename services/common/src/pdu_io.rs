@@ -1,11 +1,25 @@
-//! PDU connections over netlib: framing of received bytes, sending, heartbeats and idle
+//! PDU connections over netlib: framing of received bytes, typed sending, heartbeats and idle
 //! timeouts (the original's `CImConn`).
+//!
+//! Sending never spells out service and command ids: they come from the message type
+//! ([`tt_proto::Command`]).
+//!
+//! | what                                   | function                       |
+//! |----------------------------------------|--------------------------------|
+//! | a command of this server               | [`send`] (seq given)           |
+//! | the direct reply to a request          | [`reply`] (request's seq)      |
+//! | a received PDU with a modified body    | [`relay`] (received header)    |
+//! | a received PDU as it is                | [`send_raw`]                   |
+//! | the same bytes to many connections     | [`encode`], [`encode_relay`], [`raw_bytes`], then `Net::send` |
 
 use std::time::Duration;
 
 use netlib::{Buffer, ConnId, Net};
-use tt_proto::ids::{cid, sid};
-use tt_proto::pdu::{FrameError, HEADER_LEN, Header, Pdu, encode_msg_into, peek_frame};
+use tt_proto::Command;
+use tt_proto::pb::other::ImHeartBeat;
+use tt_proto::pdu::{
+    FrameError, HEADER_LEN, Header, Pdu, encode_command_into, encode_with_header_into, peek_frame,
+};
 
 /// Server-to-server links: send a heartbeat when nothing was sent for more than this.
 pub const SERVER_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
@@ -45,31 +59,71 @@ pub fn drain_pdus(
     Ok(())
 }
 
-/// Encodes `msg` as a PDU straight into `conn`'s output. False if the connection is gone.
-pub fn send_msg<M: prost::Message, X>(
-    net: &mut Net<X>,
-    conn: ConnId,
-    service_id: u16,
-    command_id: u16,
-    seq_num: u16,
-    msg: &M,
-) -> bool {
+/// Sends `msg` as a fresh PDU of its command (ids from its type), encoded straight into
+/// `conn`'s output. False if the connection is gone.
+pub fn send<M: Command>(net: &mut Net, conn: ConnId, seq_num: u16, msg: &M) -> bool {
+    net.send_with(conn, |out| encode_command_into(out, seq_num, msg))
+}
+
+/// Sends `msg` as the direct reply to `request`: a fresh header of `M`'s command carrying the
+/// request's seq (protocol.md §2.3 rule 1).
+pub fn reply<M: Command>(net: &mut Net, conn: ConnId, request: &Header, msg: &M) -> bool {
+    let header = request.reply(M::COMMAND_ID);
+    net.send_with(conn, |out| encode_with_header_into(out, &header, msg))
+}
+
+/// Sends `msg` under a received header (every field kept, the length recomputed): a request
+/// or reply passed on with a modified body.
+pub fn relay<M: prost::Message>(net: &mut Net, conn: ConnId, header: &Header, msg: &M) -> bool {
+    net.send_with(conn, |out| encode_with_header_into(out, header, msg))
+}
+
+/// Sends a received PDU as it is, every header byte kept.
+pub fn send_raw(net: &mut Net, conn: ConnId, header: &Header, body: &[u8]) -> bool {
     net.send_with(conn, |out| {
-        encode_msg_into(out, service_id, command_id, seq_num, msg)
+        out.extend_from_slice(&header.to_bytes());
+        out.extend_from_slice(body);
     })
 }
 
+/// The wire bytes of a fresh PDU of `M`'s command (to send the same bytes to several
+/// connections).
+pub fn encode<M: Command>(seq_num: u16, msg: &M) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_command_into(&mut out, seq_num, msg);
+    out
+}
+
+/// The wire bytes of `msg` under a given header.
+pub fn encode_relay<M: prost::Message>(header: &Header, msg: &M) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_with_header_into(&mut out, header, msg);
+    out
+}
+
+/// The wire bytes of a received PDU.
+pub fn raw_bytes(header: &Header, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    out.extend_from_slice(&header.to_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// Sends the same bytes to each connection.
+pub fn send_all(net: &mut Net, conns: &[ConnId], bytes: &[u8]) {
+    for &c in conns {
+        net.send(c, bytes);
+    }
+}
+
 /// Sends a whole PDU as it is (relays keep every header byte).
-pub fn send_pdu<X>(net: &mut Net<X>, conn: ConnId, pdu: &Pdu) -> bool {
+pub fn send_pdu(net: &mut Net, conn: ConnId, pdu: &Pdu) -> bool {
     net.send_with(conn, |out| pdu.encode_into(out))
 }
 
 /// Sends the empty `CID_OTHER_HEARTBEAT` (16 bytes, seq 0).
-pub fn send_heartbeat<X>(net: &mut Net<X>, conn: ConnId) -> bool {
-    net.send(
-        conn,
-        &Header::new(sid::SID_OTHER, cid::CID_OTHER_HEARTBEAT, 0).to_bytes(),
-    )
+pub fn send_heartbeat(net: &mut Net, conn: ConnId) -> bool {
+    send(net, conn, 0, &ImHeartBeat {})
 }
 
 /// Heartbeat and idle-timeout policy of one kind of connection.
@@ -102,7 +156,7 @@ impl KeepAlive {
 
     /// Run from a 1 s timer for each connection: strict "greater than" comparisons, as the
     /// original. Closes a silent connection (its owner then gets `on_close`).
-    pub fn check<X>(&self, net: &mut Net<X>, conn: ConnId) -> Liveness {
+    pub fn check(&self, net: &mut Net, conn: ConnId) -> Liveness {
         let Some(activity) = net.activity(conn) else {
             return Liveness::Gone;
         };
@@ -129,7 +183,7 @@ impl KeepAlive {
 }
 
 /// The peer's address for log lines ("?" when unknown).
-pub fn peer_name<X>(net: &Net<X>, conn: ConnId) -> String {
+pub fn peer_name(net: &Net, conn: ConnId) -> String {
     net.peer_addr(conn)
         .map_or_else(|| "?".to_string(), |a| a.to_string())
 }
@@ -137,11 +191,7 @@ pub fn peer_name<X>(net: &Net<X>, conn: ConnId) -> String {
 /// Decodes a body with the original's proto2 rules (required fields, declared enum values).
 /// A failure is logged with the connection and the message name, and `None` returned: the
 /// caller drops the PDU (or closes the connection, for an untrusted peer).
-pub fn decode_or_log<M: tt_proto::Command, X>(
-    net: &Net<X>,
-    conn: ConnId,
-    body: &[u8],
-) -> Option<M> {
+pub fn decode_or_log<M: tt_proto::Command>(net: &Net, conn: ConnId, body: &[u8]) -> Option<M> {
     match tt_proto::required::decode_checked::<M>(body) {
         Ok(m) => Some(m),
         Err(e) => {

@@ -19,15 +19,15 @@ struct Linker {
 
 impl Handler for Linker {
     type Msg = ();
-    fn on_accept(&mut self, _: &mut Net<()>, _: ListenerId, _: ConnId, _: SocketAddr) {}
-    fn on_connect(&mut self, net: &mut Net<()>, conn: ConnId) {
+    fn on_accept(&mut self, _: &mut Net, _: ListenerId, _: ConnId, _: SocketAddr) {}
+    fn on_connect(&mut self, net: &mut Net, conn: ConnId) {
         assert!(self.links.on_connect(conn, net.now()).is_some());
         self.connects += 1;
     }
-    fn on_read(&mut self, _: &mut Net<()>, _: ConnId, input: &mut Buffer) {
+    fn on_read(&mut self, _: &mut Net, _: ConnId, input: &mut Buffer) {
         input.consume(input.len());
     }
-    fn on_close(&mut self, _: &mut Net<()>, conn: ConnId, reason: CloseReason) {
+    fn on_close(&mut self, _: &mut Net, conn: ConnId, reason: CloseReason) {
         if self.links.on_close(conn).is_some() {
             self.closes.push(reason);
         }
@@ -76,7 +76,7 @@ fn links_back_off_then_connect_when_the_server_appears() {
 
     // Back-off after the first failure: 4 ticks. Three ticks do nothing…
     for _ in 0..3 {
-        h.links.tick(ev.net(), KeepAlive::SERVER);
+        h.links.tick(ev.net());
     }
     assert!(h.links.slots().iter().all(|s| s.open_conn().is_none()));
     ev.turn(&mut h).unwrap();
@@ -91,7 +91,7 @@ fn links_back_off_then_connect_when_the_server_appears() {
         .net()
         .listen(SocketAddr::from(([127, 0, 0, 1], port)))
         .unwrap();
-    h.links.tick(ev.net(), KeepAlive::SERVER);
+    h.links.tick(ev.net());
     turn_until(&mut ev, &mut h, |h| h.connects == 1);
     assert!(h.links.any_open());
     assert_eq!(h.closes.len(), 1);
@@ -103,8 +103,8 @@ fn links_back_off_then_connect_when_the_server_appears() {
 struct Quiet;
 impl Handler for Quiet {
     type Msg = ();
-    fn on_accept(&mut self, _: &mut Net<()>, _: ListenerId, _: ConnId, _: SocketAddr) {}
-    fn on_read(&mut self, _: &mut Net<()>, _: ConnId, _: &mut Buffer) {}
+    fn on_accept(&mut self, _: &mut Net, _: ListenerId, _: ConnId, _: SocketAddr) {}
+    fn on_read(&mut self, _: &mut Net, _: ConnId, _: &mut Buffer) {}
 }
 
 #[test]

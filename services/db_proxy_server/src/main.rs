@@ -113,7 +113,7 @@ fn run(conf_path: &std::path::Path) -> Result<(), String> {
     for i in 0..settings.thread_num {
         let (rx, poster, settings, shared) = (
             jobs_rx.clone(),
-            ev.net().poster(),
+            ev.poster(),
             settings.clone(),
             shared.clone(),
         );

@@ -139,7 +139,7 @@ impl Handler for Server {
 
     fn on_accept(
         &mut self,
-        _net: &mut Net<Msg>,
+        _net: &mut Net,
         _listener: ListenerId,
         conn: ConnId,
         peer: std::net::SocketAddr,
@@ -148,7 +148,7 @@ impl Handler for Server {
         self.peers.insert(conn, Peer::default());
     }
 
-    fn on_read(&mut self, net: &mut Net<Msg>, conn: ConnId, input: &mut Buffer) {
+    fn on_read(&mut self, net: &mut Net, conn: ConnId, input: &mut Buffer) {
         let Some(peer) = self.peers.get_mut(&conn) else {
             input.consume(input.len());
             return;
@@ -205,7 +205,7 @@ impl Handler for Server {
         self.pump();
     }
 
-    fn on_close(&mut self, _net: &mut Net<Msg>, conn: ConnId, reason: CloseReason) {
+    fn on_close(&mut self, _net: &mut Net, conn: ConnId, reason: CloseReason) {
         if let Some(peer) = self.peers.remove(&conn) {
             log::info!(
                 "connection {conn:?} closed ({reason:?}); {} requests dropped, {} replies \
@@ -216,7 +216,7 @@ impl Handler for Server {
         }
     }
 
-    fn on_message(&mut self, net: &mut Net<Msg>, msg: Msg) {
+    fn on_message(&mut self, net: &mut Net, msg: Msg) {
         match msg {
             Msg::Done { conn, reply } => {
                 if let Some(peer) = self.peers.get_mut(&conn) {
@@ -230,7 +230,7 @@ impl Handler for Server {
         }
     }
 
-    fn on_timer(&mut self, net: &mut Net<Msg>, _timer: TimerId, tag: u64) {
+    fn on_timer(&mut self, net: &mut Net, _timer: TimerId, tag: u64) {
         if tag == TIMER_TICK {
             let conns: Vec<ConnId> = self.peers.keys().copied().collect();
             for conn in conns {

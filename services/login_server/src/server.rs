@@ -83,13 +83,13 @@ impl LoginServer {
     }
 
     /// Starts the 1 s keep-alive timer.
-    pub fn start<X>(&mut self, net: &mut Net<X>) {
+    pub fn start(&mut self, net: &mut Net) {
         net.add_timer(TICK, TIMER_KEEPALIVE);
     }
 
-    fn handle_pdu<X>(
+    fn handle_pdu(
         &mut self,
-        net: &mut Net<X>,
+        net: &mut Net,
         conn: ConnId,
         kind: Kind,
         header: &Header,
@@ -126,8 +126,8 @@ impl LoginServer {
         Flow::Continue
     }
 
-    fn on_msg_serv_info<X>(&mut self, net: &mut Net<X>, conn: ConnId, body: &[u8]) {
-        let Some(m) = decode_or_log::<ImMsgServInfo, X>(net, conn, body) else {
+    fn on_msg_serv_info(&mut self, net: &mut Net, conn: ConnId, body: &[u8]) {
+        let Some(m) = decode_or_log::<ImMsgServInfo>(net, conn, body) else {
             return;
         };
         let Ok(port) = u16::try_from(m.port) else {
@@ -160,8 +160,8 @@ impl LoginServer {
         );
     }
 
-    fn on_user_cnt_update<X>(&mut self, net: &mut Net<X>, conn: ConnId, body: &[u8]) {
-        let Some(m) = decode_or_log::<ImUserCntUpdate, X>(net, conn, body) else {
+    fn on_user_cnt_update(&mut self, net: &mut Net, conn: ConnId, body: &[u8]) {
+        let Some(m) = decode_or_log::<ImUserCntUpdate>(net, conn, body) else {
             return;
         };
         let Some(e) = self.registry.get_mut(conn) else {
@@ -189,7 +189,7 @@ impl LoginServer {
     }
 
     /// §3.5: the least-loaded msg_server, seq echoed, no telecom/netcom swap.
-    fn answer_msg_serv_req<X>(&self, net: &mut Net<X>, conn: ConnId, header: &Header) {
+    fn answer_msg_serv_req(&self, net: &mut Net, conn: ConnId, header: &Header) {
         let rsp = match self.registry.pick() {
             Pick::NoMsgServer => ImMsgServRsp {
                 result_code: ResultType::RefuseReasonNoMsgServer as i32,
@@ -206,11 +206,10 @@ impl LoginServer {
                 port: Some(u32::from(e.port)),
             },
         };
-        let h = header.reply(cid::CID_LOGIN_RES_MSGSERVER);
-        pdu_io::send_msg(net, conn, h.service_id, h.command_id, h.seq_num, &rsp);
+        pdu_io::reply(net, conn, header, &rsp);
     }
 
-    fn on_http_read<X>(&mut self, net: &mut Net<X>, conn: ConnId, input: &mut Buffer) {
+    fn on_http_read(&mut self, net: &mut Net, conn: ConnId, input: &mut Buffer) {
         if input.len() > http::MAX_REQUEST {
             log::warn!(
                 "http {conn:?} ({}): request over {} bytes; closing without reply",
@@ -245,7 +244,7 @@ impl LoginServer {
         }
     }
 
-    fn http_body<X>(&self, net: &Net<X>, conn: ConnId) -> String {
+    fn http_body(&self, net: &Net, conn: ConnId) -> String {
         match self.registry.pick() {
             Pick::NoMsgServer => http::no_msg_server_body(),
             Pick::AllFull => http::all_full_body(),
@@ -269,13 +268,7 @@ impl LoginServer {
 impl Handler for LoginServer {
     type Msg = ();
 
-    fn on_accept(
-        &mut self,
-        net: &mut Net<()>,
-        listener: ListenerId,
-        conn: ConnId,
-        peer: SocketAddr,
-    ) {
+    fn on_accept(&mut self, net: &mut Net, listener: ListenerId, conn: ConnId, peer: SocketAddr) {
         let Some(&kind) = self.listeners.get(&listener) else {
             net.close(conn);
             return;
@@ -287,7 +280,7 @@ impl Handler for LoginServer {
         self.conns.insert(conn, kind);
     }
 
-    fn on_read(&mut self, net: &mut Net<()>, conn: ConnId, input: &mut Buffer) {
+    fn on_read(&mut self, net: &mut Net, conn: ConnId, input: &mut Buffer) {
         let Some(&kind) = self.conns.get(&conn) else {
             input.consume(input.len());
             return;
@@ -305,7 +298,7 @@ impl Handler for LoginServer {
         }
     }
 
-    fn on_close(&mut self, _net: &mut Net<()>, conn: ConnId, reason: CloseReason) {
+    fn on_close(&mut self, _net: &mut Net, conn: ConnId, reason: CloseReason) {
         let Some(kind) = self.conns.remove(&conn) else {
             return;
         };
@@ -326,7 +319,7 @@ impl Handler for LoginServer {
         }
     }
 
-    fn on_timer(&mut self, net: &mut Net<()>, _timer: TimerId, tag: u64) {
+    fn on_timer(&mut self, net: &mut Net, _timer: TimerId, tag: u64) {
         if tag != TIMER_KEEPALIVE {
             return;
         }

@@ -53,16 +53,16 @@ pub struct DbPool {
 }
 
 impl DbPool {
-    pub fn new(servers: &[(String, u16)], per_server: usize) -> DbPool {
+    pub fn new(servers: &[(String, u16)], per_server: usize) -> Result<DbPool, String> {
         let targets = servers
             .iter()
             .flat_map(|t| std::iter::repeat_n(t.clone(), per_server))
             .collect();
-        DbPool {
-            links: ServerLinks::new("db_proxy_server", targets),
+        Ok(DbPool {
+            links: ServerLinks::new("db_proxy_server", targets)?,
             login_slots: (servers.len() / 2) * per_server,
             stopped: HashSet::new(),
-        }
+        })
     }
 
     /// Uniformly at random among the usable links of `range` (no allocation: this runs for
@@ -99,7 +99,7 @@ impl MsgServer {
         self.db.pick(pool, r)
     }
 
-    pub(crate) fn on_db_connect<X>(&mut self, net: &mut Net<X>, conn: ConnId) {
+    pub(crate) fn on_db_connect(&mut self, net: &mut Net, conn: ConnId) {
         self.db.links.on_connect(conn, net.now());
     }
 
@@ -110,13 +110,7 @@ impl MsgServer {
     }
 
     /// A PDU from db_proxy (spec msg_server.md §11.1).
-    pub(crate) fn on_db_pdu<X>(
-        &mut self,
-        net: &mut Net<X>,
-        conn: ConnId,
-        header: &Header,
-        body: &[u8],
-    ) {
+    pub(crate) fn on_db_pdu(&mut self, net: &mut Net, conn: ConnId, header: &Header, body: &[u8]) {
         match header.command_id {
             cid::CID_OTHER_HEARTBEAT => {}
             cid::CID_OTHER_VALIDATE_RSP => self.on_validate_rsp(net, conn, header, body),
@@ -124,38 +118,38 @@ impl MsgServer {
                 log::debug!("db_proxy answered a device-token request");
             }
             cid::CID_LOGIN_RES_PUSH_SHIELD => {
-                self.route_db_reply::<ImPushShieldRsp, X>(net, conn, header, body);
+                self.route_db_reply::<ImPushShieldRsp>(net, conn, header, body);
             }
             cid::CID_LOGIN_RES_QUERY_PUSH_SHIELD => {
-                self.route_db_reply::<ImQueryPushShieldRsp, X>(net, conn, header, body);
+                self.route_db_reply::<ImQueryPushShieldRsp>(net, conn, header, body);
             }
             cid::CID_MSG_UNREAD_CNT_RESPONSE => {
-                self.route_db_reply::<ImUnreadMsgCntRsp, X>(net, conn, header, body);
+                self.route_db_reply::<ImUnreadMsgCntRsp>(net, conn, header, body);
             }
             cid::CID_MSG_LIST_RESPONSE => {
-                self.route_db_reply::<ImGetMsgListRsp, X>(net, conn, header, body);
+                self.route_db_reply::<ImGetMsgListRsp>(net, conn, header, body);
             }
             cid::CID_MSG_GET_BY_MSG_ID_RES => {
-                self.route_db_reply::<ImGetMsgByIdRsp, X>(net, conn, header, body);
+                self.route_db_reply::<ImGetMsgByIdRsp>(net, conn, header, body);
             }
             cid::CID_MSG_GET_LATEST_MSG_ID_RSP => {
-                self.route_db_reply::<ImGetLatestMsgIdRsp, X>(net, conn, header, body);
+                self.route_db_reply::<ImGetLatestMsgIdRsp>(net, conn, header, body);
             }
             cid::CID_MSG_DATA => self.on_db_msg_data(net, conn, header, body),
             cid::CID_BUDDY_LIST_RECENT_CONTACT_SESSION_RESPONSE => {
-                self.route_db_reply::<ImRecentContactSessionRsp, X>(net, conn, header, body);
+                self.route_db_reply::<ImRecentContactSessionRsp>(net, conn, header, body);
             }
             cid::CID_BUDDY_LIST_ALL_USER_RESPONSE => {
-                self.route_db_reply::<ImAllUserRsp, X>(net, conn, header, body);
+                self.route_db_reply::<ImAllUserRsp>(net, conn, header, body);
             }
             cid::CID_BUDDY_LIST_USER_INFO_RESPONSE => {
-                self.route_db_reply::<ImUsersInfoRsp, X>(net, conn, header, body);
+                self.route_db_reply::<ImUsersInfoRsp>(net, conn, header, body);
             }
             cid::CID_BUDDY_LIST_REMOVE_SESSION_RES => {
-                self.route_db_reply::<ImRemoveSessionRsp, X>(net, conn, header, body);
+                self.route_db_reply::<ImRemoveSessionRsp>(net, conn, header, body);
             }
             cid::CID_BUDDY_LIST_DEPARTMENT_RESPONSE => {
-                self.route_db_reply::<ImDepartmentRsp, X>(net, conn, header, body);
+                self.route_db_reply::<ImDepartmentRsp>(net, conn, header, body);
             }
             cid::CID_BUDDY_LIST_CHANGE_AVATAR_RESPONSE => {
                 let Some(mut m) = parse::<ImChangeAvatarRsp>(conn, header, body) else {
@@ -166,21 +160,14 @@ impl MsgServer {
                 self.send_to_user(net, m.user_id, None, &bytes);
             }
             cid::CID_BUDDY_LIST_CHANGE_SIGN_INFO_RESPONSE => {
-                if let Some(m) =
-                    self.route_db_reply::<ImChangeSignInfoRsp, X>(net, conn, header, body)
+                if let Some(m) = self.route_db_reply::<ImChangeSignInfoRsp>(net, conn, header, body)
                     && m.result_code == 0
                 {
                     let notify = ImSignInfoChangedNotify {
                         changed_user_id: m.user_id,
                         sign_info: m.sign_info.unwrap_or_default(),
                     };
-                    self.route.send_msg_to_master(
-                        net,
-                        sid::SID_BUDDY_LIST,
-                        cid::CID_BUDDY_LIST_SIGN_INFO_CHANGED_NOTIFY,
-                        0,
-                        &notify,
-                    );
+                    self.route.send_msg_to_master(net, 0, &notify);
                 }
             }
             cid::CID_OTHER_STOP_RECV_PACKET => {
@@ -188,17 +175,17 @@ impl MsgServer {
                 self.db.stopped.insert(conn);
             }
             cid::CID_GROUP_NORMAL_LIST_RESPONSE => {
-                self.route_db_reply::<ImNormalGroupListRsp, X>(net, conn, header, body);
+                self.route_db_reply::<ImNormalGroupListRsp>(net, conn, header, body);
             }
             cid::CID_GROUP_CREATE_RESPONSE => {
-                self.route_db_reply::<ImGroupCreateRsp, X>(net, conn, header, body);
+                self.route_db_reply::<ImGroupCreateRsp>(net, conn, header, body);
             }
             cid::CID_GROUP_SHIELD_GROUP_RESPONSE => {
-                self.route_db_reply::<ImGroupShieldRsp, X>(net, conn, header, body);
+                self.route_db_reply::<ImGroupShieldRsp>(net, conn, header, body);
             }
             cid::CID_GROUP_INFO_RESPONSE => self.on_group_info_rsp(net, conn, header, body),
             cid::CID_GROUP_CHANGE_MEMBER_RESPONSE => {
-                let req = self.route_db_reply::<ImGroupChangeMemberRsp, X>(net, conn, header, body);
+                let req = self.route_db_reply::<ImGroupChangeMemberRsp>(net, conn, header, body);
                 if let Some(m) = req
                     && m.result_code == 0
                 {
@@ -222,7 +209,7 @@ impl MsgServer {
                 }
             }
             cid::CID_FILE_HAS_OFFLINE_RES => {
-                self.route_db_reply::<ImFileHasOfflineRsp, X>(net, conn, header, body);
+                self.route_db_reply::<ImFileHasOfflineRsp>(net, conn, header, body);
             }
             other => {
                 log::debug!("db_proxy sent unhandled command {other:#06x}: ignored");
@@ -234,9 +221,9 @@ impl MsgServer {
     /// longer) attach_data, find that logged-in connection of the reply's user, clear
     /// attach_data and forward under the received header (so the client sees its own seq).
     /// Returns the parsed reply (attach cleared) for follow-up work.
-    fn route_db_reply<M: Command + Routed, X>(
+    fn route_db_reply<M: Command + Routed>(
         &mut self,
-        net: &mut Net<X>,
+        net: &mut Net,
         conn: ConnId,
         header: &Header,
         body: &[u8],
@@ -260,7 +247,7 @@ impl MsgServer {
     /// A stored message comes back from db_proxy (spec msg_server.md §10.2): ack to the
     /// sending connection, copy to the master route_server, delivery to the sender's other
     /// connections and the receiver's connections here.
-    fn on_db_msg_data<X>(&mut self, net: &mut Net<X>, conn: ConnId, header: &Header, body: &[u8]) {
+    fn on_db_msg_data(&mut self, net: &mut Net, conn: ConnId, header: &Header, body: &[u8]) {
         let Some(mut m) = parse::<ImMsgData>(conn, header, body) else {
             return;
         };
@@ -291,14 +278,7 @@ impl MsgServer {
                 msg_id: m.msg_id,
                 session_type: if group { 2 } else { 1 },
             };
-            tt_common::pdu_io::send_msg(
-                net,
-                s,
-                sid::SID_MSG,
-                cid::CID_MSG_DATA_ACK,
-                header.seq_num,
-                &ack,
-            );
+            tt_common::pdu_io::send(net, s, header.seq_num, &ack);
         }
         self.route.send_raw_to_master(net, header, body);
         if group {
@@ -330,13 +310,7 @@ impl MsgServer {
 
     /// `IMGroupInfoListRsp`: a client's group-info request (long attach without embedded data)
     /// is routed back; the group-message fan-out form is not produced by this server.
-    fn on_group_info_rsp<X>(
-        &mut self,
-        net: &mut Net<X>,
-        conn: ConnId,
-        header: &Header,
-        body: &[u8],
-    ) {
+    fn on_group_info_rsp(&mut self, net: &mut Net, conn: ConnId, header: &Header, body: &[u8]) {
         let Some(mut m) = parse::<ImGroupInfoListRsp>(conn, header, body) else {
             return;
         };
@@ -351,9 +325,9 @@ impl MsgServer {
     }
 
     /// Sends bytes to every logged-in connection of `user_id` here, except `except`.
-    pub(crate) fn send_to_user<X>(
+    pub(crate) fn send_to_user(
         &self,
-        net: &mut Net<X>,
+        net: &mut Net,
         user_id: u32,
         except: Option<ConnId>,
         bytes: &[u8],
@@ -379,7 +353,7 @@ mod tests {
             ("127.0.0.1".to_string(), 2),
             ("127.0.0.1".to_string(), 3),
         ];
-        let pool = DbPool::new(&servers, 2);
+        let pool = DbPool::new(&servers, 2).unwrap();
         assert_eq!(pool.links.len(), 6);
         assert_eq!(pool.login_slots, 2);
         let ports: Vec<u16> = pool.links.slots().iter().map(|s| s.port).collect();

@@ -7,8 +7,7 @@
 
 use netlib::{CloseReason, ConnId, Net};
 use tt_common::ServerLinks;
-use tt_common::pdu_io::send_msg;
-use tt_proto::ids::{cid, sid};
+use tt_common::pdu_io;
 use tt_proto::pb::server::{ImMsgServInfo, ImUserCntUpdate};
 
 use crate::server::MsgServer;
@@ -22,10 +21,10 @@ pub struct LoginLinks {
 }
 
 impl LoginLinks {
-    pub fn new(targets: Vec<(String, u16)>) -> LoginLinks {
-        LoginLinks {
-            links: ServerLinks::new("login_server", targets),
-        }
+    pub fn new(targets: Vec<(String, u16)>) -> Result<LoginLinks, String> {
+        Ok(LoginLinks {
+            links: ServerLinks::new("login_server", targets)?,
+        })
     }
 
     /// "Login server available": at least one link is connected.
@@ -34,20 +33,13 @@ impl LoginLinks {
     }
 
     /// Sends `IMUserCntUpdate` to every connected login_server.
-    pub fn send_user_cnt<X>(&self, net: &mut Net<X>, action: u32, user_id: u32) {
+    pub fn send_user_cnt(&self, net: &mut Net, action: u32, user_id: u32) {
         let msg = ImUserCntUpdate {
             user_action: action,
             user_id,
         };
         for conn in self.links.open_conns().collect::<Vec<_>>() {
-            send_msg(
-                net,
-                conn,
-                sid::SID_OTHER,
-                cid::CID_OTHER_USER_CNT_UPDATE,
-                0,
-                &msg,
-            );
+            pdu_io::send(net, conn, 0, &msg);
         }
     }
 }
@@ -64,7 +56,7 @@ fn host_name() -> Vec<u8> {
 }
 
 impl MsgServer {
-    pub(crate) fn on_login_connect<X>(&mut self, net: &mut Net<X>, conn: ConnId) {
+    pub(crate) fn on_login_connect(&mut self, net: &mut Net, conn: ConnId) {
         if self.login.links.on_connect(conn, net.now()).is_none() {
             return;
         }
@@ -76,14 +68,7 @@ impl MsgServer {
             cur_conn_cnt: self.users.total_conns() as u32,
             host_name: host_name(),
         };
-        send_msg(
-            net,
-            conn,
-            sid::SID_OTHER,
-            cid::CID_OTHER_MSG_SERV_INFO,
-            0,
-            &info,
-        );
+        pdu_io::send(net, conn, 0, &info);
     }
 
     pub(crate) fn on_login_close(&mut self, conn: ConnId, reason: CloseReason) {

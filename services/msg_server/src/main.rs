@@ -43,7 +43,7 @@ fn run(conf_path: &std::path::Path) -> Result<(), String> {
         .map_err(|e| format!("cannot create the event loop: {e}"))?;
     let net = ev.net();
     daemon::listen_all(net, &settings.listen_ips, settings.listen_port)?;
-    let mut server = server::MsgServer::new(settings);
+    let mut server = server::MsgServer::new(settings)?;
     net.add_timer(TICK, server::TICK_TIMER);
     server.start(net);
     daemon::write_pid_file().map_err(|e| format!("cannot write server.pid: {e}"))?;

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use netlib::{CloseReason, ConnId, Net};
-use tt_common::pdu_io::{CLIENT_TIMEOUT, MOBILE_CLIENT_TIMEOUT, send_msg};
+use tt_common::pdu_io::{self, CLIENT_TIMEOUT, MOBILE_CLIENT_TIMEOUT};
 use tt_proto::Command;
 use tt_proto::attach::{ATTACH_TYPE_HANDLE, DbAttachData, PduAttachData};
 use tt_proto::ids::{cid, sid};
@@ -286,9 +286,9 @@ enum Attach {
 
 impl MsgServer {
     /// A PDU from a client connection.
-    pub(crate) fn on_client_pdu<X>(
+    pub(crate) fn on_client_pdu(
         &mut self,
-        net: &mut Net<X>,
+        net: &mut Net,
         conn: ConnId,
         header: &Header,
         body: &[u8],
@@ -324,15 +324,15 @@ impl MsgServer {
             cid::CID_LOGIN_REQ_DEVICETOKEN => self.on_device_token(net, conn, header, body),
             cid::CID_LOGIN_REQ_KICKPCCLIENT => self.on_kick_pc_client(net, conn, header, body),
             cid::CID_LOGIN_REQ_PUSH_SHIELD => {
-                self.forward::<ImPushShieldReq, X>(net, req, DB_GENERAL, Attach::Long);
+                self.forward::<ImPushShieldReq>(net, req, DB_GENERAL, Attach::Long);
             }
             cid::CID_LOGIN_REQ_QUERY_PUSH_SHIELD => {
-                self.forward::<ImQueryPushShieldReq, X>(net, req, DB_GENERAL, Attach::Long);
+                self.forward::<ImQueryPushShieldReq>(net, req, DB_GENERAL, Attach::Long);
             }
             cid::CID_MSG_DATA => self.on_msg_data(net, conn, header, body),
             cid::CID_MSG_DATA_ACK => {
                 // Delivery acks need no action (the original only kept loss statistics).
-                self.parse_client::<ImMsgDataAck, X>(net, conn, header, body);
+                self.parse_client::<ImMsgDataAck>(net, conn, header, body);
             }
             cid::CID_MSG_READ_ACK => {
                 if self.relay_allowed(conn, "read acks") {
@@ -340,11 +340,9 @@ impl MsgServer {
                 }
             }
             cid::CID_MSG_TIME_REQUEST => {
-                send_msg(
+                pdu_io::send(
                     net,
                     conn,
-                    sid::SID_MSG,
-                    cid::CID_MSG_TIME_RESPONSE,
                     header.seq_num,
                     &ImClientTimeRsp {
                         server_time: unix_now(),
@@ -352,16 +350,16 @@ impl MsgServer {
                 );
             }
             cid::CID_MSG_UNREAD_CNT_REQUEST => {
-                self.forward::<ImUnreadMsgCntReq, X>(net, req, DB_LOGIN, Attach::Short);
+                self.forward::<ImUnreadMsgCntReq>(net, req, DB_LOGIN, Attach::Short);
             }
             cid::CID_MSG_LIST_REQUEST => {
-                self.forward::<ImGetMsgListReq, X>(net, req, DB_LOGIN, Attach::Short);
+                self.forward::<ImGetMsgListReq>(net, req, DB_LOGIN, Attach::Short);
             }
             cid::CID_MSG_GET_LATEST_MSG_ID_REQ => {
-                self.forward::<ImGetLatestMsgIdReq, X>(net, req, DB_GENERAL, Attach::Short);
+                self.forward::<ImGetLatestMsgIdReq>(net, req, DB_GENERAL, Attach::Short);
             }
             cid::CID_MSG_GET_BY_MSG_ID_REQ => {
-                self.forward::<ImGetMsgByIdReq, X>(net, req, DB_LOGIN, Attach::Short);
+                self.forward::<ImGetMsgByIdReq>(net, req, DB_LOGIN, Attach::Short);
             }
             cid::CID_SWITCH_P2P_CMD => {
                 if self.relay_allowed(conn, "P2P commands") {
@@ -369,10 +367,10 @@ impl MsgServer {
                 }
             }
             cid::CID_BUDDY_LIST_RECENT_CONTACT_SESSION_REQUEST => {
-                self.forward::<ImRecentContactSessionReq, X>(net, req, DB_LOGIN, Attach::Short);
+                self.forward::<ImRecentContactSessionReq>(net, req, DB_LOGIN, Attach::Short);
             }
             cid::CID_BUDDY_LIST_USER_INFO_REQUEST => {
-                self.forward::<ImUsersInfoReq, X>(net, req, DB_LOGIN, Attach::Short);
+                self.forward::<ImUsersInfoReq>(net, req, DB_LOGIN, Attach::Short);
             }
             cid::CID_BUDDY_LIST_REMOVE_SESSION_REQ => {
                 if self.relay_allowed(conn, "remove-session requests") {
@@ -380,19 +378,19 @@ impl MsgServer {
                 }
             }
             cid::CID_BUDDY_LIST_ALL_USER_REQUEST => {
-                self.forward::<ImAllUserReq, X>(net, req, DB_GENERAL, Attach::Short);
+                self.forward::<ImAllUserReq>(net, req, DB_GENERAL, Attach::Short);
             }
             cid::CID_BUDDY_LIST_USERS_STATUS_REQUEST => {
-                self.forward::<ImUsersStatReq, X>(net, req, MASTER_ROUTE, Attach::Long);
+                self.forward::<ImUsersStatReq>(net, req, MASTER_ROUTE, Attach::Long);
             }
             cid::CID_BUDDY_LIST_CHANGE_AVATAR_REQUEST => {
-                self.forward::<ImChangeAvatarReq, X>(net, req, DB_GENERAL, Attach::None);
+                self.forward::<ImChangeAvatarReq>(net, req, DB_GENERAL, Attach::None);
             }
             cid::CID_BUDDY_LIST_CHANGE_SIGN_INFO_REQUEST => {
-                self.forward::<ImChangeSignInfoReq, X>(net, req, DB_GENERAL, Attach::Long);
+                self.forward::<ImChangeSignInfoReq>(net, req, DB_GENERAL, Attach::Long);
             }
             cid::CID_BUDDY_LIST_DEPARTMENT_REQUEST => {
-                self.forward::<ImDepartmentReq, X>(net, req, DB_GENERAL, Attach::Short);
+                self.forward::<ImDepartmentReq>(net, req, DB_GENERAL, Attach::Short);
             }
             cid::CID_GROUP_NORMAL_LIST_REQUEST
             | cid::CID_GROUP_INFO_REQUEST
@@ -403,7 +401,7 @@ impl MsgServer {
             }
             cid::CID_FILE_REQUEST => {
                 // No file_server links here: the original's "no file server" answer.
-                if let Some(req) = self.parse_client::<ImFileReq, X>(net, conn, header, body) {
+                if let Some(req) = self.parse_client::<ImFileReq>(net, conn, header, body) {
                     let rsp = ImFileRsp {
                         result_code: 1,
                         from_user_id: me,
@@ -413,14 +411,7 @@ impl MsgServer {
                         ip_addr_list: Vec::new(),
                         trans_mode: req.trans_mode,
                     };
-                    send_msg(
-                        net,
-                        conn,
-                        sid::SID_FILE,
-                        cid::CID_FILE_RESPONSE,
-                        header.seq_num,
-                        &rsp,
-                    );
+                    pdu_io::send(net, conn, header.seq_num, &rsp);
                 }
             }
             cid::CID_FILE_HAS_OFFLINE_REQ => {
@@ -429,21 +420,14 @@ impl MsgServer {
                         user_id: me,
                         ..Default::default()
                     };
-                    send_msg(
-                        net,
-                        conn,
-                        sid::SID_FILE,
-                        cid::CID_FILE_HAS_OFFLINE_RES,
-                        header.seq_num,
-                        &rsp,
-                    );
+                    pdu_io::send(net, conn, header.seq_num, &rsp);
                 } else {
-                    self.forward::<ImFileHasOfflineReq, X>(net, req, DB_GENERAL, Attach::Short);
+                    self.forward::<ImFileHasOfflineReq>(net, req, DB_GENERAL, Attach::Short);
                 }
             }
             cid::CID_FILE_ADD_OFFLINE_REQ => {
                 if let Some(mut req) =
-                    self.parse_client::<ImFileAddOfflineReq, X>(net, conn, header, body)
+                    self.parse_client::<ImFileAddOfflineReq>(net, conn, header, body)
                 {
                     req.from_user_id = me;
                     self.send_to_db(net, Pool::General, header, &req);
@@ -451,7 +435,7 @@ impl MsgServer {
             }
             cid::CID_FILE_DEL_OFFLINE_REQ => {
                 if let Some(mut req) =
-                    self.parse_client::<ImFileDelOfflineReq, X>(net, conn, header, body)
+                    self.parse_client::<ImFileDelOfflineReq>(net, conn, header, body)
                 {
                     req.from_user_id = me;
                     self.send_to_db(net, Pool::General, header, &req);
@@ -464,9 +448,9 @@ impl MsgServer {
     }
 
     /// Strict parse of a client's request; a body that does not parse closes the connection.
-    fn parse_client<M: Command, X>(
+    fn parse_client<M: Command>(
         &mut self,
-        net: &mut Net<X>,
+        net: &mut Net,
         conn: ConnId,
         header: &Header,
         body: &[u8],
@@ -486,9 +470,9 @@ impl MsgServer {
     }
 
     /// Sends a modified client request to db_proxy (no reply expected); dropped without a link.
-    fn send_to_db<M: prost::Message, X>(
+    fn send_to_db<M: prost::Message>(
         &mut self,
-        net: &mut Net<X>,
+        net: &mut Net,
         pool: Pool,
         header: &Header,
         msg: &M,
@@ -503,23 +487,23 @@ impl MsgServer {
 
     /// Forwards a client request with `user_id` set to the logged-in user and the client's
     /// handle in attach_data; the reply comes back through `reply_to_client`.
-    fn forward<M: Command + Routed, X>(
+    fn forward<M: Command + Routed>(
         &mut self,
-        net: &mut Net<X>,
+        net: &mut Net,
         req: Req<'_>,
         target: Target,
         attach: Attach,
     ) {
         let Req { conn, header, body } = req;
-        if let Some(msg) = self.parse_client::<M, X>(net, conn, header, body) {
+        if let Some(msg) = self.parse_client::<M>(net, conn, header, body) {
             self.forward_parsed(net, conn, header, msg, target, attach);
         }
     }
 
     /// [`MsgServer::forward`] for a request already parsed.
-    fn forward_parsed<M: Command + Routed, X>(
+    fn forward_parsed<M: Command + Routed>(
         &mut self,
-        net: &mut Net<X>,
+        net: &mut Net,
         conn: ConnId,
         header: &Header,
         mut msg: M,
@@ -563,9 +547,9 @@ impl MsgServer {
 
     /// Sends a reply (already without attach_data) to connection `handle` of `user_id`, under
     /// the reply's header. Dropped when that connection is gone or not logged in.
-    pub(crate) fn reply_to_client<M: prost::Message, X>(
+    pub(crate) fn reply_to_client<M: prost::Message>(
         &mut self,
-        net: &mut Net<X>,
+        net: &mut Net,
         user_id: u32,
         handle: u32,
         header: &Header,
@@ -584,14 +568,7 @@ impl MsgServer {
         send_with_header(net, conn, header, msg);
     }
 
-    fn refuse_login<X>(
-        &mut self,
-        net: &mut Net<X>,
-        conn: ConnId,
-        seq: u16,
-        code: i32,
-        text: Vec<u8>,
-    ) {
+    fn refuse_login(&mut self, net: &mut Net, conn: ConnId, seq: u16, code: i32, text: Vec<u8>) {
         let res = ImLoginRes {
             server_time: unix_now(),
             result_code: code,
@@ -599,19 +576,12 @@ impl MsgServer {
             online_status: None,
             user_info: None,
         };
-        send_msg(
-            net,
-            conn,
-            sid::SID_LOGIN,
-            cid::CID_LOGIN_RES_USERLOGIN,
-            seq,
-            &res,
-        );
+        pdu_io::send(net, conn, seq, &res);
         net.close(conn);
     }
 
     /// `CID_LOGIN_REQ_USERLOGIN` (spec §7.6).
-    fn on_login_req<X>(&mut self, net: &mut Net<X>, conn: ConnId, header: &Header, body: &[u8]) {
+    fn on_login_req(&mut self, net: &mut Net, conn: ConnId, header: &Header, body: &[u8]) {
         let Some(client) = self.clients.get(&conn) else {
             return;
         };
@@ -642,7 +612,7 @@ impl MsgServer {
             return;
         }
         let Some(db) = db else { return };
-        let Some(req) = self.parse_client::<ImLoginReq, X>(net, conn, header, body) else {
+        let Some(req) = self.parse_client::<ImLoginReq>(net, conn, header, body) else {
             return;
         };
         let max = self.cfg.max_pending_requests;
@@ -670,20 +640,13 @@ impl MsgServer {
             password: req.password,
             attach_data: Some(DbAttachData::new(ATTACH_TYPE_HANDLE, client.handle).to_vec()),
         };
-        send_msg(
-            net,
-            db,
-            sid::SID_OTHER,
-            cid::CID_OTHER_VALIDATE_REQ,
-            header.seq_num,
-            &validate,
-        );
+        pdu_io::send(net, db, header.seq_num, &validate);
     }
 
     /// `CID_OTHER_VALIDATE_RSP` from db_proxy (spec §7.7).
-    pub(crate) fn on_validate_rsp<X>(
+    pub(crate) fn on_validate_rsp(
         &mut self,
-        net: &mut Net<X>,
+        net: &mut Net,
         link: ConnId,
         header: &Header,
         body: &[u8],
@@ -744,8 +707,6 @@ impl MsgServer {
         }
         self.route.send_msg_to_master(
             net,
-            sid::SID_OTHER,
-            cid::CID_OTHER_SERVER_KICK_USER,
             0,
             &ImServerKickUser {
                 user_id: uid,
@@ -778,24 +739,15 @@ impl MsgServer {
             online_status: Some(online_status),
             user_info: Some(info),
         };
-        send_msg(
-            net,
-            conn,
-            sid::SID_LOGIN,
-            cid::CID_LOGIN_RES_USERLOGIN,
-            seq,
-            &res,
-        );
+        pdu_io::send(net, conn, seq, &res);
     }
 
     /// Sends `CID_LOGIN_KICK_USER` to a connection, then closes it (the kick is flushed first).
-    pub(crate) fn kick<X>(&mut self, net: &mut Net<X>, conn: ConnId, user_id: u32, reason: i32) {
+    pub(crate) fn kick(&mut self, net: &mut Net, conn: ConnId, user_id: u32, reason: i32) {
         log::info!("kicking user {user_id} connection {conn:?} (reason {reason})");
-        send_msg(
+        pdu_io::send(
             net,
             conn,
-            sid::SID_LOGIN,
-            cid::CID_LOGIN_KICK_USER,
             0,
             &ImKickUser {
                 user_id,
@@ -807,9 +759,9 @@ impl MsgServer {
 
     /// A client connection is gone (spec §7.10): forget it; if it was logged in, report it
     /// offline to login_server and route_server.
-    pub(crate) fn on_client_close<X>(
+    pub(crate) fn on_client_close(
         &mut self,
-        net: &mut Net<X>,
+        net: &mut Net,
         conn: ConnId,
         client: ClientConn,
         reason: CloseReason,
@@ -833,7 +785,7 @@ impl MsgServer {
     }
 
     /// Per-second checks of every client connection (spec §7.3).
-    pub(crate) fn check_clients<X>(&mut self, net: &mut Net<X>) {
+    pub(crate) fn check_clients(&mut self, net: &mut Net) {
         let now = net.now();
         let mut close = Vec::new();
         for (&conn, c) in self.clients.iter_mut() {
@@ -880,7 +832,7 @@ impl MsgServer {
     }
 
     /// `CID_LOGIN_REQ_LOGINOUT` (spec §7.8).
-    fn on_logout<X>(&mut self, net: &mut Net<X>, conn: ConnId, header: &Header) {
+    fn on_logout(&mut self, net: &mut Net, conn: ConnId, header: &Header) {
         let me = self.clients.get(&conn).map_or(0, |c| c.user_id);
         let clear = ImDeviceTokenReq {
             user_id: me,
@@ -894,19 +846,12 @@ impl MsgServer {
             header.seq_num,
         );
         self.send_to_db(net, Pool::General, &h, &clear);
-        send_msg(
-            net,
-            conn,
-            sid::SID_LOGIN,
-            cid::CID_LOGIN_RES_LOGINOUT,
-            header.seq_num,
-            &ImLogoutRsp { result_code: 0 },
-        );
+        pdu_io::send(net, conn, header.seq_num, &ImLogoutRsp { result_code: 0 });
         net.close(conn);
     }
 
     /// `CID_LOGIN_REQ_DEVICETOKEN` (mobile clients only, spec §9.2.1).
-    fn on_device_token<X>(&mut self, net: &mut Net<X>, conn: ConnId, header: &Header, body: &[u8]) {
+    fn on_device_token(&mut self, net: &mut Net, conn: ConnId, header: &Header, body: &[u8]) {
         let Some((me, client_type)) = self.clients.get(&conn).map(|c| (c.user_id, c.client_type))
         else {
             return;
@@ -915,22 +860,14 @@ impl MsgServer {
             log::debug!("device token from a PC client of user {me}: ignored");
             return;
         }
-        let Some(mut req) = self.parse_client::<ImDeviceTokenReq, X>(net, conn, header, body)
-        else {
+        let Some(mut req) = self.parse_client::<ImDeviceTokenReq>(net, conn, header, body) else {
             return;
         };
         let rsp = ImDeviceTokenRsp {
             user_id: me,
             attach_data: None,
         };
-        send_msg(
-            net,
-            conn,
-            sid::SID_LOGIN,
-            cid::CID_LOGIN_RES_DEVICETOKEN,
-            header.seq_num,
-            &rsp,
-        );
+        pdu_io::send(net, conn, header.seq_num, &rsp);
         req.user_id = me;
         req.client_type = Some(client_type);
         req.attach_data = None;
@@ -938,15 +875,9 @@ impl MsgServer {
     }
 
     /// `CID_LOGIN_REQ_KICKPCCLIENT`: a mobile client logs out the user's PC clients (§9.2.2).
-    fn on_kick_pc_client<X>(
-        &mut self,
-        net: &mut Net<X>,
-        conn: ConnId,
-        header: &Header,
-        body: &[u8],
-    ) {
+    fn on_kick_pc_client(&mut self, net: &mut Net, conn: ConnId, header: &Header, body: &[u8]) {
         if self
-            .parse_client::<ImKickPcClientReq, X>(net, conn, header, body)
+            .parse_client::<ImKickPcClientReq>(net, conn, header, body)
             .is_none()
         {
             return;
@@ -969,8 +900,6 @@ impl MsgServer {
         }
         self.route.send_msg_to_master(
             net,
-            sid::SID_OTHER,
-            cid::CID_OTHER_SERVER_KICK_USER,
             0,
             &ImServerKickUser {
                 user_id: me,
@@ -982,20 +911,13 @@ impl MsgServer {
             user_id: me,
             result_code: 0,
         };
-        send_msg(
-            net,
-            conn,
-            sid::SID_LOGIN,
-            cid::CID_LOGIN_RES_KICKPCCLIENT,
-            header.seq_num,
-            &rsp,
-        );
+        pdu_io::send(net, conn, header.seq_num, &rsp);
     }
 
     /// `CID_MSG_DATA` from a client (spec §10.1): checked, stamped and sent to db_proxy; the
     /// ack and the deliveries follow its reply.
-    fn on_msg_data<X>(&mut self, net: &mut Net<X>, conn: ConnId, header: &Header, body: &[u8]) {
-        let Some(mut msg) = self.parse_client::<ImMsgData, X>(net, conn, header, body) else {
+    fn on_msg_data(&mut self, net: &mut Net, conn: ConnId, header: &Header, body: &[u8]) {
+        let Some(mut msg) = self.parse_client::<ImMsgData>(net, conn, header, body) else {
             return;
         };
         let limit = self.cfg.msg_rate_limit;
@@ -1060,9 +982,8 @@ impl MsgServer {
 
     /// `CID_MSG_READ_ACK` (spec §9.2.4): stored by db_proxy, told to the reader's other devices
     /// here and, through route_server, elsewhere.
-    fn on_read_ack<X>(&mut self, net: &mut Net<X>, conn: ConnId, header: &Header, body: &[u8]) {
-        let Some(mut ack) = self.parse_client::<ImMsgDataReadAck, X>(net, conn, header, body)
-        else {
+    fn on_read_ack(&mut self, net: &mut Net, conn: ConnId, header: &Header, body: &[u8]) {
+        let Some(mut ack) = self.parse_client::<ImMsgDataReadAck>(net, conn, header, body) else {
             return;
         };
         let me = self.clients.get(&conn).map_or(0, |c| c.user_id);
@@ -1080,15 +1001,8 @@ impl MsgServer {
     }
 
     /// `CID_SWITCH_P2P_CMD` (spec §9.2.5), with `from_user_id` set to the logged-in user.
-    fn on_p2p_cmd<X>(
-        &mut self,
-        net: &mut Net<X>,
-        conn: ConnId,
-        header: &Header,
-        body: &[u8],
-        me: u32,
-    ) {
-        let Some(mut cmd) = self.parse_client::<Imp2pCmdMsg, X>(net, conn, header, body) else {
+    fn on_p2p_cmd(&mut self, net: &mut Net, conn: ConnId, header: &Header, body: &[u8], me: u32) {
+        let Some(mut cmd) = self.parse_client::<Imp2pCmdMsg>(net, conn, header, body) else {
             return;
         };
         cmd.from_user_id = me;
@@ -1105,15 +1019,15 @@ impl MsgServer {
     }
 
     /// `CID_BUDDY_LIST_REMOVE_SESSION_REQ` (spec §9.2.6).
-    fn on_remove_session<X>(
+    fn on_remove_session(
         &mut self,
-        net: &mut Net<X>,
+        net: &mut Net,
         conn: ConnId,
         header: &Header,
         body: &[u8],
         me: u32,
     ) {
-        let Some(rm) = self.parse_client::<ImRemoveSessionReq, X>(net, conn, header, body) else {
+        let Some(rm) = self.parse_client::<ImRemoveSessionReq>(net, conn, header, body) else {
             return;
         };
         let (session_type, session_id) = (rm.session_type, rm.session_id);
@@ -1137,9 +1051,9 @@ impl MsgServer {
 
     /// Group requests: forwarded to db_proxy, or the original's fallback reply when no
     /// db_proxy link is up (spec §9.2.7).
-    fn on_group_request<X>(
+    fn on_group_request(
         &mut self,
-        net: &mut Net<X>,
+        net: &mut Net,
         conn: ConnId,
         header: &Header,
         body: &[u8],
@@ -1151,56 +1065,41 @@ impl MsgServer {
         match header.command_id {
             cid::CID_GROUP_NORMAL_LIST_REQUEST => {
                 if has_db {
-                    self.forward::<ImNormalGroupListReq, X>(net, req, DB_GENERAL, Attach::Short);
+                    self.forward::<ImNormalGroupListReq>(net, req, DB_GENERAL, Attach::Short);
                 } else if self
-                    .parse_client::<ImNormalGroupListReq, X>(net, conn, header, body)
+                    .parse_client::<ImNormalGroupListReq>(net, conn, header, body)
                     .is_some()
                 {
                     let rsp = ImNormalGroupListRsp {
                         user_id: me,
                         ..Default::default()
                     };
-                    send_msg(
-                        net,
-                        conn,
-                        sid::SID_GROUP,
-                        cid::CID_GROUP_NORMAL_LIST_RESPONSE,
-                        seq,
-                        &rsp,
-                    );
+                    pdu_io::send(net, conn, seq, &rsp);
                 }
             }
             cid::CID_GROUP_INFO_REQUEST => {
                 if has_db {
-                    self.forward::<ImGroupInfoListReq, X>(net, req, DB_GENERAL, Attach::Long);
+                    self.forward::<ImGroupInfoListReq>(net, req, DB_GENERAL, Attach::Long);
                 } else if self
-                    .parse_client::<ImGroupInfoListReq, X>(net, conn, header, body)
+                    .parse_client::<ImGroupInfoListReq>(net, conn, header, body)
                     .is_some()
                 {
                     let rsp = ImGroupInfoListRsp {
                         user_id: me,
                         ..Default::default()
                     };
-                    send_msg(
-                        net,
-                        conn,
-                        sid::SID_GROUP,
-                        cid::CID_GROUP_INFO_RESPONSE,
-                        seq,
-                        &rsp,
-                    );
+                    pdu_io::send(net, conn, seq, &rsp);
                 }
             }
             cid::CID_GROUP_CREATE_REQUEST => {
-                let Some(create) =
-                    self.parse_client::<ImGroupCreateReq, X>(net, conn, header, body)
+                let Some(create) = self.parse_client::<ImGroupCreateReq>(net, conn, header, body)
                 else {
                     return;
                 };
                 if create.group_type == 1 {
                     log::debug!("user {me} asked to create a normal group: ignored");
                 } else if has_db {
-                    self.forward::<ImGroupCreateReq, X>(net, req, DB_GENERAL, Attach::Short);
+                    self.forward::<ImGroupCreateReq>(net, req, DB_GENERAL, Attach::Short);
                 } else {
                     let rsp = ImGroupCreateRsp {
                         user_id: me,
@@ -1208,21 +1107,14 @@ impl MsgServer {
                         group_name: create.group_name,
                         ..Default::default()
                     };
-                    send_msg(
-                        net,
-                        conn,
-                        sid::SID_GROUP,
-                        cid::CID_GROUP_CREATE_RESPONSE,
-                        seq,
-                        &rsp,
-                    );
+                    pdu_io::send(net, conn, seq, &rsp);
                 }
             }
             cid::CID_GROUP_CHANGE_MEMBER_REQUEST => {
                 if has_db {
-                    self.forward::<ImGroupChangeMemberReq, X>(net, req, DB_GENERAL, Attach::Short);
+                    self.forward::<ImGroupChangeMemberReq>(net, req, DB_GENERAL, Attach::Short);
                 } else if let Some(req) =
-                    self.parse_client::<ImGroupChangeMemberReq, X>(net, conn, header, body)
+                    self.parse_client::<ImGroupChangeMemberReq>(net, conn, header, body)
                 {
                     let rsp = ImGroupChangeMemberRsp {
                         user_id: me,
@@ -1231,21 +1123,14 @@ impl MsgServer {
                         group_id: req.group_id,
                         ..Default::default()
                     };
-                    send_msg(
-                        net,
-                        conn,
-                        sid::SID_GROUP,
-                        cid::CID_GROUP_CHANGE_MEMBER_RESPONSE,
-                        seq,
-                        &rsp,
-                    );
+                    pdu_io::send(net, conn, seq, &rsp);
                 }
             }
             _ => {
                 if has_db {
-                    self.forward::<ImGroupShieldReq, X>(net, req, DB_GENERAL, Attach::Short);
+                    self.forward::<ImGroupShieldReq>(net, req, DB_GENERAL, Attach::Short);
                 } else if let Some(req) =
-                    self.parse_client::<ImGroupShieldReq, X>(net, conn, header, body)
+                    self.parse_client::<ImGroupShieldReq>(net, conn, header, body)
                 {
                     let rsp = ImGroupShieldRsp {
                         user_id: me,
@@ -1253,14 +1138,7 @@ impl MsgServer {
                         result_code: 1,
                         attach_data: None,
                     };
-                    send_msg(
-                        net,
-                        conn,
-                        sid::SID_GROUP,
-                        cid::CID_GROUP_SHIELD_GROUP_RESPONSE,
-                        seq,
-                        &rsp,
-                    );
+                    pdu_io::send(net, conn, seq, &rsp);
                 }
             }
         }

@@ -12,7 +12,7 @@
 
 use netlib::{CloseReason, ConnId, Net};
 use tt_common::ServerLinks;
-use tt_common::pdu_io::send_msg;
+use tt_common::pdu_io;
 use tt_proto::attach::{ATTACH_TYPE_HANDLE, split_pdu_attach};
 use tt_proto::ids::{cid, sid};
 use tt_proto::pb::base_define::ServerUserStat;
@@ -39,11 +39,11 @@ pub struct RouteLinks {
 }
 
 impl RouteLinks {
-    pub fn new(targets: Vec<(String, u16)>) -> RouteLinks {
-        RouteLinks {
-            links: ServerLinks::new("route_server", targets),
+    pub fn new(targets: Vec<(String, u16)>) -> Result<RouteLinks, String> {
+        Ok(RouteLinks {
+            links: ServerLinks::new("route_server", targets)?,
             master: None,
-        }
+        })
     }
 
     /// "Route server available": at least one link is connected.
@@ -52,7 +52,7 @@ impl RouteLinks {
     }
 
     /// Sends bytes to the master link; false (dropped) when there is none.
-    pub fn send_to_master<X>(&self, net: &mut Net<X>, bytes: &[u8]) -> bool {
+    pub fn send_to_master(&self, net: &mut Net, bytes: &[u8]) -> bool {
         match self.master {
             Some(m) => net.send(m, bytes),
             None => {
@@ -64,7 +64,7 @@ impl RouteLinks {
 
     /// Sends a received PDU (every header byte kept) to the master link, without copying it
     /// first; false (dropped) when there is no master.
-    pub fn send_raw_to_master<X>(&self, net: &mut Net<X>, header: &Header, body: &[u8]) -> bool {
+    pub fn send_raw_to_master(&self, net: &mut Net, header: &Header, body: &[u8]) -> bool {
         match self.master {
             Some(m) => crate::server::send_raw(net, m, header, body),
             None => {
@@ -75,64 +75,42 @@ impl RouteLinks {
     }
 
     /// Sends a message to the master link (seq 0 unless given).
-    pub fn send_msg_to_master<M: prost::Message, X>(
+    pub fn send_msg_to_master<M: tt_proto::Command>(
         &self,
-        net: &mut Net<X>,
-        service_id: u16,
-        command_id: u16,
+        net: &mut Net,
         seq: u16,
         msg: &M,
     ) -> bool {
         match self.master {
-            Some(m) => send_msg(net, m, service_id, command_id, seq, msg),
+            Some(m) => pdu_io::send(net, m, seq, msg),
             None => false,
         }
     }
 
     /// `IMUserStatusUpdate` to every connected route_server.
-    pub fn send_status_update<X>(
-        &self,
-        net: &mut Net<X>,
-        user_id: u32,
-        status: u32,
-        client_type: i32,
-    ) {
+    pub fn send_status_update(&self, net: &mut Net, user_id: u32, status: u32, client_type: i32) {
         let msg = ImUserStatusUpdate {
             user_status: status,
             user_id,
             client_type,
         };
         for conn in self.links.open_conns().collect::<Vec<_>>() {
-            send_msg(
-                net,
-                conn,
-                sid::SID_OTHER,
-                cid::CID_OTHER_USER_STATUS_UPDATE,
-                0,
-                &msg,
-            );
+            pdu_io::send(net, conn, 0, &msg);
         }
     }
 
     /// Elects the oldest connected link as master and tells it.
-    fn elect<X>(&mut self, net: &mut Net<X>) {
+    fn elect(&mut self, net: &mut Net) {
         self.master = self.links.oldest_open();
         if let Some(m) = self.master {
             log::info!("master route_server link is now {m:?}");
-            send_msg(
-                net,
-                m,
-                sid::SID_OTHER,
-                cid::CID_OTHER_ROLE_SET,
-                0,
-                &ImRoleSet { master: 1 },
-            );
+            pdu_io::send(net, m, 0, &ImRoleSet { master: 1 });
         }
     }
 }
 
 impl MsgServer {
-    pub(crate) fn on_route_connect<X>(&mut self, net: &mut Net<X>, conn: ConnId) {
+    pub(crate) fn on_route_connect(&mut self, net: &mut Net, conn: ConnId) {
         if self.route.links.on_connect(conn, net.now()).is_none() {
             return;
         }
@@ -150,22 +128,10 @@ impl MsgServer {
                 })
             })
             .collect();
-        send_msg(
-            net,
-            conn,
-            sid::SID_OTHER,
-            cid::CID_OTHER_ONLINE_USER_INFO,
-            0,
-            &ImOnlineUserInfo { user_stat_list },
-        );
+        pdu_io::send(net, conn, 0, &ImOnlineUserInfo { user_stat_list });
     }
 
-    pub(crate) fn on_route_close<X>(
-        &mut self,
-        net: &mut Net<X>,
-        conn: ConnId,
-        reason: CloseReason,
-    ) {
+    pub(crate) fn on_route_close(&mut self, net: &mut Net, conn: ConnId, reason: CloseReason) {
         log::debug!("route_server link {conn:?} closed: {reason:?}");
         self.route.links.on_close(conn);
         if self.route.master == Some(conn) {
@@ -175,9 +141,9 @@ impl MsgServer {
     }
 
     /// A PDU from route_server (spec msg_server.md §11.2).
-    pub(crate) fn on_route_pdu<X>(
+    pub(crate) fn on_route_pdu(
         &mut self,
-        net: &mut Net<X>,
+        net: &mut Net,
         conn: ConnId,
         header: &Header,
         body: &[u8],
@@ -280,13 +246,7 @@ impl MsgServer {
 
     /// `IMUsersStatRsp`: a client's status query comes back (type 1). The push (4) and file
     /// (5) forms are never sent by this server.
-    fn on_users_status_rsp<X>(
-        &mut self,
-        net: &mut Net<X>,
-        conn: ConnId,
-        header: &Header,
-        body: &[u8],
-    ) {
+    fn on_users_status_rsp(&mut self, net: &mut Net, conn: ConnId, header: &Header, body: &[u8]) {
         let Some(mut m) = parse::<ImUsersStatRsp>(conn, header, body) else {
             return;
         };
@@ -310,7 +270,7 @@ impl MsgServer {
 
     /// A single message stored by another msg_server: delivered to the local connections of its
     /// sender and its receiver (attach_data cleared, seq 0).
-    fn on_route_msg_data<X>(&mut self, net: &mut Net<X>, header: &Header, mut m: ImMsgData) {
+    fn on_route_msg_data(&mut self, net: &mut Net, header: &Header, mut m: ImMsgData) {
         if crate::msg_conn::is_group_msg(m.msg_type) {
             log::debug!(
                 "group message {} to group {} from route_server: group delivery is not implemented here",

@@ -42,15 +42,15 @@ pub struct MsgServer {
 }
 
 impl MsgServer {
-    pub fn new(cfg: Settings) -> MsgServer {
-        let db = DbPool::new(&cfg.db_servers, cfg.concurrent_db_conn_cnt);
-        let route = RouteLinks::new(cfg.route_servers.clone());
-        let login = LoginLinks::new(cfg.login_servers.clone());
+    pub fn new(cfg: Settings) -> Result<MsgServer, String> {
+        let db = DbPool::new(&cfg.db_servers, cfg.concurrent_db_conn_cnt)?;
+        let route = RouteLinks::new(cfg.route_servers.clone())?;
+        let login = LoginLinks::new(cfg.login_servers.clone())?;
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
             | 1;
-        MsgServer {
+        Ok(MsgServer {
             cfg,
             clients: HashMap::new(),
             handles: HandleTable::default(),
@@ -59,11 +59,11 @@ impl MsgServer {
             route,
             login,
             rng: seed,
-        }
+        })
     }
 
     /// Starts every outgoing link (db_proxy, login_server, route_server; the original's order).
-    pub fn start<X>(&mut self, net: &mut Net<X>) {
+    pub fn start(&mut self, net: &mut Net) {
         self.db.links.start(net);
         self.login.links.start(net);
         self.route.links.start(net);
@@ -93,11 +93,16 @@ impl MsgServer {
         }
     }
 
-    fn tick<X>(&mut self, net: &mut Net<X>) {
+    fn tick(&mut self, net: &mut Net) {
         self.check_clients(net);
-        self.db.links.tick(net, KeepAlive::SERVER);
-        self.login.links.tick(net, KeepAlive::SERVER);
-        self.route.links.tick(net, KeepAlive::SERVER);
+        for links in [&self.db.links, &self.login.links, &self.route.links] {
+            for conn in links.open_conns().collect::<Vec<_>>() {
+                KeepAlive::SERVER.check(net, conn);
+            }
+        }
+        self.db.links.tick(net);
+        self.login.links.tick(net);
+        self.route.links.tick(net);
     }
 }
 
@@ -109,7 +114,7 @@ pub fn unix_now() -> u32 {
 }
 
 /// Sends a received PDU verbatim (every header byte kept).
-pub fn send_raw<X>(net: &mut Net<X>, conn: ConnId, header: &Header, body: &[u8]) -> bool {
+pub fn send_raw(net: &mut Net, conn: ConnId, header: &Header, body: &[u8]) -> bool {
     net.send_with(conn, |out| {
         out.extend_from_slice(&header.to_bytes());
         out.extend_from_slice(body);
@@ -118,8 +123,8 @@ pub fn send_raw<X>(net: &mut Net<X>, conn: ConnId, header: &Header, body: &[u8])
 
 /// Sends a message under a given header (a relay keeps the received header, only the length is
 /// recomputed).
-pub fn send_with_header<M: prost::Message, X>(
-    net: &mut Net<X>,
+pub fn send_with_header<M: prost::Message>(
+    net: &mut Net,
     conn: ConnId,
     header: &Header,
     msg: &M,
@@ -150,7 +155,7 @@ pub fn raw_bytes(header: &Header, body: &[u8]) -> Vec<u8> {
 }
 
 /// Sends the same bytes to each connection.
-pub fn send_all<X>(net: &mut Net<X>, conns: &[ConnId], bytes: &[u8]) {
+pub fn send_all(net: &mut Net, conns: &[ConnId], bytes: &[u8]) {
     for &c in conns {
         net.send(c, bytes);
     }
@@ -159,14 +164,14 @@ pub fn send_all<X>(net: &mut Net<X>, conns: &[ConnId], bytes: &[u8]) {
 impl Handler for MsgServer {
     type Msg = ();
 
-    fn on_accept(&mut self, net: &mut Net<()>, _l: ListenerId, conn: ConnId, peer: SocketAddr) {
+    fn on_accept(&mut self, net: &mut Net, _l: ListenerId, conn: ConnId, peer: SocketAddr) {
         let handle = self.handles.insert(conn);
         log::debug!("client {peer} connected ({conn:?}, handle {handle})");
         self.clients
             .insert(conn, ClientConn::new(handle, net.now(), peer));
     }
 
-    fn on_connect(&mut self, net: &mut Net<()>, conn: ConnId) {
+    fn on_connect(&mut self, net: &mut Net, conn: ConnId) {
         match self.peer_of(conn) {
             Some(Peer::Db) => self.on_db_connect(net, conn),
             Some(Peer::Route) => self.on_route_connect(net, conn),
@@ -175,7 +180,7 @@ impl Handler for MsgServer {
         }
     }
 
-    fn on_read(&mut self, net: &mut Net<()>, conn: ConnId, input: &mut Buffer) {
+    fn on_read(&mut self, net: &mut Net, conn: ConnId, input: &mut Buffer) {
         let Some(peer) = self.peer_of(conn) else {
             input.consume(input.len());
             return;
@@ -207,7 +212,7 @@ impl Handler for MsgServer {
         }
     }
 
-    fn on_close(&mut self, net: &mut Net<()>, conn: ConnId, reason: CloseReason) {
+    fn on_close(&mut self, net: &mut Net, conn: ConnId, reason: CloseReason) {
         if let Some(client) = self.clients.remove(&conn) {
             self.on_client_close(net, conn, client, reason);
         } else if self.db.links.slot_of(conn).is_some() {
@@ -219,7 +224,7 @@ impl Handler for MsgServer {
         }
     }
 
-    fn on_timer(&mut self, net: &mut Net<()>, _t: netlib::TimerId, tag: u64) {
+    fn on_timer(&mut self, net: &mut Net, _t: netlib::TimerId, tag: u64) {
         if tag == TICK_TIMER {
             self.tick(net);
         }

@@ -67,11 +67,11 @@ impl RouteServer {
     }
 
     /// Starts the 1 s keep-alive timer.
-    pub fn start<X>(&mut self, net: &mut Net<X>) {
+    pub fn start(&mut self, net: &mut Net) {
         net.add_timer(TICK, TIMER_KEEPALIVE);
     }
 
-    fn handle<X>(&mut self, net: &mut Net<X>, conn: ConnId, header: &Header, body: &[u8]) -> Flow {
+    fn handle(&mut self, net: &mut Net, conn: ConnId, header: &Header, body: &[u8]) -> Flow {
         match header.command_id {
             cid::CID_OTHER_HEARTBEAT => {}
             cid::CID_OTHER_ONLINE_USER_INFO => self.on_online_user_info(net, conn, body),
@@ -103,8 +103,8 @@ impl RouteServer {
         }
     }
 
-    fn on_role_set<X>(&mut self, net: &mut Net<X>, conn: ConnId, body: &[u8]) {
-        let Some(msg) = decode_or_log::<ImRoleSet, X>(net, conn, body) else {
+    fn on_role_set(&mut self, net: &mut Net, conn: ConnId, body: &[u8]) {
+        let Some(msg) = decode_or_log::<ImRoleSet>(net, conn, body) else {
             return;
         };
         if let Some(link) = self.links.get_mut(&conn) {
@@ -120,8 +120,8 @@ impl RouteServer {
     /// A msg_server's hello: every session it has. No reply. Users whose first PC session
     /// appears through it are announced online (the counterpart of the offline notices sent
     /// when a link dies).
-    fn on_online_user_info<X>(&mut self, net: &mut Net<X>, conn: ConnId, body: &[u8]) {
-        let Some(msg) = decode_or_log::<ImOnlineUserInfo, X>(net, conn, body) else {
+    fn on_online_user_info(&mut self, net: &mut Net, conn: ConnId, body: &[u8]) {
+        let Some(msg) = decode_or_log::<ImOnlineUserInfo>(net, conn, body) else {
             return;
         };
         let mut was_pc: HashMap<u32, bool> = HashMap::new();
@@ -162,8 +162,8 @@ impl RouteServer {
     }
 
     /// One session logged in or out on the link (§4.3 `CID_OTHER_USER_STATUS_UPDATE`).
-    fn on_status_update<X>(&mut self, net: &mut Net<X>, conn: ConnId, body: &[u8]) {
-        let Some(msg) = decode_or_log::<ImUserStatusUpdate, X>(net, conn, body) else {
+    fn on_status_update(&mut self, net: &mut Net, conn: ConnId, body: &[u8]) {
+        let Some(msg) = decode_or_log::<ImUserStatusUpdate>(net, conn, body) else {
             return;
         };
         let (s, t, u) = (msg.user_status, msg.client_type, msg.user_id);
@@ -197,8 +197,8 @@ impl RouteServer {
         }
     }
 
-    fn on_users_status<X>(&mut self, net: &mut Net<X>, conn: ConnId, header: &Header, body: &[u8]) {
-        let Some(req) = decode_or_log::<ImUsersStatReq, X>(net, conn, body) else {
+    fn on_users_status(&mut self, net: &mut Net, conn: ConnId, header: &Header, body: &[u8]) {
+        let Some(req) = decode_or_log::<ImUsersStatReq>(net, conn, body) else {
             return;
         };
         let rsp = ImUsersStatRsp {
@@ -213,12 +213,11 @@ impl RouteServer {
                 .collect(),
             attach_data: Some(req.attach_data.unwrap_or_default()),
         };
-        let h = header.reply(cid::CID_BUDDY_LIST_USERS_STATUS_RESPONSE);
-        pdu_io::send_msg(net, conn, h.service_id, h.command_id, h.seq_num, &rsp);
+        pdu_io::reply(net, conn, header, &rsp);
     }
 
     /// `CID_OTHER_LOGIN_STATUS_NOTIFY` {user, 1/0} to every link.
-    fn send_login_status<X>(&self, net: &mut Net<X>, user_id: u32, online: bool) {
+    fn send_login_status(&self, net: &mut Net, user_id: u32, online: bool) {
         let msg = ImServerPcLoginStatusNotify {
             user_id,
             login_status: u32::from(online),
@@ -227,7 +226,7 @@ impl RouteServer {
     }
 
     /// `CID_BUDDY_LIST_STATUS_NOTIFY` {user, status} to every link.
-    fn send_buddy_status<X>(&self, net: &mut Net<X>, user_id: u32, status: u32) {
+    fn send_buddy_status(&self, net: &mut Net, user_id: u32, status: u32) {
         let msg = ImUserStatNotify {
             user_stat: UserStat {
                 user_id,
@@ -248,7 +247,7 @@ impl RouteServer {
         v
     }
 
-    fn broadcast_msg<M: Command, X>(&self, net: &mut Net<X>, to: To, msg: &M) {
+    fn broadcast_msg<M: Command>(&self, net: &mut Net, to: To, msg: &M) {
         // Encode once, send the same bytes to every target.
         let mut bytes = Vec::new();
         encode_msg_into(&mut bytes, M::SERVICE_ID, M::COMMAND_ID, 0, msg);
@@ -258,7 +257,7 @@ impl RouteServer {
     }
 
     /// Sends the received PDU, every header byte unchanged.
-    fn relay<X>(&self, net: &mut Net<X>, to: To, header: &Header, body: &[u8]) {
+    fn relay(&self, net: &mut Net, to: To, header: &Header, body: &[u8]) {
         let head = header.to_bytes();
         for c in self.targets(to) {
             net.send_with(c, |out| {
@@ -272,13 +271,7 @@ impl RouteServer {
 impl Handler for RouteServer {
     type Msg = ();
 
-    fn on_accept(
-        &mut self,
-        net: &mut Net<()>,
-        listener: ListenerId,
-        conn: ConnId,
-        peer: SocketAddr,
-    ) {
+    fn on_accept(&mut self, net: &mut Net, listener: ListenerId, conn: ConnId, peer: SocketAddr) {
         if !self.listeners.contains(&listener) {
             net.close(conn);
             return;
@@ -288,7 +281,7 @@ impl Handler for RouteServer {
         self.presence.add_link(conn);
     }
 
-    fn on_read(&mut self, net: &mut Net<()>, conn: ConnId, input: &mut Buffer) {
+    fn on_read(&mut self, net: &mut Net, conn: ConnId, input: &mut Buffer) {
         if !self.links.contains_key(&conn) {
             input.consume(input.len());
             return;
@@ -302,7 +295,7 @@ impl Handler for RouteServer {
         }
     }
 
-    fn on_close(&mut self, net: &mut Net<()>, conn: ConnId, reason: CloseReason) {
+    fn on_close(&mut self, net: &mut Net, conn: ConnId, reason: CloseReason) {
         if self.links.remove(&conn).is_none() {
             return;
         }
@@ -324,7 +317,7 @@ impl Handler for RouteServer {
         }
     }
 
-    fn on_timer(&mut self, net: &mut Net<()>, _timer: TimerId, tag: u64) {
+    fn on_timer(&mut self, net: &mut Net, _timer: TimerId, tag: u64) {
         if tag != TIMER_KEEPALIVE {
             return;
         }

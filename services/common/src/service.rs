@@ -1,0 +1,235 @@
+//! The one shape of a PDU daemon: a [`PduService`] (the daemon's state and handlers) run by a
+//! [`PduServer`], which implements netlib's [`Handler`] once for all of them.
+//!
+//! The adapter does what every daemon of the original repeats in its `CImConn` subclasses:
+//!
+//! - it knows every connection's kind (the service names it at accept time, or for its own
+//!   outgoing links through [`PduService::link_kind`]);
+//! - it frames received bytes into PDUs (largest PDU per kind), closes a connection whose
+//!   framing is broken (with one log line), and stops handing out PDUs of a connection that a
+//!   handler closed;
+//! - it takes care of heartbeats: answered where the service asks for it
+//!   ([`PduService::echo_heartbeat`]), otherwise only refreshing the receive time;
+//! - once a second it runs the keep-alive policy of every connection
+//!   ([`PduService::keep_alive`]: heartbeat after send silence, close after receive silence),
+//!   then the service's own [`PduService::tick`].
+//!
+//! A service therefore writes only what is its own: which kinds of connections it has, what
+//! each PDU does, what happens when a connection goes.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::net::SocketAddr;
+
+use netlib::{Buffer, CloseReason, ConnId, Handler, ListenerId, Net, Signal, TimerId};
+use tt_proto::ids::cid;
+use tt_proto::pdu::{DEFAULT_MAX_PDU_LEN, Header};
+
+use crate::pdu_io::{self, Flow, KeepAlive, TICK, peer_name};
+
+/// Timer tag of the adapter's 1 s tick; the service's own timers use any other tag.
+pub const TICK_TAG: u64 = u64::MAX;
+
+/// A daemon's state and handlers, run by [`PduServer`].
+pub trait PduService {
+    /// The kinds of connections (clients, links to each kind of server, …).
+    type Kind: Copy + Eq + Debug;
+    /// What other threads post to the loop (db_proxy's worker replies); `()` if unused.
+    type Msg: Send + 'static;
+
+    /// A connection was accepted on `listener`: its kind, or `None` to close it.
+    fn accept(
+        &mut self,
+        net: &mut Net,
+        listener: ListenerId,
+        conn: ConnId,
+        peer: SocketAddr,
+    ) -> Option<Self::Kind>;
+
+    /// The kind of an outgoing connection this service opened (its server links).
+    fn link_kind(&self, conn: ConnId) -> Option<Self::Kind> {
+        let _ = conn;
+        None
+    }
+
+    /// An outgoing connection is established.
+    fn connected(&mut self, net: &mut Net, conn: ConnId, kind: Self::Kind) {
+        let _ = (net, conn, kind);
+    }
+
+    /// Heartbeat and idle-timeout policy of a connection, checked once a second.
+    fn keep_alive(&self, conn: ConnId, kind: Self::Kind) -> KeepAlive;
+
+    /// Largest PDU (header included) accepted from a connection of this kind.
+    fn max_pdu_len(&self, kind: Self::Kind) -> u32 {
+        let _ = kind;
+        DEFAULT_MAX_PDU_LEN
+    }
+
+    /// Whether a heartbeat received on such a connection is sent back (msg_server's clients
+    /// expect it); otherwise it only counts as activity.
+    fn echo_heartbeat(&self, kind: Self::Kind) -> bool {
+        let _ = kind;
+        false
+    }
+
+    /// Whether connections of this kind speak PDUs (the default). Those that do not (HTTP)
+    /// get their bytes through [`PduService::read`].
+    fn speaks_pdu(&self, kind: Self::Kind) -> bool {
+        let _ = kind;
+        true
+    }
+
+    /// Bytes from a connection that does not speak PDUs; consume what was handled.
+    fn read(&mut self, net: &mut Net, conn: ConnId, kind: Self::Kind, input: &mut Buffer) {
+        let _ = (net, conn, kind);
+        input.consume(input.len());
+    }
+
+    /// One PDU (heartbeats are handled by the adapter). A handler that closes `conn` gets no
+    /// further PDU of it.
+    fn pdu(&mut self, net: &mut Net, conn: ConnId, kind: Self::Kind, header: &Header, body: &[u8]);
+
+    /// A connection is gone (accepted or outgoing, also after the service's own close).
+    fn closed(&mut self, net: &mut Net, conn: ConnId, kind: Self::Kind, reason: CloseReason) {
+        let _ = (net, conn, kind, reason);
+    }
+
+    /// Once a second, after the keep-alive checks (reconnects, per-second limits, …).
+    fn tick(&mut self, net: &mut Net) {
+        let _ = net;
+    }
+
+    /// A timer the service set itself (any tag but [`TICK_TAG`]).
+    fn timer(&mut self, net: &mut Net, tag: u64) {
+        let _ = (net, tag);
+    }
+
+    /// A message posted by another thread.
+    fn message(&mut self, net: &mut Net, msg: Self::Msg) {
+        let _ = (net, msg);
+    }
+
+    /// SIGTERM, SIGINT or SIGHUP. By default the first two stop the loop.
+    fn signal(&mut self, net: &mut Net, signal: Signal) {
+        if signal != Signal::Hangup {
+            log::info!("{signal:?} received: stopping");
+            net.stop();
+        }
+    }
+}
+
+/// Runs a [`PduService`] on netlib: the [`Handler`] every PDU daemon shares.
+pub struct PduServer<S: PduService> {
+    service: S,
+    conns: HashMap<ConnId, S::Kind>,
+}
+
+impl<S: PduService> PduServer<S> {
+    /// Wraps `service` and starts the 1 s tick on `net`.
+    pub fn new(service: S, net: &mut Net) -> PduServer<S> {
+        net.add_timer(TICK, TICK_TAG);
+        PduServer {
+            service,
+            conns: HashMap::new(),
+        }
+    }
+
+    pub fn service(&self) -> &S {
+        &self.service
+    }
+
+    pub fn service_mut(&mut self) -> &mut S {
+        &mut self.service
+    }
+
+    /// The kind of a known connection.
+    pub fn kind(&self, conn: ConnId) -> Option<S::Kind> {
+        self.conns.get(&conn).copied()
+    }
+
+    fn keep_alive_all(&mut self, net: &mut Net) {
+        let conns: Vec<(ConnId, S::Kind)> = self.conns.iter().map(|(&c, &k)| (c, k)).collect();
+        for (conn, kind) in conns {
+            self.service.keep_alive(conn, kind).check(net, conn);
+        }
+    }
+}
+
+impl<S: PduService> Handler for PduServer<S> {
+    type Msg = S::Msg;
+
+    fn on_accept(&mut self, net: &mut Net, listener: ListenerId, conn: ConnId, peer: SocketAddr) {
+        match self.service.accept(net, listener, conn, peer) {
+            Some(kind) => {
+                log::debug!("{kind:?} {conn:?} from {peer} accepted");
+                self.conns.insert(conn, kind);
+            }
+            None => net.close(conn),
+        }
+    }
+
+    fn on_connect(&mut self, net: &mut Net, conn: ConnId) {
+        if let Some(kind) = self.service.link_kind(conn) {
+            self.conns.insert(conn, kind);
+            self.service.connected(net, conn, kind);
+        }
+    }
+
+    fn on_read(&mut self, net: &mut Net, conn: ConnId, input: &mut Buffer) {
+        let Some(&kind) = self.conns.get(&conn) else {
+            input.consume(input.len());
+            return;
+        };
+        let service = &mut self.service;
+        if !service.speaks_pdu(kind) {
+            service.read(net, conn, kind, input);
+            return;
+        }
+        let framed = pdu_io::drain_pdus(input, service.max_pdu_len(kind), |header, body| {
+            if header.command_id == cid::CID_OTHER_HEARTBEAT {
+                if service.echo_heartbeat(kind) {
+                    pdu_io::send_raw(net, conn, header, body);
+                }
+            } else {
+                service.pdu(net, conn, kind, header, body);
+            }
+            if net.is_open(conn) {
+                Flow::Continue
+            } else {
+                Flow::Stop
+            }
+        });
+        if let Err(e) = framed {
+            log::warn!("closing {kind:?} {conn:?} ({}): {e}", peer_name(net, conn));
+            net.close(conn);
+        }
+    }
+
+    fn on_close(&mut self, net: &mut Net, conn: ConnId, reason: CloseReason) {
+        let kind = self
+            .conns
+            .remove(&conn)
+            .or_else(|| self.service.link_kind(conn));
+        if let Some(kind) = kind {
+            self.service.closed(net, conn, kind, reason);
+        }
+    }
+
+    fn on_timer(&mut self, net: &mut Net, _timer: TimerId, tag: u64) {
+        if tag == TICK_TAG {
+            self.keep_alive_all(net);
+            self.service.tick(net);
+        } else {
+            self.service.timer(net, tag);
+        }
+    }
+
+    fn on_message(&mut self, net: &mut Net, msg: S::Msg) {
+        self.service.message(net, msg);
+    }
+
+    fn on_signal(&mut self, net: &mut Net, signal: Signal) {
+        self.service.signal(net, signal);
+    }
+}
