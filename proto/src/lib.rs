@@ -8,6 +8,8 @@
 //! * [`attach`] — the `attach_data` byte layouts msg_server uses to route replies (protocol.md §9).
 //! * [`required`] — proto2 parse validation (required fields present, required enums in range),
 //!   which prost does not do on its own.
+//! * [`values`] — helpers on the generated enums (`ClientType::is_mobile`, `MsgType::is_group`)
+//!   and the values the original defines outside the `.proto` files.
 //!
 //! The [`prost`] crate is re-exported so users can name `tt_proto::prost::Message` without adding a
 //! dependency of their own.
@@ -17,6 +19,7 @@ pub mod crypto;
 pub mod ids;
 pub mod pdu;
 pub mod required;
+pub mod values;
 
 pub use prost;
 

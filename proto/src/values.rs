@@ -1,0 +1,80 @@
+//! Protocol values the servers test or set, as methods on the generated enums (so no daemon
+//! redefines a result code, a kick reason or the mobile-client bit), plus the few values the
+//! original defines outside the `.proto` files.
+
+use crate::pb::base_define::{ClientType, MsgType, SessionType};
+
+/// `IMUserCntUpdate.user_action` (the original's `USER_CNT_INC` / `USER_CNT_DEC`, defined in
+/// C++ rather than in a `.proto` enum).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum UserCntAction {
+    Inc = 1,
+    Dec = 2,
+}
+
+impl UserCntAction {
+    pub fn from_u32(v: u32) -> Option<UserCntAction> {
+        match v {
+            1 => Some(UserCntAction::Inc),
+            2 => Some(UserCntAction::Dec),
+            _ => None,
+        }
+    }
+}
+
+impl ClientType {
+    /// The bit that marks mobile client types (iOS 0x11, Android 0x12).
+    pub const MOBILE_BIT: i32 = 0x10;
+
+    /// True for a mobile client type (bit 0x10 set), whatever its other bits.
+    pub const fn is_mobile(raw: i32) -> bool {
+        raw & Self::MOBILE_BIT != 0
+    }
+
+    /// Both PC or both mobile: a login kicks the older connections of the same kind.
+    pub const fn same_kind(a: i32, b: i32) -> bool {
+        (a ^ b) >> 4 == 0
+    }
+}
+
+impl MsgType {
+    /// True for the group message types (0x11 text, 0x12 audio).
+    pub fn is_group(raw: i32) -> bool {
+        raw == MsgType::GroupText as i32 || raw == MsgType::GroupAudio as i32
+    }
+
+    /// The session type a message of this type belongs to.
+    pub fn session_type(raw: i32) -> SessionType {
+        if MsgType::is_group(raw) {
+            SessionType::Group
+        } else {
+            SessionType::Single
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_kinds() {
+        assert!(ClientType::same_kind(0x01, 0x02));
+        assert!(ClientType::same_kind(0x11, 0x12));
+        assert!(!ClientType::same_kind(0x01, 0x11));
+        assert!(ClientType::same_kind(0, 0x01));
+        assert!(ClientType::is_mobile(ClientType::Android as i32));
+        assert!(!ClientType::is_mobile(ClientType::Mac as i32));
+    }
+
+    #[test]
+    fn message_types() {
+        assert!(MsgType::is_group(0x11) && MsgType::is_group(0x12));
+        assert!(!MsgType::is_group(0x01) && !MsgType::is_group(0x02));
+        assert_eq!(MsgType::session_type(0x12), SessionType::Group);
+        assert_eq!(MsgType::session_type(0x01), SessionType::Single);
+        assert_eq!(UserCntAction::from_u32(2), Some(UserCntAction::Dec));
+        assert_eq!(UserCntAction::from_u32(3), None);
+    }
+}
