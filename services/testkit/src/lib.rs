@@ -7,10 +7,16 @@
 //! - [`TempDir`], [`free_port`]: a directory and ports of its own for every test;
 //! - [`DbEnv`]: the database settings, from the same `TT_*` variables as `scripts/env.sh`;
 //! - [`Stack`]: db_proxy_server, route_server, login_server and N msg_servers, wired together
-//!   (all of them or some, see [`Stack::builder`]); the one way tests start a stack.
+//!   (all of them or some, see [`Stack::builder`]); the one way tests start a stack;
+//! - [`PduClient`], [`PduListener`]: the blocking PDU peer every test that speaks the wire
+//!   protocol itself uses, as a client of a daemon or as a fake server;
+//! - [`users`]: the seeded users and the range of them each test owns.
 
+pub mod pdu_client;
 pub mod stack;
+pub mod users;
 
+pub use pdu_client::{HANG_GUARD, PduClient, PduListener};
 pub use stack::{Stack, StackBuilder};
 
 use std::collections::VecDeque;

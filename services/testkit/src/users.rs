@@ -1,0 +1,158 @@
+//! The seeded users (`sql/seed.sql`: `user<id>` for every id of [`SEEDED`], password
+//! [`PASSWORD`]) and which test owns which of them.
+//!
+//! Tests run in parallel, and against one database that keeps its state between runs, so two
+//! tests never share a user: each test file (or crate) takes its users from its own range here,
+//! and the unit tests below check that the ranges are disjoint and seeded. `tt-load` has a range
+//! of its own, so a load run does not disturb tests running at the same time.
+//!
+//! | range | ids | used by |
+//! |---|---|---|
+//! | [`CHAT`] | 1..=20 | `tests/chat.rs` |
+//! | [`LOAD_TEST`] | 21..=40 | `tests/load.rs` |
+//! | [`CLIENT_LIVE`] | 50..=59 | `services/client/tests/live.rs` |
+//! | [`MSG_SERVER`] | 60..=79 | `services/msg_server/tests/msg_server.rs` |
+//! | [`DB_PROXY`] | 90..=99 | `services/db_proxy_server/tests/db_proxy.rs` |
+//! | [`TT_LOAD`] | 101..=1100 | `tt-load`'s default users (from `--first-user` 101) |
+//!
+//! Ids of [`SEEDED`] outside every range (41..=49, 80..=89, 100) are free for the next test that
+//! needs users. Tests against fake servers (route_server's, login_server's, the client
+//! library's) use ids that no database sees and need no range.
+
+use std::ops::RangeInclusive;
+
+/// An inclusive range of user ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserRange {
+    pub first: u32,
+    pub last: u32,
+}
+
+impl UserRange {
+    pub const fn new(first: u32, last: u32) -> UserRange {
+        assert!(0 < first && first <= last, "an empty user range");
+        UserRange { first, last }
+    }
+
+    /// Number of users in the range.
+    pub const fn len(&self) -> u32 {
+        self.last - self.first + 1
+    }
+
+    /// Never true: a range has at least one user.
+    pub const fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The id of the range's user number `i` (from 0). Panics beyond the range.
+    pub const fn id(&self, i: u32) -> u32 {
+        assert!(i < self.len(), "user index beyond the range");
+        self.first + i
+    }
+
+    /// The login name of the range's user number `i`: `user<id>`.
+    pub fn name(&self, i: u32) -> String {
+        format!("user{}", self.id(i))
+    }
+
+    pub const fn contains(&self, id: u32) -> bool {
+        self.first <= id && id <= self.last
+    }
+
+    /// True if every id of `other` is in this range.
+    pub const fn covers(&self, other: &UserRange) -> bool {
+        self.first <= other.first && other.last <= self.last
+    }
+
+    pub const fn overlaps(&self, other: &UserRange) -> bool {
+        self.first <= other.last && other.first <= self.last
+    }
+
+    pub fn ids(&self) -> RangeInclusive<u32> {
+        self.first..=self.last
+    }
+}
+
+/// Every user `sql/seed.sql` creates (ids = the numbers in the names).
+pub const SEEDED: UserRange = UserRange::new(1, 1100);
+
+/// The plaintext password of every seeded user.
+pub const PASSWORD: &str = "123456";
+
+/// md5 of [`PASSWORD`] in lower-case hex: what clients send.
+pub const PASSWORD_MD5: &str = "e10adc3949ba59abbe56e057f20f883e";
+
+/// `tests/chat.rs`: end-to-end chat through the whole stack.
+pub const CHAT: UserRange = UserRange::new(1, 20);
+
+/// `tests/load.rs`: ten pairs under concurrency.
+pub const LOAD_TEST: UserRange = UserRange::new(21, 40);
+
+/// `services/client/tests/live.rs`: the client library and `tt-cli` against the daemons.
+pub const CLIENT_LIVE: UserRange = UserRange::new(50, 59);
+
+/// `services/msg_server/tests/msg_server.rs`.
+pub const MSG_SERVER: UserRange = UserRange::new(60, 79);
+
+/// `services/db_proxy_server/tests/db_proxy.rs`.
+pub const DB_PROXY: UserRange = UserRange::new(90, 99);
+
+/// `tt-load`: its default `--first-user` is this range's first id, and its default user count
+/// (40) lies within it, as do runs of up to 1000 users from there
+/// (checked by `services/client/tests/tt_load.rs`).
+pub const TT_LOAD: UserRange = UserRange::new(101, 1100);
+
+/// Every allotted range, by name.
+pub const ALLOTTED: &[(&str, UserRange)] = &[
+    ("CHAT", CHAT),
+    ("LOAD_TEST", LOAD_TEST),
+    ("CLIENT_LIVE", CLIENT_LIVE),
+    ("MSG_SERVER", MSG_SERVER),
+    ("DB_PROXY", DB_PROXY),
+    ("TT_LOAD", TT_LOAD),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_two_ranges_overlap() {
+        for (i, (a_name, a)) in ALLOTTED.iter().enumerate() {
+            for (b_name, b) in &ALLOTTED[i + 1..] {
+                assert!(!a.overlaps(b), "{a_name} {a:?} overlaps {b_name} {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_range_is_seeded() {
+        for (name, r) in ALLOTTED {
+            assert!(SEEDED.covers(r), "{name} {r:?} is not within {SEEDED:?}");
+        }
+    }
+
+    #[test]
+    fn the_table_has_each_range_once() {
+        let mut names: Vec<&str> = ALLOTTED.iter().map(|(n, _)| *n).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALLOTTED.len());
+    }
+
+    #[test]
+    fn ids_and_names() {
+        assert_eq!(MSG_SERVER.id(0), 60);
+        assert_eq!(MSG_SERVER.name(19), "user79");
+        assert_eq!(TT_LOAD.len(), 1000);
+        assert!(DB_PROXY.contains(99) && !DB_PROXY.contains(100));
+        assert!(LOAD_TEST.overlaps(&UserRange::new(40, 41)));
+        assert!(!LOAD_TEST.overlaps(&UserRange::new(41, 49)));
+    }
+
+    #[test]
+    #[should_panic(expected = "beyond the range")]
+    fn an_index_beyond_the_range_panics() {
+        DB_PROXY.id(10);
+    }
+}
