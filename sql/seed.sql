@@ -2,7 +2,7 @@
 --
 -- * IMAdmin: the original's only seed row (PHP admin login admin / admin).
 -- * IMDepart: one top-level department, id 1.
--- * IMUser: user1 .. user100 with ids 1 .. 100, all in department 1, status 0 (may log in),
+-- * IMUser: user1 .. user1100 with ids 1 .. 1100, all in department 1, status 0 (may log in),
 --   plaintext password 123456 stored with the original's salted scheme (storage-file.md §2.7):
 --     password = lower-hex md5( lower-hex md5('123456') + salt )
 --   salt = (id * 7919) mod 10000 as a decimal string without leading zeros (1-4 digits, e.g.
@@ -11,6 +11,8 @@
 --   Fixed times (1704067200 = 2024-01-01 00:00:00 UTC) keep the rows identical on every load.
 --   The avatar URLs have the shape of msfs URLs; no such files exist on a fresh msfs, and the
 --   clients fall back to their default picture.
+--   Which tests use which users, and the range tt-load uses by default: the table in
+--   services/testkit/src/users.rs.
 --
 -- Idempotent: rows are keyed by their fixed primary ids and upserted, so loading this file
 -- again adds nothing and puts the seeded rows back to the values below; other rows are left
@@ -31,7 +33,7 @@ ON DUPLICATE KEY UPDATE
   `parentId` = VALUES(`parentId`), `status` = VALUES(`status`),
   `created` = VALUES(`created`), `updated` = VALUES(`updated`);
 
--- ids 1..100 from two digit tables (tens x units).
+-- ids 1..1100 from three digit tables (hundreds 0..10 x tens x units).
 INSERT INTO `IMUser` (`id`, `sex`, `name`, `domain`, `nick`, `password`, `salt`, `phone`,
                       `email`, `avatar`, `departId`, `status`, `created`, `updated`,
                       `push_shield_status`, `sign_info`)
@@ -53,9 +55,13 @@ SELECT
   0,
   CONCAT('Hi, I am user', u.n, '.')
 FROM (
-  SELECT t.d * 10 + o.d + 1 AS n,
-         CAST(((t.d * 10 + o.d + 1) * 7919) % 10000 AS CHAR) AS salt
+  SELECT h.d * 100 + t.d * 10 + o.d + 1 AS n,
+         CAST(((h.d * 100 + t.d * 10 + o.d + 1) * 7919) % 10000 AS CHAR) AS salt
   FROM (SELECT 0 AS d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL
+        SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL
+        SELECT 8 UNION ALL SELECT 9 UNION ALL SELECT 10) AS h
+  CROSS JOIN
+       (SELECT 0 AS d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL
         SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL
         SELECT 8 UNION ALL SELECT 9) AS t
   CROSS JOIN

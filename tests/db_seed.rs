@@ -11,11 +11,10 @@ use md5::{Digest, Md5};
 use mysql::prelude::Queryable;
 use mysql::{Conn, OptsBuilder};
 use redis::Commands;
+use tt_testkit::users::{self, SEEDED};
 
 /// Plaintext password of every seeded user (`sql/seed.sql`).
-const SEED_PASSWORD: &str = "123456";
-/// Number of seeded users: `user1` … `user100` with ids 1..100.
-const SEED_USERS: usize = 100;
+const SEED_PASSWORD: &str = users::PASSWORD;
 /// Redis database owned by the tests (db_proxy uses 1..5).
 const REDIS_TEST_DB: u8 = 15;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -68,6 +67,7 @@ fn mysql_conn() -> Conn {
 #[test]
 fn password_scheme_matches_the_spec_test_vector() {
     assert_eq!(md5_hex(SEED_PASSWORD), "e10adc3949ba59abbe56e057f20f883e");
+    assert_eq!(md5_hex(SEED_PASSWORD), users::PASSWORD_MD5);
     assert_eq!(
         stored_password(SEED_PASSWORD, "1234"),
         "b605e86d02eef8bfd0646f6a704c17c9"
@@ -92,15 +92,23 @@ fn mysql_is_seeded() {
     );
     assert_eq!(password, stored_password(SEED_PASSWORD, &salt));
 
-    // Every seeded user can log in with the seed password.
-    let users: Vec<(u32, String, String)> = conn
-        .query(
+    // Every seeded user (the users every test range is taken from) can log in with the seed
+    // password.
+    let seeded: Vec<(u32, String, String)> = conn
+        .exec(
             "SELECT id, salt, password FROM IMUser \
-             WHERE id BETWEEN 1 AND 100 AND name = CONCAT('user', id) AND status = 0",
+             WHERE id BETWEEN ? AND ? AND name = CONCAT('user', id) AND status = 0",
+            (SEEDED.first, SEEDED.last),
         )
         .expect("query seeded users");
-    assert_eq!(users.len(), SEED_USERS, "seeded users user1..user100");
-    for (id, salt, password) in &users {
+    assert_eq!(
+        seeded.len(),
+        SEEDED.len() as usize,
+        "seeded users user{}..user{}: re-run `scripts/db-up.sh`",
+        SEEDED.first,
+        SEEDED.last
+    );
+    for (id, salt, password) in &seeded {
         assert_eq!(password, &stored_password(SEED_PASSWORD, salt), "user{id}");
     }
 
