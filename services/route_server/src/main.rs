@@ -7,33 +7,26 @@
 
 mod presence;
 mod server;
+mod settings;
 
 use std::process::ExitCode;
 
 use netlib::{Config, EventLoop};
-use tt_common::Conf;
-use tt_common::daemon;
+use tt_common::{Conf, PduServer, daemon};
+
+use crate::server::RouteServer;
+use crate::settings::Settings;
 
 fn main() -> ExitCode {
     daemon::run_main("RouteServer", "routeserver.conf", "route_server", run)
 }
 
 fn run(conf_path: &std::path::Path) -> Result<(), String> {
-    let conf = Conf::load(conf_path).map_err(|e| e.to_string())?;
-    let ips = conf
-        .require_list("ListenIP", ';')
+    let settings = Conf::load(conf_path)
+        .and_then(|c| Settings::from_conf(&c))
         .map_err(|e| e.to_string())?;
-    let port: u16 = conf
-        .require_parse("ListenMsgPort")
-        .map_err(|e| e.to_string())?;
-
     let mut ev = EventLoop::new(Config::default()).map_err(|e| format!("event loop: {e}"))?;
-    let net = ev.net();
-    let listeners = daemon::listen_all(net, &ips, port)?;
-    let mut service = server::RouteServer::new(listeners);
-    service.start(ev.net());
-    daemon::write_pid_file().map_err(|e| format!("cannot write server.pid: {e}"))?;
-    daemon::announce_ready("route_server");
-    ev.run(&mut service)
-        .map_err(|e| format!("event loop failed: {e}"))
+    let listeners = daemon::listen_all(ev.net(), &settings.listen_ips, settings.listen_port)?;
+    let mut server = PduServer::new(RouteServer::new(listeners), ev.net());
+    daemon::serve("route_server", &mut ev, &mut server)
 }

@@ -24,25 +24,26 @@ pub const MAX_SESSIONS_PER_LINK: u32 = 500_000;
 /// Sessions all links together may report.
 pub const MAX_SESSIONS_TOTAL: u64 = 4_000_000;
 
-/// `UserStatType` values.
-pub const USER_STATUS_ONLINE: u32 = 1;
-pub const USER_STATUS_OFFLINE: u32 = 2;
-pub const USER_STATUS_LEAVE: u32 = 3;
+use tt_proto::pb::base_define::{ClientType, UserStatType};
+
+/// `UserStatType` values as the `u32` the server messages carry.
+pub const USER_STATUS_ONLINE: u32 = UserStatType::UserStatusOnline as u32;
+pub const USER_STATUS_OFFLINE: u32 = UserStatType::UserStatusOffline as u32;
+pub const USER_STATUS_LEAVE: u32 = UserStatType::UserStatusLeave as u32;
 
 /// Index of a `ClientType` value in a per-type count array; None for an undeclared value.
 fn type_slot(client_type: i32) -> Option<usize> {
-    match client_type {
-        0x01 => Some(0), // WINDOWS
-        0x02 => Some(1), // MAC
-        0x11 => Some(2), // IOS
-        0x12 => Some(3), // ANDROID
-        _ => None,
+    match ClientType::try_from(client_type).ok()? {
+        ClientType::Windows => Some(0),
+        ClientType::Mac => Some(1),
+        ClientType::Ios => Some(2),
+        ClientType::Android => Some(3),
     }
 }
 
-/// PC types have bit 0x10 clear, mobile types have it set.
+/// PC types have the mobile bit clear.
 pub fn is_pc_type(client_type: i32) -> bool {
-    client_type & 0x10 == 0
+    !ClientType::is_mobile(client_type)
 }
 
 const PC_SLOTS: [usize; 2] = [0, 1];

@@ -10,14 +10,14 @@
 //! - `CID_BUDDY_LIST_USERS_STATUS_REQUEST`: answered on the link;
 //! - verbatim relays to every other link, and the sign-info notify to every link.
 //!
-//! Differences from the original are listed in docs/compat/route_server.md.
+//! Differences from the original are listed in docs/COMPATIBILITY.md.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use netlib::{Buffer, CloseReason, ConnId, Handler, ListenerId, Net, TimerId};
-use tt_common::KeepAlive;
-use tt_common::pdu_io::{self, Flow, TICK, decode_or_log, peer_name};
+use netlib::{CloseReason, ConnId, ListenerId, Net};
+use tt_common::pdu_io::{self, decode_or_log, peer_name};
+use tt_common::{KeepAlive, PduService};
 use tt_proto::Command;
 use tt_proto::ids::cid;
 use tt_proto::pb::base_define::UserStat;
@@ -25,14 +25,11 @@ use tt_proto::pb::buddy::{ImUserStatNotify, ImUsersStatReq, ImUsersStatRsp};
 use tt_proto::pb::server::{
     ImOnlineUserInfo, ImRoleSet, ImServerPcLoginStatusNotify, ImUserStatusUpdate,
 };
-use tt_proto::pdu::{DEFAULT_MAX_PDU_LEN, Header, encode_msg_into};
+use tt_proto::pdu::{DEFAULT_MAX_PDU_LEN, Header};
 
 use crate::presence::{
     Applied, Presence, USER_STATUS_LEAVE, USER_STATUS_OFFLINE, USER_STATUS_ONLINE, is_pc_type,
 };
-
-/// Timer tag of the 1 s keep-alive timer.
-const TIMER_KEEPALIVE: u64 = 1;
 
 /// Largest PDU a link may send (a relayed message can be large; the original had no limit).
 pub const MAX_PDU_LEN: u32 = DEFAULT_MAX_PDU_LEN;
@@ -66,14 +63,8 @@ impl RouteServer {
         }
     }
 
-    /// Starts the 1 s keep-alive timer.
-    pub fn start(&mut self, net: &mut Net) {
-        net.add_timer(TICK, TIMER_KEEPALIVE);
-    }
-
-    fn handle(&mut self, net: &mut Net, conn: ConnId, header: &Header, body: &[u8]) -> Flow {
+    fn handle(&mut self, net: &mut Net, conn: ConnId, header: &Header, body: &[u8]) {
         match header.command_id {
-            cid::CID_OTHER_HEARTBEAT => {}
             cid::CID_OTHER_ONLINE_USER_INFO => self.on_online_user_info(net, conn, body),
             cid::CID_OTHER_USER_STATUS_UPDATE => self.on_status_update(net, conn, body),
             cid::CID_OTHER_ROLE_SET => self.on_role_set(net, conn, body),
@@ -95,11 +86,6 @@ impl RouteServer {
                 peer_name(net, conn),
                 tt_proto::ids::cid_name(other).unwrap_or("unknown")
             ),
-        }
-        if net.is_open(conn) {
-            Flow::Continue
-        } else {
-            Flow::Stop
         }
     }
 
@@ -249,53 +235,54 @@ impl RouteServer {
 
     fn broadcast_msg<M: Command>(&self, net: &mut Net, to: To, msg: &M) {
         // Encode once, send the same bytes to every target.
-        let mut bytes = Vec::new();
-        encode_msg_into(&mut bytes, M::SERVICE_ID, M::COMMAND_ID, 0, msg);
-        for c in self.targets(to) {
-            net.send(c, &bytes);
-        }
+        pdu_io::send_all(net, &self.targets(to), &pdu_io::encode(0, msg));
     }
 
     /// Sends the received PDU, every header byte unchanged.
     fn relay(&self, net: &mut Net, to: To, header: &Header, body: &[u8]) {
-        let head = header.to_bytes();
         for c in self.targets(to) {
-            net.send_with(c, |out| {
-                out.extend_from_slice(&head);
-                out.extend_from_slice(body);
-            });
+            pdu_io::send_raw(net, c, header, body);
         }
     }
 }
 
-impl Handler for RouteServer {
+/// Every connection is a route link (a msg_server or an http_msg_server).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteLink;
+
+impl PduService for RouteServer {
+    type Kind = RouteLink;
     type Msg = ();
 
-    fn on_accept(&mut self, net: &mut Net, listener: ListenerId, conn: ConnId, peer: SocketAddr) {
+    fn accept(
+        &mut self,
+        _net: &mut Net,
+        listener: ListenerId,
+        conn: ConnId,
+        peer: SocketAddr,
+    ) -> Option<RouteLink> {
         if !self.listeners.contains(&listener) {
-            net.close(conn);
-            return;
+            return None;
         }
         log::info!("link {conn:?} from {peer} accepted");
         self.links.insert(conn, Link::default());
         self.presence.add_link(conn);
+        Some(RouteLink)
     }
 
-    fn on_read(&mut self, net: &mut Net, conn: ConnId, input: &mut Buffer) {
-        if !self.links.contains_key(&conn) {
-            input.consume(input.len());
-            return;
-        }
-        let res = pdu_io::drain_pdus(input, MAX_PDU_LEN, |h, body| {
-            self.handle(net, conn, h, body)
-        });
-        if let Err(e) = res {
-            log::warn!("link {conn:?} ({}): {e}; closing", peer_name(net, conn));
-            net.close(conn);
-        }
+    fn keep_alive(&self, _conn: ConnId, _kind: RouteLink) -> KeepAlive {
+        KeepAlive::SERVER
     }
 
-    fn on_close(&mut self, net: &mut Net, conn: ConnId, reason: CloseReason) {
+    fn max_pdu_len(&self, _kind: RouteLink) -> u32 {
+        MAX_PDU_LEN
+    }
+
+    fn pdu(&mut self, net: &mut Net, conn: ConnId, _kind: RouteLink, header: &Header, body: &[u8]) {
+        self.handle(net, conn, header, body);
+    }
+
+    fn closed(&mut self, net: &mut Net, conn: ConnId, _kind: RouteLink, reason: CloseReason) {
         if self.links.remove(&conn).is_none() {
             return;
         }
@@ -314,15 +301,6 @@ impl Handler for RouteServer {
                 }
                 self.send_buddy_status(net, user_id, USER_STATUS_OFFLINE);
             }
-        }
-    }
-
-    fn on_timer(&mut self, net: &mut Net, _timer: TimerId, tag: u64) {
-        if tag != TIMER_KEEPALIVE {
-            return;
-        }
-        for c in self.targets(To::All) {
-            KeepAlive::SERVER.check(net, c);
         }
     }
 }
