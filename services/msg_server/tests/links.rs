@@ -1,54 +1,25 @@
-//! msg_server's outgoing links against fake route_servers and a fake login_server (std
-//! listeners in the test): what each link is sent on connect, and the master route election.
+//! msg_server's outgoing links against fake route_servers and a fake login_server (listeners
+//! in the test): what each link is sent on connect, and the master route election.
 
 mod common;
 
-use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
 
 use common::WAIT;
 use tt_proto::ids::cid;
 use tt_proto::pb::server::{ImMsgServInfo, ImOnlineUserInfo, ImRoleSet};
 use tt_proto::prost::Message;
-use tt_proto::{Decoder, Pdu};
-use tt_testkit::{Daemon, TempDir, free_port};
+use tt_testkit::{Daemon, PduClient, PduListener, TempDir, free_port};
 
-/// A server-side link accepted from msg_server.
-struct Link {
-    stream: TcpStream,
-    decoder: Decoder,
-}
-
-impl Link {
-    fn accept(listener: &TcpListener) -> Link {
-        let (stream, _) = listener.accept().expect("msg_server connects");
-        stream.set_read_timeout(Some(WAIT)).unwrap();
-        Link {
-            stream,
-            decoder: Decoder::default(),
-        }
-    }
-
-    /// The next PDU other than a heartbeat.
-    fn recv(&mut self) -> Pdu {
-        let mut buf = [0u8; 4096];
-        loop {
-            while let Some(p) = self.decoder.next_pdu().unwrap() {
-                if p.header.command_id != cid::CID_OTHER_HEARTBEAT {
-                    return p;
-                }
-            }
-            let n = self.stream.read(&mut buf).expect("reading from msg_server");
-            assert!(n > 0, "msg_server closed the link");
-            self.decoder.push(&buf[..n]);
-        }
-    }
+/// The server side of a link msg_server opens; heartbeats are not looked at.
+fn accept(listener: &PduListener) -> PduClient {
+    listener.accept().skipping_heartbeats()
 }
 
 #[test]
 fn links_say_hello_and_the_oldest_route_link_is_master() {
-    let route_a = TcpListener::bind("127.0.0.1:0").unwrap();
-    let login = TcpListener::bind("127.0.0.1:0").unwrap();
+    let route_a = PduListener::bind();
+    let login = PduListener::bind();
     let port_b = free_port(); // route_server B is not up yet
     let msg_port = free_port();
     let dir = TempDir::new("msg_server-links");
@@ -62,16 +33,16 @@ fn links_say_hello_and_the_oldest_route_link_is_master() {
              RouteServerIP1=127.0.0.1\nRouteServerPort1={a}\n\
              RouteServerIP2=127.0.0.1\nRouteServerPort2={port_b}\n",
             db = free_port(),
-            login = login.local_addr().unwrap().port(),
-            a = route_a.local_addr().unwrap().port(),
+            login = login.port(),
+            a = route_a.port(),
         ),
     );
     let mut msg = Daemon::spawn("msg_server", dir.path(), "msgserver.conf");
     msg.wait_ready(WAIT);
 
     // login_server: IMMsgServInfo.
-    let mut l = Link::accept(&login);
-    let p = l.recv();
+    let mut l = accept(&login);
+    let p = l.recv_pdu();
     assert_eq!(p.header.command_id, cid::CID_OTHER_MSG_SERV_INFO);
     assert_eq!(p.header.seq_num, 0);
     let info = ImMsgServInfo::decode(p.body.as_slice()).unwrap();
@@ -81,11 +52,11 @@ fn links_say_hello_and_the_oldest_route_link_is_master() {
     assert_eq!((info.max_conn_cnt, info.cur_conn_cnt), (1234, 0));
 
     // route A (the only one up): elected master, then the online-user list.
-    let mut a = Link::accept(&route_a);
-    let p = a.recv();
+    let mut a = accept(&route_a);
+    let p = a.recv_pdu();
     assert_eq!(p.header.command_id, cid::CID_OTHER_ROLE_SET);
     assert_eq!(ImRoleSet::decode(p.body.as_slice()).unwrap().master, 1);
-    let p = a.recv();
+    let p = a.recv_pdu();
     assert_eq!(p.header.command_id, cid::CID_OTHER_ONLINE_USER_INFO);
     assert!(
         ImOnlineUserInfo::decode(p.body.as_slice())
@@ -95,9 +66,13 @@ fn links_say_hello_and_the_oldest_route_link_is_master() {
     );
 
     // route B comes up: msg_server reconnects (back-off); B is not master.
-    let route_b = TcpListener::bind(("127.0.0.1", port_b)).expect("port of route B still free");
-    let mut b = Link::accept(&route_b);
-    let p = b.recv();
+    let route_b = PduListener::bind_port(port_b); // panics if the port was taken since
+    // msg_server retries with its back-off (at most 64 s between tries): the hang guard
+    // covers two tries.
+    let mut b = route_b
+        .accept_within(Duration::from_secs(130))
+        .skipping_heartbeats();
+    let p = b.recv_pdu();
     assert_eq!(
         p.header.command_id,
         cid::CID_OTHER_ONLINE_USER_INFO,
@@ -106,7 +81,7 @@ fn links_say_hello_and_the_oldest_route_link_is_master() {
 
     // A goes away: B is elected.
     drop(a);
-    let p = b.recv();
+    let p = b.recv_pdu();
     assert_eq!(p.header.command_id, cid::CID_OTHER_ROLE_SET);
     assert_eq!(ImRoleSet::decode(p.body.as_slice()).unwrap().master, 1);
 }
