@@ -29,12 +29,12 @@
 mod buffer;
 mod event_loop;
 mod inbox;
+mod net;
 mod slab;
 mod timer;
 
 pub use buffer::Buffer;
-pub use event_loop::{
-    Activity, CloseReason, Config, ConnId, EventLoop, Handler, ListenerId, Net, Signal,
-};
+pub use event_loop::{EventLoop, Handler, Signal};
 pub use inbox::{Disconnected, Poster};
+pub use net::{Activity, CloseReason, Config, ConnId, ListenerId, Net};
 pub use timer::TimerId;
