@@ -1,4 +1,5 @@
-//! The login_server state machine (the original's `CLoginConn` and `CHttpConn`).
+//! The login_server state and handlers (the original's `CLoginConn` and `CHttpConn`), run by
+//! `tt_common::PduServer`.
 //!
 //! Three kinds of connections, by the listener that accepted them:
 //! - msg_server links: `CID_OTHER_MSG_SERV_INFO` registers, `CID_OTHER_USER_CNT_UPDATE`
@@ -13,28 +14,26 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use netlib::{Buffer, CloseReason, ConnId, Handler, ListenerId, Net, TimerId};
-use tt_common::KeepAlive;
-use tt_common::pdu_io::{self, CLIENT_TIMEOUT, Flow, TICK, decode_or_log, peer_name};
+use netlib::{Buffer, CloseReason, ConnId, ListenerId, Net};
+use tt_common::pdu_io::{self, CLIENT_TIMEOUT, decode_or_log, peer_name};
+use tt_common::{KeepAlive, PduService};
+use tt_http::{Answer, HttpConn, Limits, Request, Response};
 use tt_proto::ids::cid;
 use tt_proto::pb::base_define::ResultType;
 use tt_proto::pb::login::ImMsgServRsp;
 use tt_proto::pb::server::{ImMsgServInfo, ImUserCntUpdate};
 use tt_proto::pdu::Header;
+use tt_proto::values::UserCntAction;
 
-use crate::http::{self, Parsed};
+use crate::http;
 use crate::registry::{MsgServ, Pick, Registry};
 
 /// Largest PDU accepted from a msg_server or a client (what they send is tiny).
 pub const MAX_PDU_LEN: u32 = 64 * 1024;
 /// HTTP connections are closed after this much receive silence (`HTTP_CONN_TIMEOUT`).
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(60);
-
-const TIMER_KEEPALIVE: u64 = 1;
-
-/// `IMUserCntUpdate.user_action` values.
-const USER_CNT_INC: u32 = 1;
-const USER_CNT_DEC: u32 = 2;
+/// An HTTP request (head and body) over this many bytes is closed without a reply.
+pub const MAX_HTTP_REQUEST: usize = 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -43,87 +42,27 @@ pub enum Kind {
     Http,
 }
 
-impl Kind {
-    fn keep_alive(self) -> KeepAlive {
-        match self {
-            Kind::MsgServer => KeepAlive::SERVER,
-            Kind::Client => KeepAlive {
-                heartbeat: None,
-                timeout: CLIENT_TIMEOUT,
-            },
-            Kind::Http => KeepAlive {
-                heartbeat: None,
-                timeout: HTTP_TIMEOUT,
-            },
-        }
-    }
-}
-
-pub struct LoginServer {
-    listeners: HashMap<ListenerId, Kind>,
-    conns: HashMap<ConnId, Kind>,
-    registry: Registry,
+/// What the `/msg_server` replies hand out besides the chosen msg_server.
+struct Urls {
     msfs: String,
     discovery: String,
 }
 
+pub struct LoginServer {
+    listeners: Vec<(ListenerId, Kind)>,
+    http: HashMap<ConnId, HttpConn>,
+    registry: Registry,
+    urls: Urls,
+}
+
 impl LoginServer {
-    pub fn new(msfs: String, discovery: String) -> LoginServer {
+    pub fn new(listeners: Vec<(ListenerId, Kind)>, msfs: String, discovery: String) -> LoginServer {
         LoginServer {
-            listeners: HashMap::new(),
-            conns: HashMap::new(),
+            listeners,
+            http: HashMap::new(),
             registry: Registry::new(),
-            msfs,
-            discovery,
+            urls: Urls { msfs, discovery },
         }
-    }
-
-    pub fn add_listener(&mut self, id: ListenerId, kind: Kind) {
-        self.listeners.insert(id, kind);
-    }
-
-    /// Starts the 1 s keep-alive timer.
-    pub fn start(&mut self, net: &mut Net) {
-        net.add_timer(TICK, TIMER_KEEPALIVE);
-    }
-
-    fn handle_pdu(
-        &mut self,
-        net: &mut Net,
-        conn: ConnId,
-        kind: Kind,
-        header: &Header,
-        body: &[u8],
-    ) -> Flow {
-        match (kind, header.command_id) {
-            (_, cid::CID_OTHER_HEARTBEAT) => {}
-            (_, cid::CID_LOGIN_REQ_MSGSERVER) => {
-                self.answer_msg_serv_req(net, conn, header);
-                if kind == Kind::Client {
-                    net.close(conn);
-                    return Flow::Stop;
-                }
-            }
-            (Kind::MsgServer, cid::CID_OTHER_MSG_SERV_INFO) => {
-                self.on_msg_serv_info(net, conn, body)
-            }
-            (Kind::MsgServer, cid::CID_OTHER_USER_CNT_UPDATE) => {
-                self.on_user_cnt_update(net, conn, body)
-            }
-            (Kind::MsgServer, other) => log::warn!(
-                "msg_server link {conn:?} ({}): unhandled command 0x{other:04x}, ignored",
-                peer_name(net, conn)
-            ),
-            (_, other) => {
-                log::warn!(
-                    "client {conn:?} ({}): unexpected command 0x{other:04x}; closing",
-                    peer_name(net, conn)
-                );
-                net.close(conn);
-                return Flow::Stop;
-            }
-        }
-        Flow::Continue
     }
 
     fn on_msg_serv_info(&mut self, net: &mut Net, conn: ConnId, body: &[u8]) {
@@ -168,12 +107,13 @@ impl LoginServer {
             log::debug!("user count update on {conn:?} before MSG_SERV_INFO, ignored");
             return;
         };
-        match m.user_action {
-            USER_CNT_INC => e.cur_conn_cnt = e.cur_conn_cnt.saturating_add(1),
-            USER_CNT_DEC => e.cur_conn_cnt = e.cur_conn_cnt.saturating_sub(1),
-            other => {
+        match UserCntAction::from_u32(m.user_action) {
+            Some(UserCntAction::Inc) => e.cur_conn_cnt = e.cur_conn_cnt.saturating_add(1),
+            Some(UserCntAction::Dec) => e.cur_conn_cnt = e.cur_conn_cnt.saturating_sub(1),
+            None => {
                 log::warn!(
-                    "msg_server link {conn:?}: user count update with action {other}, ignored"
+                    "msg_server link {conn:?}: user count update with action {}, ignored",
+                    m.user_action
                 );
                 return;
             }
@@ -208,124 +148,148 @@ impl LoginServer {
         };
         pdu_io::reply(net, conn, header, &rsp);
     }
+}
 
-    fn on_http_read(&mut self, net: &mut Net, conn: ConnId, input: &mut Buffer) {
-        if input.len() > http::MAX_REQUEST {
-            log::warn!(
-                "http {conn:?} ({}): request over {} bytes; closing without reply",
-                peer_name(net, conn),
-                http::MAX_REQUEST
-            );
-            net.close(conn);
-            return;
+/// The answer to one HTTP request: the `/msg_server` reply for a target starting with
+/// `/msg_server` (whatever the method), otherwise a close without reply.
+fn answer_http(registry: &Registry, urls: &Urls, net: &Net, conn: ConnId, req: &Request) -> Answer {
+    if !req.target().starts_with("/msg_server") {
+        log::info!(
+            "http {conn:?} ({}): unknown path {:?}; closing",
+            peer_name(net, conn),
+            req.target()
+        );
+        return Answer::Close;
+    }
+    let body = match registry.pick() {
+        Pick::NoMsgServer => http::no_msg_server_body(),
+        Pick::AllFull => http::all_full_body(),
+        Pick::Chosen(e) => {
+            // "Telecom" client if its address has four dot-separated parts (always so for IPv4
+            // peers, quirk L4): ip1 first; otherwise ip2 first.
+            let telecom = net
+                .peer_addr(conn)
+                .is_none_or(|a| a.ip().to_string().split('.').count() == 4);
+            let (prior, backup) = if telecom {
+                (&e.ip1, &e.ip2)
+            } else {
+                (&e.ip2, &e.ip1)
+            };
+            http::ok_body(prior, backup, e.port, &urls.msfs, &urls.discovery)
         }
-        match http::parse(input.data()) {
-            Parsed::Incomplete => {}
-            Parsed::Malformed(why) => {
+    };
+    Answer::Respond(Response::ok(http::CONTENT_TYPE, body))
+}
+
+impl PduService for LoginServer {
+    type Kind = Kind;
+    type Msg = ();
+
+    fn accept(
+        &mut self,
+        _net: &mut Net,
+        listener: ListenerId,
+        conn: ConnId,
+        peer: SocketAddr,
+    ) -> Option<Kind> {
+        let &(_, kind) = self.listeners.iter().find(|(id, _)| *id == listener)?;
+        match kind {
+            Kind::MsgServer => log::info!("msg_server link {conn:?} from {peer} accepted"),
+            Kind::Http => {
+                let limits = Limits::total(MAX_HTTP_REQUEST);
+                self.http
+                    .insert(conn, HttpConn::new(limits).keep_alive(false));
+            }
+            Kind::Client => {}
+        }
+        Some(kind)
+    }
+
+    fn keep_alive(&self, _conn: ConnId, kind: Kind) -> KeepAlive {
+        match kind {
+            Kind::MsgServer => KeepAlive::SERVER,
+            Kind::Client => KeepAlive {
+                heartbeat: None,
+                timeout: CLIENT_TIMEOUT,
+            },
+            Kind::Http => KeepAlive {
+                heartbeat: None,
+                timeout: HTTP_TIMEOUT,
+            },
+        }
+    }
+
+    fn max_pdu_len(&self, _kind: Kind) -> u32 {
+        MAX_PDU_LEN
+    }
+
+    fn speaks_pdu(&self, kind: Kind) -> bool {
+        kind != Kind::Http
+    }
+
+    /// HTTP bytes: one request answered (or refused) and the connection closed; a malformed
+    /// or oversized request is closed without a reply, as the original.
+    fn read(&mut self, net: &mut Net, conn: ConnId, _kind: Kind, input: &mut Buffer) {
+        let Some(http) = self.http.get_mut(&conn) else {
+            input.consume(input.len());
+            return;
+        };
+        let (registry, urls) = (&self.registry, &self.urls);
+        let served = http.serve(net, conn, input, |net, req| {
+            answer_http(registry, urls, net, conn, &req)
+        });
+        if let Err(e) = served {
+            log::warn!("http {conn:?} ({}): {e}; closing", peer_name(net, conn));
+            net.close(conn);
+        }
+    }
+
+    fn pdu(&mut self, net: &mut Net, conn: ConnId, kind: Kind, header: &Header, body: &[u8]) {
+        match (kind, header.command_id) {
+            (_, cid::CID_LOGIN_REQ_MSGSERVER) => {
+                self.answer_msg_serv_req(net, conn, header);
+                if kind == Kind::Client {
+                    net.close(conn);
+                }
+            }
+            (Kind::MsgServer, cid::CID_OTHER_MSG_SERV_INFO) => {
+                self.on_msg_serv_info(net, conn, body)
+            }
+            (Kind::MsgServer, cid::CID_OTHER_USER_CNT_UPDATE) => {
+                self.on_user_cnt_update(net, conn, body)
+            }
+            (Kind::MsgServer, other) => log::warn!(
+                "msg_server link {conn:?} ({}): unhandled command 0x{other:04x}, ignored",
+                peer_name(net, conn)
+            ),
+            (_, other) => {
                 log::warn!(
-                    "http {conn:?} ({}): malformed request ({why}); closing",
+                    "client {conn:?} ({}): unexpected command 0x{other:04x}; closing",
                     peer_name(net, conn)
                 );
                 net.close(conn);
             }
-            Parsed::Complete(target) => {
-                if target.starts_with("/msg_server") {
-                    let body = self.http_body(net, conn);
-                    net.send(conn, &http::reply(&body));
-                } else {
-                    log::info!(
-                        "http {conn:?} ({}): unknown path {target:?}; closing",
-                        peer_name(net, conn)
-                    );
-                }
-                // close() writes the queued reply out first.
-                net.close(conn);
+        }
+    }
+
+    fn closed(&mut self, _net: &mut Net, conn: ConnId, kind: Kind, reason: CloseReason) {
+        match kind {
+            Kind::Http => {
+                self.http.remove(&conn);
             }
-        }
-    }
-
-    fn http_body(&self, net: &Net, conn: ConnId) -> String {
-        match self.registry.pick() {
-            Pick::NoMsgServer => http::no_msg_server_body(),
-            Pick::AllFull => http::all_full_body(),
-            Pick::Chosen(e) => {
-                // "Telecom" client if its address has four dot-separated parts (always so
-                // for IPv4 peers, quirk L4): ip1 first; otherwise ip2 first.
-                let telecom = net
-                    .peer_addr(conn)
-                    .is_none_or(|a| a.ip().to_string().split('.').count() == 4);
-                let (prior, backup) = if telecom {
-                    (&e.ip1, &e.ip2)
-                } else {
-                    (&e.ip2, &e.ip1)
-                };
-                http::ok_body(prior, backup, e.port, &self.msfs, &self.discovery)
-            }
-        }
-    }
-}
-
-impl Handler for LoginServer {
-    type Msg = ();
-
-    fn on_accept(&mut self, net: &mut Net, listener: ListenerId, conn: ConnId, peer: SocketAddr) {
-        let Some(&kind) = self.listeners.get(&listener) else {
-            net.close(conn);
-            return;
-        };
-        log::debug!("{kind:?} {conn:?} from {peer} accepted");
-        if kind == Kind::MsgServer {
-            log::info!("msg_server link {conn:?} from {peer} accepted");
-        }
-        self.conns.insert(conn, kind);
-    }
-
-    fn on_read(&mut self, net: &mut Net, conn: ConnId, input: &mut Buffer) {
-        let Some(&kind) = self.conns.get(&conn) else {
-            input.consume(input.len());
-            return;
-        };
-        if kind == Kind::Http {
-            self.on_http_read(net, conn, input);
-            return;
-        }
-        let res = pdu_io::drain_pdus(input, MAX_PDU_LEN, |h, body| {
-            self.handle_pdu(net, conn, kind, h, body)
-        });
-        if let Err(e) = res {
-            log::warn!("{kind:?} {conn:?} ({}): {e}; closing", peer_name(net, conn));
-            net.close(conn);
-        }
-    }
-
-    fn on_close(&mut self, _net: &mut Net, conn: ConnId, reason: CloseReason) {
-        let Some(kind) = self.conns.remove(&conn) else {
-            return;
-        };
-        if kind != Kind::MsgServer {
-            return;
-        }
-        match self.registry.remove(conn) {
-            Some(e) => log::info!(
-                "msg_server {} {}:{} on {conn:?} unregistered ({reason:?}); {} registered, \
-                 {} users in all",
-                e.hostname,
-                e.ip1,
-                e.port,
-                self.registry.len(),
-                self.registry.total()
-            ),
-            None => log::info!("msg_server link {conn:?} closed ({reason:?})"),
-        }
-    }
-
-    fn on_timer(&mut self, net: &mut Net, _timer: TimerId, tag: u64) {
-        if tag != TIMER_KEEPALIVE {
-            return;
-        }
-        let all: Vec<(ConnId, Kind)> = self.conns.iter().map(|(&c, &k)| (c, k)).collect();
-        for (c, k) in all {
-            k.keep_alive().check(net, c);
+            Kind::Client => {}
+            Kind::MsgServer => match self.registry.remove(conn) {
+                Some(e) => log::info!(
+                    "msg_server {} {}:{} on {conn:?} unregistered ({reason:?}); {} registered, \
+                     {} users in all",
+                    e.hostname,
+                    e.ip1,
+                    e.port,
+                    self.registry.len(),
+                    self.registry.total()
+                ),
+                None => log::info!("msg_server link {conn:?} closed ({reason:?})"),
+            },
         }
     }
 }
