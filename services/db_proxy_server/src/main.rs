@@ -6,10 +6,9 @@
 //! Conf `dbproxyserver.conf`: `ListenIP`, `ListenPort`, `ThreadNum`, `MsfsSite`, `aesKey`,
 //! `DBInstances` (+ per-pool keys), `CacheInstances` (+ per-pool keys): see `settings`.
 
-mod audio;
 mod handlers;
-mod http;
 mod model;
+mod msfs;
 mod server;
 mod settings;
 mod store;
@@ -29,7 +28,7 @@ use tt_proto::crypto::MsgCipher;
 use crate::handlers::{LoginFailures, Shared};
 use crate::server::{Job, Msg, Server, TIMER_TICK};
 use crate::settings::{CACHE_GROUP_MEMBER, CACHE_GROUP_SET, CACHE_TOKEN, CACHE_UNREAD, Settings};
-use crate::store::{Stores, atoi};
+use crate::store::Stores;
 
 /// Jobs the shared worker channel holds per worker thread.
 const JOBS_PER_WORKER: usize = 16;
@@ -61,19 +60,18 @@ fn run(conf_path: &std::path::Path) -> Result<(), String> {
     probe
         .connect_all()
         .map_err(|e| format!("database check failed: {e}"))?;
-    let last_update = initial_last_update(&mut probe);
+    let last_update = model::user::initial_update_time(&mut probe);
     drop(probe);
 
-    // The original always appends "/" (quirk 14: a trailing slash in the setting gives "//").
-    let upload_url = http::Url::parse(&format!("{}/", settings.msfs_site));
-    if upload_url.is_none() {
+    let msfs = msfs::Msfs::new(&settings.msfs_site);
+    if !msfs.has_upload_url() {
         log::warn!(
             "MsfsSite={} is not an http://host[:port] URL: audio uploads will fail",
             settings.msfs_site
         );
     }
     let shared = Arc::new(Shared {
-        upload_url,
+        msfs,
         last_update: AtomicU32::new(last_update),
         audio_placeholder: audio_placeholder(&settings.aes_key)?,
         login_failures: Mutex::new(LoginFailures::default()),
@@ -136,23 +134,6 @@ fn run(conf_path: &std::path::Path) -> Result<(), String> {
     daemon::announce_ready("db_proxy_server");
     ev.run(&mut service)
         .map_err(|e| format!("event loop failed: {e}"))
-}
-
-/// `CSyncCenter::init` for user changes (§6.2): `total_user_updated` if set (it never is, as
-/// the original writes `total_user_update`), else now, written to `total_user_update`.
-fn initial_last_update(st: &mut Stores) -> u32 {
-    let now = model::now_secs();
-    let Ok(cache) = st.cache(CACHE_UNREAD) else {
-        return now;
-    };
-    match cache.query::<Option<Vec<u8>>>(redis::cmd("GET").arg("total_user_updated")) {
-        Ok(Some(v)) if !v.is_empty() => atoi(&v),
-        _ => {
-            let _ =
-                cache.query::<redis::Value>(redis::cmd("SET").arg("total_user_update").arg(now));
-            now
-        }
-    }
 }
 
 /// One worker thread: owns its database connections, runs jobs until the I/O thread is gone.

@@ -2,26 +2,17 @@
 //! and the message content is that row's id; lists expand the id back into
 //! `duration (4 bytes, big-endian) + audio bytes` by downloading from msfs.
 
-use std::time::Duration;
-
 use tt_proto::pb::base_define::MsgInfo;
 
-use crate::http::{self, BOUNDARY, Url};
-use crate::model::is_audio;
+use super::message::{is_audio, msg_type};
+use crate::msfs::Msfs;
 use crate::store::{StoreResult, Stores, col_bytes, col_u32};
-
-const UPLOAD_TIMEOUT: Duration = Duration::from_secs(10);
-const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(2);
-/// Largest upload reply read (msfs answers with a short JSON).
-const MAX_UPLOAD_REPLY: usize = 64 * 1024;
-/// Largest audio clip downloaded for a list.
-const MAX_AUDIO: usize = 16 * 1024 * 1024;
 
 /// Uploads the audio of `msg_data` and inserts its IMAudio row; the row id, or None when the
 /// data is too short or the upload failed (logged).
 pub fn save(
     st: &mut Stores,
-    upload: Option<&Url>,
+    msfs: &Msfs,
     from: u32,
     to: u32,
     create_time: u32,
@@ -36,30 +27,14 @@ pub fn save(
         return Ok(None);
     }
     let duration = u32::from_be_bytes(*head);
-    let Some(url) = upload else {
-        log::error!("audio {from}->{to}: MsfsSite is not a usable http URL");
-        return Ok(None);
-    };
-    let headers = [(
-        "Content-Type",
-        format!("multipart/form-data; boundary={BOUNDARY}"),
-    )];
-    let body = http::multipart_body(raw);
-    let rsp = match http::request(
-        url,
-        "POST",
-        &headers,
-        &body,
-        UPLOAD_TIMEOUT,
-        MAX_UPLOAD_REPLY,
-    ) {
+    let reply = match msfs.upload(raw) {
         Ok(r) => r,
         Err(e) => {
-            log::error!("audio upload to {}:{}{}: {e}", url.host, url.port, url.path);
+            log::error!("audio upload {from}->{to}: {e}");
             return Ok(None);
         }
     };
-    let json: serde_json::Value = match serde_json::from_slice(&rsp.body) {
+    let json: serde_json::Value = match serde_json::from_slice(&reply) {
         Ok(v) => v,
         Err(e) => {
             log::error!("audio upload: reply is not JSON ({e})");
@@ -83,10 +58,10 @@ pub fn save(
 /// Replaces the content of audio messages by their bytes where msfs has them. A message whose
 /// IMAudio lookup fails is removed (content not a number included, as the original's SQL then
 /// failed); a missing row or a failed download leaves the message as it is.
-pub fn expand(st: &mut Stores, list: Vec<MsgInfo>) -> Vec<MsgInfo> {
+pub fn expand(st: &mut Stores, msfs: &Msfs, list: Vec<MsgInfo>) -> Vec<MsgInfo> {
     let mut out = Vec::with_capacity(list.len());
     for mut msg in list {
-        if !is_audio(msg.msg_type as u32) {
+        if !msg_type(msg.msg_type).is_some_and(is_audio) {
             out.push(msg);
             continue;
         }
@@ -111,7 +86,8 @@ pub fn expand(st: &mut Stores, list: Vec<MsgInfo>) -> Vec<MsgInfo> {
             if !path.is_empty()
                 && size != 0
                 && duration != 0
-                && let Some(bytes) = download(&path, size)
+                && let Ok(url) = std::str::from_utf8(&path)
+                && let Some(bytes) = msfs.download(url, size)
             {
                 let mut data = duration.to_be_bytes().to_vec();
                 data.extend_from_slice(&bytes);
@@ -121,32 +97,4 @@ pub fn expand(st: &mut Stores, list: Vec<MsgInfo>) -> Vec<MsgInfo> {
         out.push(msg);
     }
     out
-}
-
-/// The first `size` bytes at `path`, if the response announces exactly `size` bytes.
-fn download(path: &[u8], size: usize) -> Option<Vec<u8>> {
-    if size > MAX_AUDIO {
-        return None;
-    }
-    let url = Url::parse(std::str::from_utf8(path).ok()?)?;
-    match http::request(&url, "GET", &[], &[], DOWNLOAD_TIMEOUT, MAX_AUDIO) {
-        Ok(r) if r.content_length == Some(size) && r.body.len() >= size => {
-            let mut body = r.body;
-            body.truncate(size);
-            Some(body)
-        }
-        Ok(r) => {
-            log::warn!(
-                "audio download {}: status {}, {:?} bytes announced, {size} expected",
-                String::from_utf8_lossy(path),
-                r.status,
-                r.content_length
-            );
-            None
-        }
-        Err(e) => {
-            log::warn!("audio download {}: {e}", String::from_utf8_lossy(path));
-            None
-        }
-    }
 }

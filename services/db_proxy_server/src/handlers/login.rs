@@ -1,0 +1,238 @@
+//! Login check (storage-file.md §5.1, the original's `Login.cpp`) and device tokens (§5.16,
+//! §5.17).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::MutexGuard;
+
+use md5::{Digest, Md5};
+use tt_proto::pb::base_define::{ClientType, UserTokenInfo};
+use tt_proto::pb::login::{ImDeviceTokenReq, ImDeviceTokenRsp};
+use tt_proto::pb::server::{
+    ImGetDeviceTokenReq, ImGetDeviceTokenRsp, ImValidateReq, ImValidateRsp,
+};
+
+use super::Shared;
+use crate::model::{now_secs, token, unread, user};
+use crate::store::Stores;
+
+/// `IMValidateRsp.result_code` values (literals in the original's `doLogin`).
+const VALIDATE_OK: u32 = 0;
+const VALIDATE_WRONG_PASSWORD: u32 = 1;
+const VALIDATE_INTERNAL_ERROR: u32 = 2;
+const VALIDATE_LOCKED: u32 = 6;
+
+/// `UserTokenInfo.push_type` of every token (the original's literal 1).
+const PUSH_TYPE_NORMAL: u32 = 1;
+
+/// Failure window and limit of the login lockout.
+const LOCKOUT_WINDOW: u32 = 1800;
+const LOCKOUT_MAX_FAILURES: usize = 10;
+/// User names whose failures are remembered at once (the original's map never shrinks).
+const LOCKOUT_MAX_NAMES: usize = 100_000;
+
+/// Recent failed logins per user name, newest first, each list at most 11 long.
+#[derive(Default)]
+pub struct LoginFailures {
+    map: HashMap<Vec<u8>, VecDeque<u32>>,
+}
+
+impl LoginFailures {
+    /// Drops stale entries of `name`; true if it is locked out (more than 10 recent failures).
+    fn locked(&mut self, name: &[u8], now: u32) -> bool {
+        let Some(list) = self.map.get_mut(name) else {
+            return false;
+        };
+        list.retain(|&t| now.saturating_sub(t) <= LOCKOUT_WINDOW);
+        if list.is_empty() {
+            self.map.remove(name);
+            return false;
+        }
+        list.len() > LOCKOUT_MAX_FAILURES
+    }
+
+    fn record(&mut self, name: &[u8], now: u32) {
+        if !self.map.contains_key(name) && self.map.len() >= LOCKOUT_MAX_NAMES {
+            self.map.retain(|_, list| {
+                list.front()
+                    .is_some_and(|&t| now.saturating_sub(t) <= LOCKOUT_WINDOW)
+            });
+            if self.map.len() >= LOCKOUT_MAX_NAMES {
+                log::warn!("login failure table full; failure not recorded");
+                return;
+            }
+        }
+        let list = self.map.entry(name.to_vec()).or_default();
+        list.push_front(now);
+        list.truncate(LOCKOUT_MAX_FAILURES + 1);
+    }
+
+    fn clear(&mut self, name: &[u8]) {
+        self.map.remove(name);
+    }
+}
+
+/// The failure table, also after a worker panicked while holding it.
+fn failures(sh: &Shared) -> MutexGuard<'_, LoginFailures> {
+    match sh.login_failures.lock() {
+        Ok(f) => f,
+        Err(p) => p.into_inner(),
+    }
+}
+
+fn md5_hex(data: &[u8]) -> String {
+    let digest = Md5::digest(data);
+    let mut s = String::with_capacity(32);
+    for b in digest {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+fn internal_error(rsp: &mut ImValidateRsp) {
+    rsp.result_code = VALIDATE_INTERNAL_ERROR;
+    rsp.result_string = Some("服务端内部错误".as_bytes().to_vec());
+}
+
+/// The answer to a validate request that does not parse.
+pub fn unparsable() -> Option<ImValidateRsp> {
+    let mut rsp = ImValidateRsp::default();
+    internal_error(&mut rsp);
+    Some(rsp)
+}
+
+pub fn validate(st: &mut Stores, sh: &Shared, req: ImValidateReq) -> Option<ImValidateRsp> {
+    let now = now_secs();
+    let mut rsp = ImValidateRsp {
+        user_name: req.user_name.clone(),
+        attach_data: req.attach_data.clone(),
+        ..Default::default()
+    };
+    if failures(sh).locked(&req.user_name, now) {
+        rsp.result_code = VALIDATE_LOCKED;
+        rsp.result_string = Some("用户名/密码错误次数太多".as_bytes().to_vec());
+        return Some(rsp);
+    }
+    let Ok(account) = user::active_by_name(&mut st.slave, &req.user_name) else {
+        // The original would answer "wrong password" and count a failure; a database outage
+        // is not the user's fault.
+        internal_error(&mut rsp);
+        return Some(rsp);
+    };
+    let ok = account.as_ref().is_some_and(|a| {
+        let mut salted = req.password.clone();
+        salted.extend_from_slice(&a.salt);
+        md5_hex(&salted).as_bytes() == a.password.as_slice()
+    });
+    let mut failures = failures(sh);
+    match account {
+        Some(a) if ok => {
+            failures.clear(&req.user_name);
+            rsp.result_code = VALIDATE_OK;
+            rsp.result_string = Some("成功".as_bytes().to_vec());
+            let mut info = a.info;
+            info.status = 0;
+            rsp.user_info = Some(info);
+        }
+        found => {
+            // Only names that exist are counted: an unknown name cannot be locked out of
+            // anything, and counting every name a peer invents would let it fill the table
+            // with names of up to a PDU's size.
+            if found.is_some() {
+                failures.record(&req.user_name, now);
+            }
+            rsp.result_code = VALIDATE_WRONG_PASSWORD;
+            rsp.result_string = Some("用户名/密码错误".as_bytes().to_vec());
+        }
+    }
+    Some(rsp)
+}
+
+pub fn set_device_token(
+    st: &mut Stores,
+    _sh: &Shared,
+    req: ImDeviceTokenReq,
+) -> Option<ImDeviceTokenRsp> {
+    let token = &req.device_token;
+    let mut value = match req.client_type.map(ClientType::try_from) {
+        Some(Ok(ClientType::Ios)) => b"ios:".to_vec(),
+        Some(Ok(ClientType::Android)) => b"android:".to_vec(),
+        _ => Vec::new(),
+    };
+    value.extend_from_slice(token);
+    let _ = token::set(st, req.user_id, &value, token);
+    Some(ImDeviceTokenRsp {
+        user_id: req.user_id,
+        attach_data: req.attach_data,
+    })
+}
+
+/// Quiet hours for iOS pushes: 22:00 to 07:59. The original reads the server's local time;
+/// this reads UTC (there is no time zone database in the workspace).
+fn quiet_hours() -> bool {
+    let hour = (now_secs() / 3600) % 24;
+    hour >= 22 || hour <= 7
+}
+
+pub fn get_device_tokens(
+    st: &mut Stores,
+    _sh: &Shared,
+    req: ImGetDeviceTokenReq,
+) -> Option<ImGetDeviceTokenRsp> {
+    let quiet = quiet_hours();
+    let mut list = Vec::new();
+    for (user, value) in token::get_many(st, &req.user_id) {
+        let Some(i) = value.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let (kind, token) = (&value[..i], &value[i + 1..]);
+        let user_type = match kind {
+            b"ios" => {
+                if quiet && user::push_shield(&mut st.slave, user) == Some(1) {
+                    continue;
+                }
+                ClientType::Ios
+            }
+            b"android" => ClientType::Android,
+            _ => continue,
+        };
+        list.push(UserTokenInfo {
+            user_id: user,
+            user_type: user_type as i32,
+            token: token.to_vec(),
+            push_count: unread::total(st, user),
+            push_type: PUSH_TYPE_NORMAL,
+        });
+    }
+    Some(ImGetDeviceTokenRsp {
+        user_token_info: list,
+        attach_data: req.attach_data,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn md5_vector() {
+        // storage-file.md §2.7 test vector.
+        let mut s = b"e10adc3949ba59abbe56e057f20f883e".to_vec();
+        s.extend_from_slice(b"1234");
+        assert_eq!(md5_hex(&s), "b605e86d02eef8bfd0646f6a704c17c9");
+    }
+
+    #[test]
+    fn lockout_after_eleven_failures() {
+        let mut f = LoginFailures::default();
+        for i in 0..11 {
+            assert!(!f.locked(b"u", 1000 + i));
+            f.record(b"u", 1000 + i);
+        }
+        assert!(f.locked(b"u", 1011));
+        // Failures older than 30 minutes no longer count.
+        assert!(!f.locked(b"u", 1011 + LOCKOUT_WINDOW + 1));
+        f.record(b"v", 5);
+        f.clear(b"v");
+        assert!(!f.locked(b"v", 6));
+    }
+}

@@ -1,0 +1,173 @@
+//! The request handlers (storage-file.md §1.6, §5), run on the worker threads, one module per
+//! command family as the original's `business/` files:
+//!
+//! | module      | original                                   | commands                       |
+//! |-------------|--------------------------------------------|--------------------------------|
+//! | [`login`]   | `Login.cpp`, device tokens of `MessageCounter.cpp` | validate, set / get device tokens |
+//! | [`buddy`]   | `RecentSession.cpp`, `UserAction.cpp`, `DepartAction.cpp` | recent sessions, users, changed users, departments |
+//! | [`message`] | `MessageContent.cpp`, `MessageCounter.cpp` | send, read ack, unread counts, history, by id, latest id |
+//!
+//! [`ROUTES`] is the one table from request command id to handler: the I/O thread asks it
+//! whether a command is handled ([`is_handled`]) before queueing, a worker runs the handler it
+//! names ([`handle`]).
+//!
+//! A handler takes the decoded request and returns its reply message (or `None` where the
+//! original sends none: preconditions not met); the reply goes out under a header of the reply
+//! type's command id carrying the request's seq. A body that does not parse gets no reply
+//! (validate excepted). A storage failure is logged where it happens and gives the reply the
+//! original gives when its query fails (mostly an empty list). Every SQL statement and Redis
+//! command is in [`crate::model`].
+
+mod buddy;
+mod login;
+mod message;
+
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU32;
+
+use tt_proto::Command;
+use tt_proto::pb::buddy::{
+    ImAllUserReq, ImDepartmentReq, ImRecentContactSessionReq, ImUsersInfoReq,
+};
+use tt_proto::pb::login::ImDeviceTokenReq;
+use tt_proto::pb::message::{
+    ImGetLatestMsgIdReq, ImGetMsgByIdReq, ImGetMsgListReq, ImMsgData, ImMsgDataReadAck,
+    ImUnreadMsgCntReq,
+};
+use tt_proto::pb::server::{ImGetDeviceTokenReq, ImValidateReq};
+use tt_proto::pdu::{Header, encode_with_header_into};
+
+pub use login::LoginFailures;
+
+use crate::msfs::Msfs;
+use crate::store::Stores;
+
+/// State shared by all workers.
+pub struct Shared {
+    /// The original's `CSyncCenter::lastUpdate` (§4.11): gates the changed-users query.
+    pub last_update: AtomicU32,
+    /// `[语音]` encrypted with `aesKey` (§4.10): shown instead of audio content in lists.
+    pub audio_placeholder: Vec<u8>,
+    pub login_failures: Mutex<LoginFailures>,
+    /// The msfs client of audio uploads and downloads.
+    pub msfs: Msfs,
+}
+
+/// What a handler answers.
+pub trait Reply {
+    /// The encoded reply PDU to `request`, if there is one.
+    fn encode(self, request: &Header) -> Option<Vec<u8>>;
+}
+
+/// A reply message, or `None` for no reply.
+impl<M: Command> Reply for Option<M> {
+    fn encode(self, request: &Header) -> Option<Vec<u8>> {
+        let msg = self?;
+        let mut out = Vec::with_capacity(16 + msg.encoded_len());
+        encode_with_header_into(&mut out, &request.reply(M::COMMAND_ID), &msg);
+        Some(out)
+    }
+}
+
+/// A command that is never answered (read ack).
+impl Reply for () {
+    fn encode(self, _request: &Header) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+/// Parses with the original's proto2 rules; a failure is logged.
+fn decode<M: Command>(body: &[u8]) -> Option<M> {
+    match tt_proto::required::decode_checked::<M>(body) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            log::warn!("{}: parse failed, no reply: {e}", M::NAME);
+            None
+        }
+    }
+}
+
+/// Decodes a request body, runs its handler, encodes the reply.
+type Run = fn(&mut Stores, &Shared, &Header, &[u8]) -> Option<Vec<u8>>;
+
+/// One handled command.
+pub struct Route {
+    /// The request's command id (its message type's).
+    pub command_id: u16,
+    run: Run,
+}
+
+/// Builds [`ROUTES`] from `request type => handler` lines; `unparsable` names what answers a
+/// body that does not parse (by default nothing does).
+macro_rules! routes {
+    ($($request:ty => $handler:path $(, unparsable: $bad:path)?;)*) => {
+        /// Every handled command, keyed by its request message type.
+        pub const ROUTES: &[Route] = &[$(Route {
+            command_id: <$request as Command>::COMMAND_ID,
+            run: |st, sh, header, body| match decode::<$request>(body) {
+                Some(req) => $handler(st, sh, req).encode(header),
+                None => routes!(@unparsable header $($bad)?),
+            },
+        }),*];
+    };
+    (@unparsable $header:ident) => {
+        None
+    };
+    (@unparsable $header:ident $bad:path) => {
+        $bad().encode($header)
+    };
+}
+
+routes! {
+    ImValidateReq => login::validate, unparsable: login::unparsable;
+    ImDeviceTokenReq => login::set_device_token;
+    ImGetDeviceTokenReq => login::get_device_tokens;
+    ImRecentContactSessionReq => buddy::recent_sessions;
+    ImUsersInfoReq => buddy::users_info;
+    ImAllUserReq => buddy::changed_users;
+    ImDepartmentReq => buddy::departments;
+    ImMsgData => message::send;
+    ImMsgDataReadAck => message::read_ack;
+    ImUnreadMsgCntReq => message::unread_counts;
+    ImGetMsgListReq => message::history;
+    ImGetMsgByIdReq => message::by_ids;
+    ImGetLatestMsgIdReq => message::latest_msg_id;
+}
+
+fn route(command_id: u16) -> Option<&'static Route> {
+    ROUTES.iter().find(|r| r.command_id == command_id)
+}
+
+/// Whether the command has a handler here (checked on the I/O thread before queueing).
+pub fn is_handled(command_id: u16) -> bool {
+    route(command_id).is_some()
+}
+
+/// Runs the handler of `header.command_id`; the encoded reply PDU, if any.
+pub fn handle(st: &mut Stores, sh: &Shared, header: &Header, body: &[u8]) -> Option<Vec<u8>> {
+    match route(header.command_id) {
+        Some(r) => (r.run)(st, sh, header, body),
+        None => {
+            log::warn!("no handler for packet type 0x{:04x}", header.command_id);
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_route_per_command() {
+        for (i, r) in ROUTES.iter().enumerate() {
+            assert!(
+                ROUTES[i + 1..].iter().all(|o| o.command_id != r.command_id),
+                "0x{:04x} routed twice",
+                r.command_id
+            );
+            assert!(is_handled(r.command_id));
+        }
+        assert!(!is_handled(tt_proto::ids::cid::CID_OTHER_HEARTBEAT));
+    }
+}

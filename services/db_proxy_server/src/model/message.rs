@@ -1,0 +1,376 @@
+//! Messages (`MessageModel`, `GroupMessageModel`; storage-file.md §4.3, §4.4, §4.6, §4.8,
+//! §5.11, §5.14): storing a message with everything around it (sessions, relation, msg id,
+//! audio, counters), the last message of a conversation, history and lookups by id.
+//!
+//! Single-chat messages live in `IMMessage_<relateId % 8>`, group messages in
+//! `IMGroupMessage_<groupId % 8>`.
+
+use std::collections::BTreeSet;
+
+use mysql::Row;
+use tt_proto::pb::base_define::{MsgInfo, MsgType, SessionType};
+use tt_proto::pb::message::ImMsgData;
+
+use super::relation::{self, PairLock};
+use super::{MAX_IN_LIST, audio, group, now_secs, placeholders, session, unread};
+use crate::msfs::Msfs;
+use crate::settings::CACHE_UNREAD;
+use crate::store::{Db, StoreResult, Stores, col_bytes, col_u32};
+
+/// Longest list of rows one history request returns (the original has no cap).
+pub const MAX_HISTORY: u32 = 1000;
+
+/// `content` of `IMMessage_*` / `IMGroupMessage_*` is `varchar(4096)`: 4096 characters.
+const CONTENT_CHARS: usize = 4096;
+
+/// A stored type value as a declared `MsgType` (`MsgType_IsValid`).
+pub fn msg_type(raw: i32) -> Option<MsgType> {
+    MsgType::try_from(raw).ok()
+}
+
+pub fn is_audio(t: MsgType) -> bool {
+    matches!(t, MsgType::SingleAudio | MsgType::GroupAudio)
+}
+
+/// True if a text message's data fits the `content` column (4096 characters; data that is not
+/// UTF-8 counts one character per byte, as MySQL would refuse it anyway).
+pub fn fits_content_column(data: &[u8]) -> bool {
+    data.len() <= CONTENT_CHARS
+        || std::str::from_utf8(data).is_ok_and(|t| t.chars().count() <= CONTENT_CHARS)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storing (§4.3, §4.4, §4.6, §5.10)
+
+/// The sessions and relation of a single-chat pair.
+struct PairIds {
+    sid: u32,
+    psid: u32,
+    relate_id: u32,
+}
+
+/// Finds (fast path, no lock) or creates under the pair lock the sender's and the receiver's
+/// sessions and the pair's relation.
+fn ensure_pair(st: &mut Stores, from: u32, to: u32, now: u32) -> StoreResult<PairIds> {
+    let single = SessionType::Single;
+    let sid = session::find(&mut st.slave, from, to, single, false)?;
+    let psid = session::find(&mut st.slave, to, from, single, false)?;
+    let relate_id = relation::find(&mut st.slave, from, to)?;
+    if sid != 0 && psid != 0 && relate_id != 0 {
+        return Ok(PairIds {
+            sid,
+            psid,
+            relate_id,
+        });
+    }
+    let (small, big) = (from.min(to), from.max(to));
+    let lock = PairLock::acquire(&mut st.master, small, big)?;
+    let result = (|| {
+        // Re-check on master under the lock: another worker may have created them meanwhile.
+        let mut sid = session::find(&mut st.master, from, to, single, false)?;
+        if sid == 0 {
+            sid = session::add(&mut st.master, from, to, single, now)?;
+        }
+        let mut psid = session::find(&mut st.master, to, from, single, false)?;
+        if psid == 0 {
+            psid = session::add(&mut st.master, to, from, single, now)?;
+        }
+        let relate_id = relation::ensure(st, small, big, now)?;
+        Ok(PairIds {
+            sid,
+            psid,
+            relate_id,
+        })
+    })();
+    lock.release(&mut st.master);
+    result
+}
+
+/// Allocates the next msg id of a conversation from its Redis counter (`msg_id_<relateId>` or
+/// `group_msg_id_<groupId>`); 0 (logged) if the counter is out of the u32 range.
+fn next_msg_id(st: &mut Stores, key: &str) -> StoreResult<u32> {
+    let id: i64 = st
+        .cache(CACHE_UNREAD)?
+        .query(redis::cmd("INCRBY").arg(key).arg(1))?;
+    let id = u32::try_from(id).unwrap_or(0);
+    if id == 0 {
+        log::error!("{key}: counter out of range");
+    }
+    Ok(id)
+}
+
+/// What goes into the `content` column: the text as sent, or for audio the decimal id of the
+/// IMAudio row after the upload to msfs (§4.9); None if the audio could not be saved.
+fn stored_content(
+    st: &mut Stores,
+    msfs: &Msfs,
+    msg: &ImMsgData,
+    msg_type: MsgType,
+) -> StoreResult<Option<Vec<u8>>> {
+    if !is_audio(msg_type) {
+        return Ok(Some(msg.msg_data.clone()));
+    }
+    let (from, to) = (msg.from_user_id, msg.to_session_id);
+    let saved = audio::save(st, msfs, from, to, msg.create_time, &msg.msg_data)?;
+    Ok(saved.map(|audio_id| audio_id.to_string().into_bytes()))
+}
+
+/// Stores one single-chat message (text or audio); returns its msg id (0 when it could not be
+/// stored).
+pub fn store_single(
+    st: &mut Stores,
+    msfs: &Msfs,
+    msg: &ImMsgData,
+    msg_type: MsgType,
+) -> StoreResult<u32> {
+    let now = now_secs();
+    let (from, to) = (msg.from_user_id, msg.to_session_id);
+    let pair = ensure_pair(st, from, to, now)?;
+    let r = pair.relate_id;
+    let msg_id = next_msg_id(st, &format!("msg_id_{r}"))?;
+    if msg_id == 0 {
+        return Ok(0);
+    }
+    let Some(content) = stored_content(st, msfs, msg, msg_type)? else {
+        return Ok(0);
+    };
+    let sql = format!(
+        "INSERT INTO IMMessage_{} (relateId, fromId, toId, msgId, content, status, type, \
+         created, updated) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
+        r % 8
+    );
+    let created = msg.create_time;
+    let kind = msg_type as u32;
+    st.master
+        .exec(&sql, (r, from, to, msg_id, content, kind, created, created))?;
+    let _ = unread::add_single(st, to, from);
+    let _ = session::touch(&mut st.master, pair.sid, now);
+    let _ = session::touch(&mut st.master, pair.psid, now);
+    Ok(msg_id)
+}
+
+/// Stores one group message (text or audio) of a member; returns its msg id (0 when it was not
+/// stored).
+pub fn store_group(
+    st: &mut Stores,
+    msfs: &Msfs,
+    msg: &ImMsgData,
+    msg_type: MsgType,
+) -> StoreResult<u32> {
+    let now = now_secs();
+    let (from, group) = (msg.from_user_id, msg.to_session_id);
+    let kind = SessionType::Group;
+    let mut sid = session::find(&mut st.slave, from, group, kind, false)?;
+    if sid == 0 {
+        let lock = PairLock::group_session(&mut st.master, from, group)?;
+        let added = session::find(&mut st.master, from, group, kind, false).and_then(|s| {
+            if s != 0 {
+                Ok(s)
+            } else {
+                session::add(&mut st.master, from, group, kind, now)
+            }
+        });
+        lock.release(&mut st.master);
+        sid = added?;
+    }
+    let msg_id = next_msg_id(st, &format!("group_msg_id_{group}"))?;
+    if msg_id == 0 {
+        return Ok(0);
+    }
+    let Some(content) = stored_content(st, msfs, msg, msg_type)? else {
+        return Ok(0);
+    };
+    // Membership again (the upload may have taken a while), as the original.
+    if !group::has_member(st, from, group)? {
+        log::warn!("group message: {from} left group {group} meanwhile; not stored");
+        return Ok(0);
+    }
+    let sql = format!(
+        "INSERT INTO IMGroupMessage_{} (groupId, userId, msgId, content, type, status, updated, \
+         created) VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
+        group % 8
+    );
+    let created = msg.create_time;
+    let kind = msg_type as u32;
+    st.master
+        .exec(&sql, (group, from, msg_id, content, kind, created, created))?;
+    let _ = group::mark_chatted(&mut st.master, group, now);
+    let _ = unread::add_group(st, group);
+    // The sender has read everything up to its own message.
+    let _ = unread::clear(st, from, group, SessionType::Group as i32);
+    let _ = session::touch(&mut st.master, sid, now);
+    Ok(msg_id)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading (§4.8, §5.11, §5.14)
+
+/// The last message of a conversation, as shown in session lists and unread entries.
+pub struct LastMsg {
+    pub msg_id: u32,
+    /// The raw `MsgType` value (a declared one).
+    pub msg_type: i32,
+    pub from: u32,
+    pub data: Vec<u8>,
+}
+
+/// A `LastMsg` from a row whose columns 0 and 1 are msgId and type, `content` at `content`
+/// and the sender, if any, at `from`; None for an invalid type. Audio shows as `placeholder`.
+fn last_msg(row: &Row, from: Option<usize>, content: usize, placeholder: &[u8]) -> Option<LastMsg> {
+    let raw = col_u32(row, 1) as i32;
+    let data = if is_audio(msg_type(raw)?) {
+        placeholder.to_vec()
+    } else {
+        col_bytes(row, content)
+    };
+    Some(LastMsg {
+        msg_id: col_u32(row, 0),
+        msg_type: raw,
+        from: from.map_or(0, |i| col_u32(row, i)),
+        data,
+    })
+}
+
+/// Last single-chat message of the pair (slave); None when there is none or its type is
+/// invalid. Audio shows as the placeholder text.
+pub fn last_single(
+    db: &mut Db,
+    a: u32,
+    b: u32,
+    placeholder: &[u8],
+) -> StoreResult<Option<LastMsg>> {
+    let r = relation::find(db, a, b)?;
+    if r == 0 {
+        return Ok(None);
+    }
+    let sql = format!(
+        "SELECT msgId, type, content FROM IMMessage_{} FORCE INDEX (idx_relateId_status_created) \
+         WHERE relateId=? AND status=0 ORDER BY created DESC, id DESC LIMIT 1",
+        r % 8
+    );
+    let rows = db.rows(&sql, (r,))?;
+    Ok(rows
+        .first()
+        .and_then(|row| last_msg(row, None, 2, placeholder)))
+}
+
+/// Last group message (slave); `from` is its sender.
+pub fn last_group(db: &mut Db, group: u32, placeholder: &[u8]) -> StoreResult<Option<LastMsg>> {
+    let sql = format!(
+        "SELECT msgId, type, userId, content FROM IMGroupMessage_{} \
+         WHERE groupId=? AND status=0 ORDER BY created DESC, id DESC LIMIT 1",
+        group % 8
+    );
+    let rows = db.rows(&sql, (group,))?;
+    Ok(rows
+        .first()
+        .and_then(|row| last_msg(row, Some(2), 3, placeholder)))
+}
+
+/// Rows of `SELECT msgId, <sender>, created, type, content` as `MsgInfo`s, invalid types
+/// skipped. Audio rows keep the decimal IMAudio id as data ([`audio::expand`] replaces it).
+fn msg_infos(rows: &[Row]) -> Vec<MsgInfo> {
+    rows.iter()
+        .filter_map(|row| {
+            let raw = col_u32(row, 3) as i32;
+            msg_type(raw)?;
+            Some(MsgInfo {
+                msg_id: col_u32(row, 0),
+                from_session_id: col_u32(row, 1),
+                create_time: col_u32(row, 2),
+                msg_type: raw,
+                msg_data: col_bytes(row, 4),
+            })
+        })
+        .collect()
+}
+
+/// `" AND msgId<=?"` when the history starts at a given msg id (`begin` ≠ 0).
+fn begin_filter(begin: u32) -> &'static str {
+    if begin != 0 { " AND msgId<=?" } else { "" }
+}
+
+/// Up to `limit` messages of relation `r`, newest first, from msg id `begin` down (0: the
+/// newest).
+pub fn single_history(db: &mut Db, r: u32, begin: u32, limit: u32) -> StoreResult<Vec<MsgInfo>> {
+    let sql = format!(
+        "SELECT msgId, fromId, created, type, content FROM IMMessage_{} \
+         FORCE INDEX (idx_relateId_status_created) WHERE relateId=? AND status=0{} \
+         ORDER BY created DESC, id DESC LIMIT ?",
+        r % 8,
+        begin_filter(begin)
+    );
+    let rows = if begin != 0 {
+        db.rows(&sql, (r, begin, limit))?
+    } else {
+        db.rows(&sql, (r, limit))?
+    };
+    Ok(msg_infos(&rows))
+}
+
+/// Up to `limit` messages of `group` sent since `joined`, newest first, from msg id `begin`
+/// down (0: the newest).
+pub fn group_history(
+    db: &mut Db,
+    group: u32,
+    begin: u32,
+    joined: u32,
+    limit: u32,
+) -> StoreResult<Vec<MsgInfo>> {
+    let sql = format!(
+        "SELECT msgId, userId, created, type, content FROM IMGroupMessage_{} \
+         WHERE groupId=?{} AND status=0 AND created>=? \
+         ORDER BY created DESC, id DESC LIMIT ?",
+        group % 8,
+        begin_filter(begin)
+    );
+    let rows = if begin != 0 {
+        db.rows(&sql, (group, begin, joined, limit))?
+    } else {
+        db.rows(&sql, (group, joined, limit))?
+    };
+    Ok(msg_infos(&rows))
+}
+
+/// The first [`MAX_IN_LIST`] ids of a request, sorted and without duplicates, as parameters
+/// (at most 100 rows come back; the original had no limit).
+fn id_params(ids: &[u32]) -> Vec<mysql::Value> {
+    let ids: BTreeSet<u32> = ids.iter().copied().take(MAX_IN_LIST).collect();
+    ids.into_iter().map(Into::into).collect()
+}
+
+/// The messages of relation `r` with these msg ids, newest first.
+pub fn single_by_ids(db: &mut Db, r: u32, ids: &[u32]) -> StoreResult<Vec<MsgInfo>> {
+    let ids = id_params(ids);
+    let sql = format!(
+        "SELECT msgId, fromId, created, type, content FROM IMMessage_{} \
+         WHERE relateId=? AND status=0 AND msgId IN ({}) \
+         ORDER BY created DESC, id DESC LIMIT 100",
+        r % 8,
+        placeholders(ids.len())
+    );
+    let mut params = vec![mysql::Value::from(r)];
+    params.extend(ids);
+    Ok(msg_infos(&db.rows(&sql, params)?))
+}
+
+/// The messages of `group` with these msg ids sent since `joined`, newest first.
+pub fn group_by_ids(
+    db: &mut Db,
+    group: u32,
+    ids: &[u32],
+    joined: u32,
+) -> StoreResult<Vec<MsgInfo>> {
+    let ids = id_params(ids);
+    let sql = format!(
+        "SELECT msgId, userId, created, type, content FROM IMGroupMessage_{} \
+         WHERE groupId=? AND msgId IN ({}) AND status=0 AND created>=? \
+         ORDER BY created DESC, id DESC LIMIT 100",
+        group % 8,
+        placeholders(ids.len())
+    );
+    let mut params = vec![mysql::Value::from(group)];
+    params.extend(ids);
+    params.push(joined.into());
+    Ok(msg_infos(&db.rows(&sql, params)?))
+}
