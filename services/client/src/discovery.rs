@@ -1,9 +1,7 @@
 //! msg_server discovery through login_server's HTTP interface (base-login-route.md §3.4):
-//! `GET /msg_server`, one request per connection, a JSON body.
+//! `GET /msg_server` with the `ureq` client, one request per connection, a JSON body.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::Error;
 
@@ -94,82 +92,57 @@ pub fn discover(login_url: &str, timeout: Duration) -> Result<MsgServerAddr, Err
     parse_reply(&body)
 }
 
-/// One `GET` with `Connection: close`; returns the body of a 200 reply.
+/// One `GET` with `Connection: close` through `ureq` (plain HTTP, no proxy, no redirect);
+/// returns the body of a 200 reply. `timeout` bounds the whole exchange.
 fn http_get(host: &str, port: u16, path: &str, timeout: Duration) -> Result<Vec<u8>, Error> {
-    let addrs: Vec<_> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| Error::Discovery(format!("cannot resolve {host}:{port}: {e}")))?
-        .collect();
-    let mut last_err = None;
-    let mut stream = None;
-    for a in &addrs {
-        match TcpStream::connect_timeout(a, timeout) {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => last_err = Some(e),
-        }
-    }
-    let mut stream = match (stream, last_err) {
-        (Some(s), _) => s,
-        (None, Some(e)) => return Err(Error::Io(e)),
-        (None, None) => {
-            return Err(Error::Discovery(format!("{host}:{port} has no address")));
-        }
-    };
-    let host_header = if host.contains(':') {
-        format!("[{host}]:{port}")
+    let url = if host.contains(':') {
+        format!("http://[{host}]:{port}{path}")
     } else {
-        format!("{host}:{port}")
+        format!("http://{host}:{port}{path}")
     };
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {host_header}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-    );
-    stream.set_write_timeout(Some(timeout))?;
-    stream.write_all(request.as_bytes())?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .proxy(None)
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .max_response_header_size(MAX_HTTP_REPLY)
+        .build()
+        .into();
+    let mut response = agent
+        .get(&url)
+        .header("Connection", "close")
+        .call()
+        .map_err(|e| match e {
+            ureq::Error::Io(e) if !is_timeout(&e) => Error::Io(e),
+            ureq::Error::HostNotFound => Error::Discovery(format!("cannot resolve {host}:{port}")),
+            other => reply_error(other),
+        })?;
+    let status = response.status();
+    if status != ureq::http::StatusCode::OK {
+        return Err(Error::Discovery(format!(
+            "login_server answered {} {}",
+            status.as_str(),
+            status.canonical_reason().unwrap_or("")
+        )));
+    }
+    response
+        .body_mut()
+        .with_config()
+        .limit(MAX_HTTP_REPLY as u64)
+        .read_to_vec()
+        .map_err(reply_error)
+}
 
-    // Read until the body is complete (Content-Length) or the server closes.
-    let deadline = Instant::now() + timeout;
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some((head_len, Some(n))) = parse_head(&buf)? {
-            if buf.len() >= head_len + n {
-                return Ok(buf[head_len..head_len + n].to_vec());
-            }
+/// A failure while waiting for or reading the reply: a timeout, or a reply that is cut short,
+/// too large or not HTTP.
+fn reply_error(e: ureq::Error) -> Error {
+    match e {
+        ureq::Error::Timeout(_) => Error::Timeout("login_server HTTP reply".into()),
+        ureq::Error::Io(io) if is_timeout(&io) => Error::Timeout("login_server HTTP reply".into()),
+        ureq::Error::BodyExceedsLimit(_) | ureq::Error::LargeResponseHeader(..) => {
+            Error::Discovery(format!("login_server reply exceeds {MAX_HTTP_REPLY} bytes"))
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(Error::Timeout("login_server HTTP reply".into()));
-        }
-        stream.set_read_timeout(Some(left))?;
-        let n = match stream.read(&mut chunk) {
-            Ok(n) => n,
-            Err(e) if is_timeout(&e) => {
-                return Err(Error::Timeout("login_server HTTP reply".into()));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::Io(e)),
-        };
-        if n == 0 {
-            // Closed: without a Content-Length the body is what we have.
-            return match parse_head(&buf)? {
-                Some((head_len, None)) => Ok(buf[head_len..].to_vec()),
-                Some((_, Some(n))) => Err(Error::Discovery(format!(
-                    "login_server closed the connection before the whole body ({n} bytes) arrived"
-                ))),
-                None => Err(Error::Discovery(
-                    "login_server closed the connection without a complete HTTP reply".into(),
-                )),
-            };
-        }
-        if buf.len() + n > MAX_HTTP_REPLY {
-            return Err(Error::Discovery(format!(
-                "login_server reply exceeds {MAX_HTTP_REPLY} bytes"
-            )));
-        }
-        buf.extend_from_slice(&chunk[..n]);
+        other => Error::Discovery(format!("login_server reply: {other}")),
     }
 }
 
@@ -178,45 +151,6 @@ pub(crate) fn is_timeout(e: &std::io::Error) -> bool {
         e.kind(),
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
     )
-}
-
-/// If the head is complete: (head length including the blank line, Content-Length). Fails on a
-/// non-200 status or a malformed head.
-fn parse_head(buf: &[u8]) -> Result<Option<(usize, Option<usize>)>, Error> {
-    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return Ok(None);
-    };
-    let head = String::from_utf8_lossy(&buf[..end]);
-    let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap_or("");
-    let mut parts = status.split_whitespace();
-    let version = parts.next().unwrap_or("");
-    let code = parts.next().unwrap_or("");
-    if !version.starts_with("HTTP/") {
-        return Err(Error::Discovery(format!("not an HTTP reply: {status:?}")));
-    }
-    if code != "200" {
-        return Err(Error::Discovery(format!(
-            "login_server answered {status:?}"
-        )));
-    }
-    let mut content_length = None;
-    for line in lines {
-        if let Some((name, value)) = line.split_once(':') {
-            if name.trim().eq_ignore_ascii_case("content-length") {
-                let n = value.trim().parse::<usize>().map_err(|_| {
-                    Error::Discovery(format!("bad Content-Length: {:?}", value.trim()))
-                })?;
-                if n > MAX_HTTP_REPLY {
-                    return Err(Error::Discovery(format!(
-                        "login_server reply exceeds {MAX_HTTP_REPLY} bytes"
-                    )));
-                }
-                content_length = Some(n);
-            }
-        }
-    }
-    Ok(Some((end + 4, content_length)))
 }
 
 /// Interprets the JSON body of `/msg_server`.
@@ -357,13 +291,31 @@ mod tests {
     }
 
     #[test]
-    fn head_parsing() {
-        assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\nConn").unwrap(), None);
-        assert_eq!(
-            parse_head(b"HTTP/1.1 200 OK\r\nContent-Length:12\r\n\r\nabc").unwrap(),
-            Some((38, Some(12)))
-        );
-        assert!(parse_head(b"HTTP/1.1 404 Not Found\r\n\r\n").is_err());
-        assert!(parse_head(b"SSH-2.0\r\n\r\n").is_err());
+    fn refused_connection_is_io_and_oversized_reply_is_refused() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let url = format!("http://127.0.0.1:{port}");
+        assert!(matches!(
+            discover(&url, Duration::from_secs(5)),
+            Err(Error::Io(_))
+        ));
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let _ = s.read(&mut [0u8; 1024]);
+            let body = vec![b' '; MAX_HTTP_REPLY + 1];
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length:{}\r\n\r\n", body.len());
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(&body);
+        });
+        match discover(&url, Duration::from_secs(5)) {
+            Err(Error::Discovery(m)) => assert!(m.contains("exceeds"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        server.join().unwrap();
     }
 }
