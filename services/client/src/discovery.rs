@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use crate::Error;
 
-/// Upper bound on the HTTP reply read from login_server (the real one is a few hundred bytes).
+/// Upper bound on the head and on the body of login_server's HTTP reply (the real one is a few
+/// hundred bytes).
 pub const MAX_HTTP_REPLY: usize = 64 * 1024;
 
 /// Where to log in, as login_server's `/msg_server` reply gives it.
@@ -85,7 +86,7 @@ fn parse_http_url(url: &str) -> Result<(String, u16), Error> {
 }
 
 /// Asks login_server at `login_url` (`http://host:port`) for a msg_server; `timeout` bounds the
-/// connect and every read.
+/// whole exchange (resolving, connecting, the request, the reply).
 pub fn discover(login_url: &str, timeout: Duration) -> Result<MsgServerAddr, Error> {
     let (host, port) = parse_http_url(login_url)?;
     let body = http_get(&host, port, "/msg_server", timeout)?;
