@@ -8,7 +8,7 @@ use tt_proto::pb::message::{
 };
 
 use super::Shared;
-use crate::model::message::{self, MAX_HISTORY, is_audio};
+use crate::model::message::{self, MAX_HISTORY, Outgoing, is_audio};
 use crate::model::{audio, group, relation, unread};
 use crate::store::{StoreResult, Stores};
 
@@ -40,7 +40,12 @@ pub fn send(st: &mut Stores, sh: &Shared, mut req: ImMsgData) -> Option<ImMsgDat
         );
         return Some(req);
     }
-    if MsgType::is_group(req.msg_type) {
+    let out = Outgoing {
+        msg: &req,
+        msg_type,
+        msfs: &sh.msfs,
+    };
+    let stored = if MsgType::is_group(req.msg_type) {
         let member =
             group::exists(st, to).and_then(|exists| Ok(exists && group::has_member(st, from, to)?));
         if !matches!(member, Ok(true)) {
@@ -49,10 +54,13 @@ pub fn send(st: &mut Stores, sh: &Shared, mut req: ImMsgData) -> Option<ImMsgDat
             );
             return None;
         }
-        req.msg_id = message::store_group(st, &sh.msfs, &req, msg_type).unwrap_or(0);
+        message::store_group(st, &out)
     } else if from != to && from != 0 && to != 0 {
-        req.msg_id = message::store_single(st, &sh.msfs, &req, msg_type).unwrap_or(0);
-    }
+        message::store_single(st, &out)
+    } else {
+        Ok(0)
+    };
+    req.msg_id = stored.unwrap_or(0);
     Some(req)
 }
 

@@ -99,39 +99,48 @@ fn next_msg_id(st: &mut Stores, key: &str) -> StoreResult<u32> {
     Ok(id)
 }
 
+/// A message to store, as received, with its (valid) type.
+pub struct Outgoing<'a> {
+    pub msg: &'a ImMsgData,
+    pub msg_type: MsgType,
+    /// Where audio goes.
+    pub msfs: &'a Msfs,
+}
+
 /// What goes into the `content` column: the text as sent, or for audio the decimal id of the
 /// IMAudio row after the upload to msfs (§4.9); None if the audio could not be saved.
-fn stored_content(
-    st: &mut Stores,
-    msfs: &Msfs,
-    msg: &ImMsgData,
-    msg_type: MsgType,
-) -> StoreResult<Option<Vec<u8>>> {
-    if !is_audio(msg_type) {
+fn stored_content(st: &mut Stores, out: &Outgoing) -> StoreResult<Option<Vec<u8>>> {
+    let msg = out.msg;
+    if !is_audio(out.msg_type) {
         return Ok(Some(msg.msg_data.clone()));
     }
     let (from, to) = (msg.from_user_id, msg.to_session_id);
-    let saved = audio::save(st, msfs, from, to, msg.create_time, &msg.msg_data)?;
+    let saved = audio::save(st, out.msfs, from, to, msg.create_time, &msg.msg_data)?;
     Ok(saved.map(|audio_id| audio_id.to_string().into_bytes()))
+}
+
+/// The message's id, allocated from the conversation's counter `key`, and its content; None
+/// when either failed (an allocated id is then lost, as in the original).
+fn id_and_content(
+    st: &mut Stores,
+    out: &Outgoing,
+    key: String,
+) -> StoreResult<Option<(u32, Vec<u8>)>> {
+    let msg_id = next_msg_id(st, &key)?;
+    if msg_id == 0 {
+        return Ok(None);
+    }
+    Ok(stored_content(st, out)?.map(|content| (msg_id, content)))
 }
 
 /// Stores one single-chat message (text or audio); returns its msg id (0 when it could not be
 /// stored).
-pub fn store_single(
-    st: &mut Stores,
-    msfs: &Msfs,
-    msg: &ImMsgData,
-    msg_type: MsgType,
-) -> StoreResult<u32> {
-    let now = now_secs();
+pub fn store_single(st: &mut Stores, out: &Outgoing) -> StoreResult<u32> {
+    let (now, msg) = (now_secs(), out.msg);
     let (from, to) = (msg.from_user_id, msg.to_session_id);
     let pair = ensure_pair(st, from, to, now)?;
     let r = pair.relate_id;
-    let msg_id = next_msg_id(st, &format!("msg_id_{r}"))?;
-    if msg_id == 0 {
-        return Ok(0);
-    }
-    let Some(content) = stored_content(st, msfs, msg, msg_type)? else {
+    let Some((msg_id, content)) = id_and_content(st, out, format!("msg_id_{r}"))? else {
         return Ok(0);
     };
     let sql = format!(
@@ -140,7 +149,7 @@ pub fn store_single(
         r % 8
     );
     let created = msg.create_time;
-    let kind = msg_type as u32;
+    let kind = out.msg_type as u32;
     st.master
         .exec(&sql, (r, from, to, msg_id, content, kind, created, created))?;
     let _ = unread::add_single(st, to, from);
@@ -151,13 +160,8 @@ pub fn store_single(
 
 /// Stores one group message (text or audio) of a member; returns its msg id (0 when it was not
 /// stored).
-pub fn store_group(
-    st: &mut Stores,
-    msfs: &Msfs,
-    msg: &ImMsgData,
-    msg_type: MsgType,
-) -> StoreResult<u32> {
-    let now = now_secs();
+pub fn store_group(st: &mut Stores, out: &Outgoing) -> StoreResult<u32> {
+    let (now, msg) = (now_secs(), out.msg);
     let (from, group) = (msg.from_user_id, msg.to_session_id);
     let kind = SessionType::Group;
     let mut sid = session::find(&mut st.slave, from, group, kind, false)?;
@@ -173,11 +177,8 @@ pub fn store_group(
         lock.release(&mut st.master);
         sid = added?;
     }
-    let msg_id = next_msg_id(st, &format!("group_msg_id_{group}"))?;
-    if msg_id == 0 {
-        return Ok(0);
-    }
-    let Some(content) = stored_content(st, msfs, msg, msg_type)? else {
+    let key = format!("group_msg_id_{group}");
+    let Some((msg_id, content)) = id_and_content(st, out, key)? else {
         return Ok(0);
     };
     // Membership again (the upload may have taken a while), as the original.
@@ -191,7 +192,7 @@ pub fn store_group(
         group % 8
     );
     let created = msg.create_time;
-    let kind = msg_type as u32;
+    let kind = out.msg_type as u32;
     st.master
         .exec(&sql, (group, from, msg_id, content, kind, created, created))?;
     let _ = group::mark_chatted(&mut st.master, group, now);
