@@ -20,13 +20,11 @@ use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::Receiver;
 use netlib::{Config, EventLoop, Poster};
-use tt_common::Conf;
-use tt_common::daemon;
-use tt_common::pdu_io::TICK;
+use tt_common::{Conf, PduServer, daemon};
 use tt_proto::crypto::MsgCipher;
 
 use crate::handlers::{LoginFailures, Shared};
-use crate::server::{Job, Msg, Server, TIMER_TICK};
+use crate::server::{Job, Msg, Server};
 use crate::settings::{CACHE_GROUP_MEMBER, CACHE_GROUP_SET, CACHE_TOKEN, CACHE_UNREAD, Settings};
 use crate::store::Stores;
 
@@ -122,18 +120,14 @@ fn run(conf_path: &std::path::Path) -> Result<(), String> {
     }
     drop(jobs_rx);
 
-    let mut service = Server::new(jobs_tx);
     daemon::listen_all(ev.net(), &settings.listen_ips, settings.listen_port)?;
-    ev.net().add_timer(TICK, TIMER_TICK);
-    daemon::write_pid_file().map_err(|e| format!("cannot write server.pid: {e}"))?;
+    let mut server = PduServer::new(Server::new(jobs_tx), ev.net());
     log::info!(
         "db_proxy_server: {} worker threads, msfs upload url {}/",
         settings.thread_num,
         settings.msfs_site
     );
-    daemon::announce_ready("db_proxy_server");
-    ev.run(&mut service)
-        .map_err(|e| format!("event loop failed: {e}"))
+    daemon::serve("db_proxy_server", &mut ev, &mut server)
 }
 
 /// One worker thread: owns its database connections, runs jobs until the I/O thread is gone.

@@ -1,6 +1,7 @@
-//! The I/O thread (the original's `CProxyConn` and its loop callback): accepts msg_server /
-//! http_msg_server connections, frames PDUs, queues them for the workers, and sends the
-//! workers' replies back on the connection they came from.
+//! The I/O thread (the original's `CProxyConn` and its loop callback), a [`PduService`] run by
+//! the shared [`tt_common::PduServer`] (framing, bad frames, keep-alive, heartbeats): accepts
+//! msg_server / http_msg_server connections, queues their requests for the workers, and sends
+//! the workers' replies back on the connection they came from.
 //!
 //! Queueing, fairness and bounds:
 //! * all workers take jobs from one shared bounded channel, so an idle worker always takes the
@@ -11,20 +12,23 @@
 //!   busy connection cannot starve the others;
 //! * a backlog is bounded ([`MAX_BACKLOG`] PDUs, [`MAX_BACKLOG_BYTES`] bytes): a peer that
 //!   keeps sending past that without reading the replies is disconnected with a log line;
+//! * a request joins its connection's backlog as soon as it is framed, and the backlogs are
+//!   pumped into the channel then, when a worker's reply arrives, and once a second;
 //! * the I/O thread never blocks on the workers (`try_send`), and the workers' replies come back
 //!   through netlib's bounded inbox.
 //!
 //! As in the original, two requests of one connection may be answered out of order (callers
 //! match replies by seq_num / attach_data); what must not interleave (first messages of a user
-//! pair) is serialised in the database (see `model::PairLock`).
+//! pair) is serialised in the database (see `model::relation::PairLock`).
 
 use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
 
 use crossbeam_channel::{Sender, TrySendError};
-use netlib::{Buffer, CloseReason, ConnId, Handler, ListenerId, Net, TimerId};
-use tt_common::pdu_io::{Flow, KeepAlive, drain_pdus, peer_name};
-use tt_proto::ids::cid;
-use tt_proto::pdu::{DEFAULT_MAX_PDU_LEN, Header};
+use netlib::{CloseReason, ConnId, ListenerId, Net};
+use tt_common::PduService;
+use tt_common::pdu_io::{KeepAlive, peer_name};
+use tt_proto::pdu::Header;
 
 use crate::handlers;
 
@@ -34,11 +38,10 @@ pub const MAX_IN_FLIGHT: usize = 64;
 pub const MAX_BACKLOG: usize = 100_000;
 /// Bytes one connection may have waiting behind its in-flight jobs.
 pub const MAX_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
-/// Largest PDU accepted (a longer length closes the connection).
-pub const MAX_PDU_LEN: u32 = DEFAULT_MAX_PDU_LEN;
 
-/// The 1 s keep-alive timer.
-pub const TIMER_TICK: u64 = 1;
+/// The one kind of connection: a msg_server or http_msg_server sending requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Requester;
 
 /// One request for a worker.
 pub struct Job {
@@ -134,78 +137,64 @@ impl Server {
     }
 }
 
-impl Handler for Server {
+impl PduService for Server {
+    type Kind = Requester;
     type Msg = Msg;
 
-    fn on_accept(
+    fn accept(
         &mut self,
         _net: &mut Net,
         _listener: ListenerId,
         conn: ConnId,
-        peer: std::net::SocketAddr,
-    ) {
+        peer: SocketAddr,
+    ) -> Option<Requester> {
         log::info!("connection {conn:?} from {peer}");
         self.peers.insert(conn, Peer::default());
+        Some(Requester)
     }
 
-    fn on_read(&mut self, net: &mut Net, conn: ConnId, input: &mut Buffer) {
+    fn keep_alive(&self, _conn: ConnId, _kind: Requester) -> KeepAlive {
+        KeepAlive::SERVER
+    }
+
+    fn pdu(&mut self, net: &mut Net, conn: ConnId, _kind: Requester, header: &Header, body: &[u8]) {
+        if !handlers::is_handled(header.command_id) {
+            log::warn!(
+                "no handler for packet type 0x{:04x} (service {}), dropped",
+                header.command_id,
+                header.service_id
+            );
+            return;
+        }
         let Some(peer) = self.peers.get_mut(&conn) else {
-            input.consume(input.len());
             return;
         };
-        let mut overflow = false;
-        let framed = drain_pdus(input, MAX_PDU_LEN, |header, body| {
-            if header.command_id == cid::CID_OTHER_HEARTBEAT {
-                return Flow::Continue;
-            }
-            if !handlers::is_handled(header.command_id) {
-                log::warn!(
-                    "no handler for packet type 0x{:04x} (service {}), dropped",
-                    header.command_id,
-                    header.service_id
-                );
-                return Flow::Continue;
-            }
-            if peer.backlog.len() >= MAX_BACKLOG
-                || peer.backlog_bytes + body.len() > MAX_BACKLOG_BYTES
-            {
-                overflow = true;
-                return Flow::Stop;
-            }
-            peer.backlog_bytes += body.len();
-            peer.backlog.push_back(Job {
-                conn,
-                header: *header,
-                body: body.to_vec(),
-            });
-            Flow::Continue
-        });
-        if !peer.waiting && !peer.backlog.is_empty() {
-            peer.waiting = true;
-            self.waiting.push_back(conn);
-        }
-        if framed.is_err() || overflow {
+        if peer.backlog.len() >= MAX_BACKLOG || peer.backlog_bytes + body.len() > MAX_BACKLOG_BYTES
+        {
             peer.backlog.clear();
             peer.backlog_bytes = 0;
-        }
-        if let Err(e) = framed {
-            log::warn!(
-                "closing {conn:?} ({}): bad PDU framing: {e}",
-                peer_name(net, conn)
-            );
-            net.close(conn);
-        } else if overflow {
             log::warn!(
                 "closing {conn:?} ({}): more than {MAX_BACKLOG} requests / {MAX_BACKLOG_BYTES} \
                  bytes waiting for the workers",
                 peer_name(net, conn)
             );
             net.close(conn);
+            return;
+        }
+        peer.backlog_bytes += body.len();
+        peer.backlog.push_back(Job {
+            conn,
+            header: *header,
+            body: body.to_vec(),
+        });
+        if !peer.waiting {
+            peer.waiting = true;
+            self.waiting.push_back(conn);
         }
         self.pump();
     }
 
-    fn on_close(&mut self, _net: &mut Net, conn: ConnId, reason: CloseReason) {
+    fn closed(&mut self, _net: &mut Net, conn: ConnId, _kind: Requester, reason: CloseReason) {
         if let Some(peer) = self.peers.remove(&conn) {
             log::info!(
                 "connection {conn:?} closed ({reason:?}); {} requests dropped, {} replies \
@@ -216,7 +205,7 @@ impl Handler for Server {
         }
     }
 
-    fn on_message(&mut self, net: &mut Net, msg: Msg) {
+    fn message(&mut self, net: &mut Net, msg: Msg) {
         match msg {
             Msg::Done { conn, reply } => {
                 if let Some(peer) = self.peers.get_mut(&conn) {
@@ -230,13 +219,7 @@ impl Handler for Server {
         }
     }
 
-    fn on_timer(&mut self, net: &mut Net, _timer: TimerId, tag: u64) {
-        if tag == TIMER_TICK {
-            let conns: Vec<ConnId> = self.peers.keys().copied().collect();
-            for conn in conns {
-                KeepAlive::SERVER.check(net, conn);
-            }
-            self.pump();
-        }
+    fn tick(&mut self, _net: &mut Net) {
+        self.pump();
     }
 }
