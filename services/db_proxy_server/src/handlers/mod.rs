@@ -81,7 +81,7 @@ fn decode<M: Command>(body: &[u8]) -> Option<M> {
     match tt_proto::required::decode_checked::<M>(body) {
         Ok(m) => Some(m),
         Err(e) => {
-            log::warn!("{}: parse failed, no reply: {e}", M::NAME);
+            log::warn!("{}: parse failed: {e}", M::NAME);
             None
         }
     }
