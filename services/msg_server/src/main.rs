@@ -1,30 +1,33 @@
 //! msg_server: the client-facing TeamTalk IM server (the original's `server/src/msg_server`).
 //!
-//! | original class | module |
-//! |---|---|
-//! | `CMsgConn` (client connections, login, commands) | [`msg_conn`] |
-//! | `CImUser`, `CImUserManager` | [`im_user`] |
-//! | `CDBServConn` (db_proxy links, login/general pools) | [`db_serv_conn`] |
-//! | `CRouteServConn` (route_server links, master choice) | [`route_conn`] |
-//! | `CLoginServConn` (login_server links) | [`login_conn`] |
-//! | `msg_server.cpp` (conf, start-up) | [`config`], `main` |
+//! Layered one way, each module using only those above it in this list:
+//!
+//! | module | holds | original |
+//! |---|---|---|
+//! | [`settings`] | the conf file's keys | `msg_server.cpp` (start-up) |
+//! | [`wire`] | attach_data, user-id access, received server PDUs | `CPduAttachData` use |
+//! | [`clients`], [`users`] | client connections, logged-in users | `CMsgConn` data, `CImUser(Manager)` |
+//! | [`links`] | db_proxy, route_server, login_server links and their sends | `CDBServConn`, `CRouteServConn`, `CLoginServConn` |
+//! | [`state`] | what handlers work on, and what several of them do alike | |
+//! | [`handlers`] | one module per command family, the forward table, the dispatch table | `CMsgConn::HandlePdu` and the servers' `HandlePdu` |
+//! | [`server`] | the [`tt_common::service::PduService`]: connection kinds and dispatch | |
 //!
 //! Usage: `msg_server [-v | -c CONF]` (default conf `./msgserver.conf`).
 
-mod config;
-mod db_serv_conn;
-mod im_user;
-mod login_conn;
-mod msg_conn;
-mod route_conn;
+mod clients;
+mod handlers;
+mod links;
 mod server;
+mod settings;
+mod state;
+mod users;
+mod wire;
 
 use std::process::ExitCode;
 
 use netlib::{Config, EventLoop};
-use tt_common::Conf;
-use tt_common::daemon;
-use tt_common::pdu_io::TICK;
+use tt_common::service::PduServer;
+use tt_common::{Conf, daemon};
 
 fn main() -> ExitCode {
     daemon::run_main("MsgServer", "msgserver.conf", "msg_server", run)
@@ -32,23 +35,13 @@ fn main() -> ExitCode {
 
 fn run(conf_path: &std::path::Path) -> Result<(), String> {
     let settings = Conf::load(conf_path)
-        .and_then(|c| config::Settings::from_conf(&c))
+        .and_then(|c| settings::Settings::from_conf(&c))
         .map_err(|e| e.to_string())?;
-    if !settings.push_servers.is_empty() || !settings.file_servers.is_empty() {
-        log::warn!(
-            "push_server and file_server links are not supported: those entries are ignored"
-        );
-    }
     let mut ev = EventLoop::new(Config::default())
         .map_err(|e| format!("cannot create the event loop: {e}"))?;
     let net = ev.net();
     daemon::listen_all(net, &settings.listen_ips, settings.listen_port)?;
-    let mut server = server::MsgServer::new(settings)?;
-    net.add_timer(TICK, server::TICK_TIMER);
-    server.start(net);
-    daemon::write_pid_file().map_err(|e| format!("cannot write server.pid: {e}"))?;
-    daemon::announce_ready("msg_server");
-    log::info!("msg_server running");
-    ev.run(&mut server)
-        .map_err(|e| format!("event loop failed: {e}"))
+    let service = server::MsgServer::start(&settings, net)?;
+    let mut server = PduServer::new(service, net);
+    daemon::serve("msg_server", &mut ev, &mut server)
 }

@@ -7,24 +7,13 @@
 //! that is also the order of login), which is the order every broadcast and kick walks.
 //!
 //! Differences from the original: there is no registry by login name. A login in progress is
-//! tracked on its own connection (see `msg_conn`), so a validate response can never be orphaned
+//! tracked on its own connection (see `clients`), so a validate response can never be orphaned
 //! by another connection of the same name closing (quirk §15.11).
 
 use std::collections::BTreeMap;
 
 use netlib::ConnId;
-
-/// Client types with this bit are mobile (iOS 0x11, Android 0x12); the rest are PC.
-pub const MOBILE_BIT: i32 = 0x10;
-
-pub fn is_mobile(client_type: i32) -> bool {
-    client_type & MOBILE_BIT != 0
-}
-
-/// Two client types are "the same kind" (both PC or both mobile): the kick rule.
-pub fn same_kind(a: i32, b: i32) -> bool {
-    (a ^ b) >> 4 == 0
-}
+use tt_proto::pb::base_define::ClientType;
 
 /// One logged-in connection of a user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +54,7 @@ impl ImUser {
     pub fn conn_ids_of_kind(&self, mobile: bool, except: Option<ConnId>) -> Vec<ConnId> {
         self.conns
             .values()
-            .filter(|c| Some(c.conn) != except && is_mobile(c.client_type) == mobile)
+            .filter(|c| Some(c.conn) != except && ClientType::is_mobile(c.client_type) == mobile)
             .map(|c| c.conn)
             .collect()
     }
@@ -75,7 +64,7 @@ impl ImUser {
     pub fn same_kind_conns(&self, client_type: i32, except: Option<ConnId>) -> Vec<ConnId> {
         self.conns
             .values()
-            .filter(|c| Some(c.conn) != except && same_kind(c.client_type, client_type))
+            .filter(|c| Some(c.conn) != except && ClientType::same_kind(c.client_type, client_type))
             .map(|c| c.conn)
             .collect()
     }
@@ -154,7 +143,7 @@ impl ImUserManager {
         self.users
             .values()
             .flat_map(|u| u.conns.values())
-            .filter(|c| mobile.is_none_or(|m| is_mobile(c.client_type) == m))
+            .filter(|c| mobile.is_none_or(|m| ClientType::is_mobile(c.client_type) == m))
             .map(|c| c.conn)
             .collect()
     }
@@ -165,11 +154,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kinds() {
-        assert!(same_kind(0x01, 0x02));
-        assert!(same_kind(0x11, 0x12));
-        assert!(!same_kind(0x01, 0x11));
-        assert!(same_kind(0, 0x01));
-        assert!(is_mobile(0x12) && !is_mobile(0x02));
+    fn a_user_lives_as_long_as_its_connections() {
+        let mut users = ImUserManager::new();
+        assert!(!users.remove_conn(5, 1));
+        users.get_or_create(5);
+        assert!(users.get(5).is_some());
+        assert!(!users.remove_conn(5, 1), "a user without connections goes");
+        assert!(users.get(5).is_none());
+        assert_eq!(users.total_conns(), 0);
     }
 }

@@ -1,0 +1,311 @@
+//! Client connections: the data of the original's `CMsgConn` (`MsgConn.cpp`).
+//!
+//! States: *connected* (accepted) → *validating* (login request sent to db_proxy) → *open*
+//! (logged in). Before a successful login only the login request and heartbeats are accepted;
+//! anything else closes the connection with a log line (the original's guard never fired,
+//! quirk §15.6).
+//!
+//! Every connection has its own 32-bit handle, the value put in `attach_data` of the requests
+//! it causes. Handles come from a counter and are not reused before it wraps (2³² connections
+//! later), so a late reply can never reach a newer connection. Each connection may have at
+//! most `MaxPendingDbRequests` requests waiting for a reply (older than [`PENDING_TTL`] they
+//! are forgotten), may send at most `MsgRateLimit` messages and `RelayRateLimit` relayed
+//! commands a second, and is closed when it has not logged in [`LOGIN_TIMEOUT`] after the
+//! accept, or has been silent for 120 s (PC) or 300 s (mobile).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use netlib::{ConnId, Net};
+use tt_common::pdu_io::{CLIENT_TIMEOUT, KeepAlive, MOBILE_CLIENT_TIMEOUT};
+use tt_proto::Command;
+use tt_proto::pb::base_define::ClientType;
+use tt_proto::pdu::Header;
+use tt_proto::required::decode_checked;
+
+/// A login not completed this long after the TCP accept closes the connection.
+pub const LOGIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// A request without a reply for this long no longer counts against the client's limit.
+pub const PENDING_TTL: Duration = Duration::from_secs(60);
+
+/// Login progress of a client connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnState {
+    Connected,
+    Validating,
+    Open,
+}
+
+/// The per-connection data of `CMsgConn`.
+#[derive(Debug)]
+pub struct ClientConn {
+    pub handle: u32,
+    pub peer: SocketAddr,
+    pub state: ConnState,
+    pub login_name: Vec<u8>,
+    pub user_id: u32,
+    pub client_type: i32,
+    pub client_version: Vec<u8>,
+    pub online_status: i32,
+    pub accepted_at: Instant,
+    pub msgs_this_second: u32,
+    /// P2P commands, read acks and remove-session requests this second (each is relayed to
+    /// other users' connections and every msg_server: `RelayRateLimit`).
+    pub relays_this_second: u32,
+    /// Requests and messages dropped by the limits since the last tick: only the first of a
+    /// second is logged, the tick logs how many followed (a flood must not flood the log).
+    pub drops_this_second: u32,
+    /// When each request still awaiting a reply was sent (oldest first).
+    pending: VecDeque<Instant>,
+}
+
+impl ClientConn {
+    pub fn new(handle: u32, now: Instant, peer: SocketAddr) -> ClientConn {
+        ClientConn {
+            handle,
+            peer,
+            state: ConnState::Connected,
+            login_name: Vec::new(),
+            user_id: 0,
+            client_type: 0,
+            client_version: Vec::new(),
+            online_status: 2,
+            accepted_at: now,
+            msgs_this_second: 0,
+            relays_this_second: 0,
+            drops_this_second: 0,
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// Counts a request that expects a reply; false if the client already has `max` waiting.
+    pub fn begin_request(&mut self, now: Instant, max: usize) -> bool {
+        self.expire_pending(now);
+        if self.pending.len() >= max {
+            return false;
+        }
+        self.pending.push_back(now);
+        true
+    }
+
+    /// Counts a request dropped by a limit; true if it is the first since the last tick (the
+    /// one to log).
+    pub fn note_drop(&mut self) -> bool {
+        self.drops_this_second = self.drops_this_second.saturating_add(1);
+        self.drops_this_second == 1
+    }
+
+    /// A reply arrived for this client.
+    pub fn end_request(&mut self) {
+        self.pending.pop_front();
+    }
+
+    fn expire_pending(&mut self, now: Instant) {
+        while self
+            .pending
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) > PENDING_TTL)
+        {
+            self.pending.pop_front();
+        }
+    }
+}
+
+/// Client handles (the `handle` of attach_data) ↔ connections.
+#[derive(Debug, Default)]
+struct HandleTable {
+    next: u32,
+    map: HashMap<u32, ConnId>,
+}
+
+impl HandleTable {
+    /// A fresh handle for `conn` (never 0, never one in use).
+    fn insert(&mut self, conn: ConnId) -> u32 {
+        loop {
+            self.next = self.next.wrapping_add(1);
+            if self.next != 0 && !self.map.contains_key(&self.next) {
+                self.map.insert(self.next, conn);
+                return self.next;
+            }
+        }
+    }
+}
+
+/// Every client connection, by connection and by handle.
+#[derive(Debug, Default)]
+pub struct Clients {
+    conns: HashMap<ConnId, ClientConn>,
+    handles: HandleTable,
+}
+
+impl Clients {
+    /// Registers an accepted connection; returns its handle.
+    pub fn accept(&mut self, conn: ConnId, now: Instant, peer: SocketAddr) -> u32 {
+        let handle = self.handles.insert(conn);
+        self.conns.insert(conn, ClientConn::new(handle, now, peer));
+        handle
+    }
+
+    /// Forgets a closed connection and its handle.
+    pub fn remove(&mut self, conn: ConnId) -> Option<ClientConn> {
+        let client = self.conns.remove(&conn)?;
+        self.handles.map.remove(&client.handle);
+        Some(client)
+    }
+
+    pub fn get(&self, conn: ConnId) -> Option<&ClientConn> {
+        self.conns.get(&conn)
+    }
+
+    pub fn get_mut(&mut self, conn: ConnId) -> Option<&mut ClientConn> {
+        self.conns.get_mut(&conn)
+    }
+
+    /// The connection of a handle, logged in or not.
+    pub fn by_handle(&self, handle: u32) -> Option<ConnId> {
+        self.handles.map.get(&handle).copied()
+    }
+
+    /// A reply arrived for `conn`.
+    pub fn end_request(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.end_request();
+        }
+    }
+
+    /// The idle timeout of a client: 120 s for PC clients, 300 s for mobile ones; no
+    /// heartbeats are sent to clients.
+    pub fn keep_alive(&self, conn: ConnId) -> KeepAlive {
+        let mobile = self
+            .conns
+            .get(&conn)
+            .is_some_and(|c| ClientType::is_mobile(c.client_type));
+        KeepAlive {
+            heartbeat: None,
+            timeout: if mobile {
+                MOBILE_CLIENT_TIMEOUT
+            } else {
+                CLIENT_TIMEOUT
+            },
+        }
+    }
+
+    /// Counts one relayed command (P2P command, read ack, remove session) against `limit`
+    /// (`RelayRateLimit`, 0 = none); false (and a log line, once a second) when the client is
+    /// over it. The original had no limit: one client could flood another user's connections
+    /// until they were closed for unread output.
+    pub fn relay_allowed(&mut self, conn: ConnId, limit: u32, what: &str) -> bool {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        if limit > 0 && c.relays_this_second >= limit {
+            if c.note_drop() {
+                log::warn!(
+                    "user {} sent more {what} a second than RelayRateLimit: dropped",
+                    c.user_id
+                );
+            }
+            return false;
+        }
+        c.relays_this_second += 1;
+        true
+    }
+
+    /// Per-second work on every client (spec §7.3): the rate counters restart, the drops of
+    /// the last second are summed up in one log line, requests without a reply expire, and a
+    /// connection not logged in within [`LOGIN_TIMEOUT`] is closed.
+    pub fn tick(&mut self, net: &mut Net) {
+        let now = net.now();
+        let mut late = Vec::new();
+        for (&conn, c) in self.conns.iter_mut() {
+            c.msgs_this_second = 0;
+            c.relays_this_second = 0;
+            if c.drops_this_second > 1 {
+                log::warn!(
+                    "client {} (user {}): {} more requests dropped by the limits",
+                    c.peer,
+                    c.user_id,
+                    c.drops_this_second - 1
+                );
+            }
+            c.drops_this_second = 0;
+            c.expire_pending(now);
+            if c.state != ConnState::Open
+                && now.saturating_duration_since(c.accepted_at) > LOGIN_TIMEOUT
+                && net.is_open(conn)
+            {
+                log::info!(
+                    "closing client {}: no login within {LOGIN_TIMEOUT:?}",
+                    c.peer
+                );
+                late.push(conn);
+            }
+        }
+        for conn in late {
+            net.close(conn);
+        }
+    }
+}
+
+/// One PDU from a client connection, with who sent it.
+#[derive(Clone, Copy)]
+pub struct Request<'a> {
+    pub conn: ConnId,
+    pub header: &'a Header,
+    pub body: &'a [u8],
+    /// The logged-in user (0 before the login).
+    pub me: u32,
+    pub peer: SocketAddr,
+}
+
+impl Request<'_> {
+    /// The body, parsed with the original's proto2 rules. A client is not trusted: a body
+    /// that does not parse closes its connection.
+    pub fn parse<M: Command>(&self, net: &mut Net) -> Option<M> {
+        match decode_checked::<M>(self.body) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                log::warn!(
+                    "closing client {} (user {}) ({:?}): bad {:#06x} body: {e}",
+                    self.peer,
+                    self.me,
+                    self.conn,
+                    self.header.command_id
+                );
+                net.close(self.conn);
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr() -> SocketAddr {
+        "127.0.0.1:1".parse().unwrap()
+    }
+
+    #[test]
+    fn pending_requests_are_capped_and_expire() {
+        let t0 = Instant::now();
+        let mut c = ClientConn::new(1, t0, addr());
+        for _ in 0..3 {
+            assert!(c.begin_request(t0, 3));
+        }
+        assert!(
+            !c.begin_request(t0, 3),
+            "a fourth request waits over the cap"
+        );
+        c.end_request();
+        assert!(c.begin_request(t0, 3));
+        let later = t0 + PENDING_TTL + Duration::from_secs(1);
+        assert!(
+            c.begin_request(later, 3),
+            "requests without a reply are forgotten after PENDING_TTL"
+        );
+        assert_eq!(c.pending.len(), 1);
+    }
+}

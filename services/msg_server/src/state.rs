@@ -1,0 +1,206 @@
+//! What the command handlers work on: the server's state (clients, users, links, limits), the
+//! shape of a command family's table, and what several families do alike: forward a client's
+//! request, route a reply back to its client, send to every connection of a user.
+
+use netlib::{ConnId, Net};
+use tt_proto::pdu::Header;
+
+use crate::clients::{Clients, Request};
+use crate::links::Links;
+use crate::links::db::Pool;
+use crate::settings::Settings;
+use crate::users::ImUserManager;
+use crate::wire::{Attach, Received, Routed, handle_of};
+
+/// The per-client limits of the conf file.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// `MsgRateLimit`: messages a second.
+    pub msg_rate: u32,
+    /// `RelayRateLimit`: relayed commands a second (0 = no limit).
+    pub relay_rate: u32,
+    /// `MaxPendingDbRequests`: requests waiting for a reply.
+    pub max_pending: usize,
+}
+
+pub struct State {
+    pub limits: Limits,
+    pub clients: Clients,
+    pub users: ImUserManager,
+    pub links: Links,
+}
+
+/// Where a forwarded request goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Db(Pool),
+    MasterRoute,
+}
+
+pub const DB_LOGIN: Target = Target::Db(Pool::Login);
+pub const DB_GENERAL: Target = Target::Db(Pool::General);
+pub const MASTER_ROUTE: Target = Target::MasterRoute;
+
+/// A client request forwarded with the client's user id and handle: where it goes and which
+/// attach it carries (declared once per request in the forward table).
+pub trait Forwarded: Routed {
+    const TARGET: Target;
+    const ATTACH: Attach;
+}
+
+/// Handles a PDU from a client connection.
+pub type ClientFn = fn(&mut State, &mut Net, &Request<'_>);
+/// Handles a PDU from a server link.
+pub type ServerFn = fn(&mut State, &mut Net, &Received<'_>);
+
+/// The command table of one family of commands: which handler takes each command id, per
+/// kind of connection it arrives on.
+pub struct Family {
+    pub name: &'static str,
+    /// From clients that have not logged in yet (only the login request).
+    pub before_login: &'static [(u16, ClientFn)],
+    /// From logged-in clients.
+    pub client: &'static [(u16, ClientFn)],
+    /// From db_proxy.
+    pub db: &'static [(u16, ServerFn)],
+    /// From route_server.
+    pub route: &'static [(u16, ServerFn)],
+}
+
+impl Family {
+    /// A family without commands (the start of a struct update).
+    pub const EMPTY: Family = Family {
+        name: "",
+        before_login: &[],
+        client: &[],
+        db: &[],
+        route: &[],
+    };
+}
+
+/// The rows of a [`Family`] table: `CID_NAME => handler, …` (command ids of
+/// `tt_proto::ids::cid`).
+macro_rules! rows {
+    ($($cid:ident => $handler:expr),* $(,)?) => {
+        &[$((tt_proto::ids::cid::$cid, $handler)),*]
+    };
+}
+pub(crate) use rows;
+
+impl State {
+    pub fn new(settings: &Settings) -> Result<State, String> {
+        Ok(State {
+            limits: Limits {
+                msg_rate: settings.msg_rate_limit,
+                relay_rate: settings.relay_rate_limit,
+                max_pending: settings.max_pending_requests,
+            },
+            clients: Clients::default(),
+            users: ImUserManager::new(),
+            links: Links::new(settings)?,
+        })
+    }
+
+    /// A connected link of `target` (a random one of a db pool, or the master route_server).
+    pub fn link_for(&mut self, target: Target) -> Option<ConnId> {
+        match target {
+            Target::Db(pool) => self.links.db.pick(pool),
+            Target::MasterRoute => self.links.route.master(),
+        }
+    }
+
+    /// Forwards a parsed client request under its header, with `user_id` set to the logged-in
+    /// user and the client's handle in attach_data; the reply comes back through
+    /// [`State::route_back`]. Dropped (logged) without a link, or when the client already has
+    /// `MaxPendingDbRequests` requests waiting.
+    pub fn forward<M: Forwarded>(&mut self, net: &mut Net, req: &Request<'_>, mut msg: M) {
+        let Some(dest) = self.link_for(M::TARGET) else {
+            log::debug!(
+                "no {:?} link: {:#06x} dropped",
+                M::TARGET,
+                req.header.command_id
+            );
+            return;
+        };
+        let max = self.limits.max_pending;
+        let now = net.now();
+        let Some(client) = self.clients.get_mut(req.conn) else {
+            return;
+        };
+        if M::ATTACH != Attach::None && !client.begin_request(now, max) {
+            if client.note_drop() {
+                log::warn!(
+                    "client {} (user {}) has {max} requests waiting: {:#06x} dropped",
+                    client.peer,
+                    client.user_id,
+                    req.header.command_id
+                );
+            }
+            return;
+        }
+        msg.set_user_id(client.user_id);
+        *msg.attach_mut() = M::ATTACH.data(client.handle);
+        tt_common::pdu_io::relay(net, dest, req.header, &msg);
+    }
+
+    /// The way back of a forwarded request: parse the reply, read the handle from its
+    /// attach_data, clear that, and relay the reply (received header: the client sees its own
+    /// seq) to that connection of the reply's user. Returns the reply for follow-up work.
+    pub fn route_back<M: Routed>(&mut self, net: &mut Net, pdu: &Received<'_>) -> Option<M> {
+        let mut m = pdu.parse::<M>(net)?;
+        let attach = m.attach_mut().take();
+        match handle_of(attach.as_deref()) {
+            Ok(handle) => self.reply_to_client(net, m.user_id(), handle, pdu.header, &m),
+            Err(e) => log::warn!(
+                "reply {:#06x} with bad attach_data ({e}): not delivered",
+                pdu.header.command_id
+            ),
+        }
+        Some(m)
+    }
+
+    /// Relays a reply (already without attach_data) to connection `handle` of `user_id`,
+    /// under the reply's header. Dropped when that connection is gone or not logged in.
+    pub fn reply_to_client<M: prost::Message>(
+        &mut self,
+        net: &mut Net,
+        user_id: u32,
+        handle: u32,
+        header: &Header,
+        msg: &M,
+    ) {
+        let Some(conn) = self.users.conn_by_handle(user_id, handle) else {
+            log::debug!(
+                "reply {:#06x} for user {user_id} handle {handle}: connection gone",
+                header.command_id
+            );
+            return;
+        };
+        self.clients.end_request(conn);
+        tt_common::pdu_io::relay(net, conn, header, msg);
+    }
+
+    /// Sends bytes to every logged-in connection of `user_id` here, except `except`.
+    pub fn send_to_user(&self, net: &mut Net, user_id: u32, except: Option<ConnId>, bytes: &[u8]) {
+        if let Some(u) = self.users.get(user_id) {
+            for (_, c) in u.conns() {
+                if Some(c.conn) != except {
+                    net.send(c.conn, bytes);
+                }
+            }
+        }
+    }
+}
+
+/// The client side of a plain forward: parse (a bad body closes the client), then
+/// [`State::forward`].
+pub fn forward_request<M: Forwarded>(s: &mut State, net: &mut Net, req: &Request<'_>) {
+    if let Some(msg) = req.parse::<M>(net) {
+        s.forward(net, req, msg);
+    }
+}
+
+/// The reply side of a plain forward: [`State::route_back`].
+pub fn route_reply<M: Routed>(s: &mut State, net: &mut Net, pdu: &Received<'_>) {
+    s.route_back::<M>(net, pdu);
+}
