@@ -11,6 +11,7 @@ use tt_proto::pdu::{DEFAULT_MAX_PDU_LEN, Header};
 
 use crate::clients::{ConnState, Request};
 use crate::handlers::{Table, login};
+use crate::links::Link;
 use crate::settings::Settings;
 use crate::state::State;
 use crate::wire::Received;
@@ -94,16 +95,11 @@ impl PduService for MsgServer {
     }
 
     fn link_kind(&self, conn: ConnId) -> Option<Kind> {
-        let links = &self.state.links;
-        if links.db.owns(conn) {
-            Some(Kind::Db)
-        } else if links.route.owns(conn) {
-            Some(Kind::Route)
-        } else if links.login.owns(conn) {
-            Some(Kind::Login)
-        } else {
-            None
-        }
+        Some(match self.state.links.kind_of(conn)? {
+            Link::Db => Kind::Db,
+            Link::Route => Kind::Route,
+            Link::Login => Kind::Login,
+        })
     }
 
     fn connected(&mut self, net: &mut Net, conn: ConnId, kind: Kind) {

@@ -3,6 +3,7 @@
 //! request, route a reply back to its client, send to every connection of a user.
 
 use netlib::{ConnId, Net};
+use tt_proto::Command;
 use tt_proto::pdu::Header;
 
 use crate::clients::{Clients, Request};
@@ -44,6 +45,7 @@ pub const MASTER_ROUTE: Target = Target::MasterRoute;
 /// A client request forwarded with the client's user id and handle: where it goes and which
 /// attach it carries (declared once per request in the forward table).
 pub trait Forwarded: Routed {
+    type Reply: Routed;
     const TARGET: Target;
     const ATTACH: Attach;
 }
@@ -149,12 +151,8 @@ impl State {
     pub fn route_back<M: Routed>(&mut self, net: &mut Net, pdu: &Received<'_>) -> Option<M> {
         let mut m = pdu.parse::<M>(net)?;
         let attach = m.attach_mut().take();
-        match handle_of(attach.as_deref()) {
-            Ok(handle) => self.reply_to_client(net, m.user_id(), handle, pdu.header, &m),
-            Err(e) => log::warn!(
-                "reply {:#06x} with bad attach_data ({e}): not delivered",
-                pdu.header.command_id
-            ),
+        if let Some(handle) = handle_of(attach.as_deref(), pdu.header.command_id) {
+            self.reply_to_client(net, m.user_id(), handle, pdu.header, &m);
         }
         Some(m)
     }
@@ -178,6 +176,23 @@ impl State {
         };
         self.clients.end_request(conn);
         tt_common::pdu_io::relay(net, conn, header, msg);
+    }
+
+    /// Parses a command that is relayed to other connections and servers (P2P command, read
+    /// ack, remove session), counted against `RelayRateLimit`: `None` when the client is over
+    /// the limit (dropped, logged once a second) or the body does not parse (closed).
+    pub fn relayed<M: Command>(
+        &mut self,
+        net: &mut Net,
+        req: &Request<'_>,
+        what: &str,
+    ) -> Option<M> {
+        let limit = self.limits.relay_rate;
+        if self.clients.relay_allowed(req.conn, limit, what) {
+            req.parse(net)
+        } else {
+            None
+        }
     }
 
     /// Sends bytes to every logged-in connection of `user_id` here, except `except`.

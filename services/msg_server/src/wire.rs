@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use netlib::{ConnId, Net};
 use tt_common::pdu_io;
 use tt_proto::Command;
-use tt_proto::attach::{ATTACH_TYPE_HANDLE, AttachError, DbAttachData, PduAttachData};
+use tt_proto::attach::{ATTACH_TYPE_HANDLE, DbAttachData, PduAttachData};
 use tt_proto::pdu::Header;
 
 /// The `attach_data` put in a request sent on behalf of a client connection.
@@ -34,10 +34,16 @@ impl Attach {
     }
 }
 
-/// The client handle in a reply's `attach_data` (its first 12 bytes: the short and the long
-/// form both qualify).
-pub fn handle_of(attach: Option<&[u8]>) -> Result<u32, AttachError> {
-    DbAttachData::decode(attach.unwrap_or_default()).map(|a| a.handle)
+/// The client handle in the `attach_data` of a reply or stored message (its first 12 bytes:
+/// the short and the long form both qualify); a bad one is logged and the PDU is dropped.
+pub fn handle_of(attach: Option<&[u8]>, command_id: u16) -> Option<u32> {
+    match DbAttachData::decode(attach.unwrap_or_default()) {
+        Ok(a) => Some(a.handle),
+        Err(e) => {
+            log::warn!("{command_id:#06x} with bad attach_data ({e}): dropped");
+            None
+        }
+    }
 }
 
 /// A forwarded request or its reply: the requester's `user_id` and the `attach_data` that
@@ -88,8 +94,8 @@ mod tests {
         assert_eq!(short, [0, 0, 0, 1, 0, 0, 0, 7, 0, 0, 0, 0]);
         assert_eq!(long.len(), 16);
         assert_eq!(long[..12], short[..]);
-        assert_eq!(handle_of(Some(&short)), Ok(7));
-        assert_eq!(handle_of(Some(&long)), Ok(7));
-        assert!(handle_of(None).is_err());
+        assert_eq!(handle_of(Some(&short), 0), Some(7));
+        assert_eq!(handle_of(Some(&long), 0), Some(7));
+        assert_eq!(handle_of(None, 0), None);
     }
 }

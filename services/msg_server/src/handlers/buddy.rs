@@ -38,13 +38,7 @@ pub const FAMILY: Family = Family {
 /// `CID_BUDDY_LIST_REMOVE_SESSION_REQ` (spec §9.2.6): forwarded to db_proxy; a single
 /// session's removal is also told to the user's other connections, here and elsewhere.
 fn remove_session(s: &mut State, net: &mut Net, req: &Request<'_>) {
-    if !s
-        .clients
-        .relay_allowed(req.conn, s.limits.relay_rate, "remove-session requests")
-    {
-        return;
-    }
-    let Some(rm) = req.parse::<ImRemoveSessionReq>(net) else {
+    let Some(rm) = s.relayed::<ImRemoveSessionReq>(net, req, "remove-session requests") else {
         return;
     };
     let (session_type, session_id) = (rm.session_type, rm.session_id);

@@ -87,6 +87,7 @@ macro_rules! forwards {
             routed!($req);
             routed!($rsp);
             impl Forwarded for $req {
+                type Reply = $rsp;
                 const TARGET: Target = $to;
                 const ATTACH: Attach = Attach::$attach;
             }

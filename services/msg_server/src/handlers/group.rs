@@ -4,18 +4,17 @@
 
 use netlib::Net;
 use tt_common::pdu_io;
-use tt_proto::Command;
 use tt_proto::attach::split_pdu_attach;
 use tt_proto::pb::base_define::GroupType;
 use tt_proto::pb::group::{
     ImGroupChangeMemberNotify, ImGroupChangeMemberReq, ImGroupChangeMemberRsp, ImGroupCreateReq,
     ImGroupCreateRsp, ImGroupInfoListReq, ImGroupInfoListRsp, ImGroupShieldReq, ImGroupShieldRsp,
-    ImNormalGroupListReq, ImNormalGroupListRsp,
+    ImNormalGroupListReq,
 };
 
 use crate::clients::Request;
 use crate::state::{Family, Forwarded, State, rows};
-use crate::wire::Received;
+use crate::wire::{Received, Routed};
 
 pub const FAMILY: Family = Family {
     name: "group",
@@ -36,66 +35,37 @@ pub const FAMILY: Family = Family {
     ..Family::EMPTY
 };
 
-/// A group request and the original's answer to it when no db_proxy link is up.
+/// A group request and the original's answer to it when no db_proxy link is up: its reply
+/// with the requester's user id and what [`Refusable::refuse`] sets.
 trait Refusable: Forwarded {
-    type Refusal: Command;
-    fn refusal(self, me: u32) -> Self::Refusal;
-}
-
-impl Refusable for ImNormalGroupListReq {
-    type Refusal = ImNormalGroupListRsp;
-    fn refusal(self, me: u32) -> ImNormalGroupListRsp {
-        ImNormalGroupListRsp {
-            user_id: me,
-            ..Default::default()
-        }
+    fn refuse(self, rsp: &mut Self::Reply) {
+        let _ = rsp;
     }
 }
 
-impl Refusable for ImGroupInfoListReq {
-    type Refusal = ImGroupInfoListRsp;
-    fn refusal(self, me: u32) -> ImGroupInfoListRsp {
-        ImGroupInfoListRsp {
-            user_id: me,
-            ..Default::default()
-        }
-    }
-}
+impl Refusable for ImNormalGroupListReq {}
+
+impl Refusable for ImGroupInfoListReq {}
 
 impl Refusable for ImGroupCreateReq {
-    type Refusal = ImGroupCreateRsp;
-    fn refusal(self, me: u32) -> ImGroupCreateRsp {
-        ImGroupCreateRsp {
-            user_id: me,
-            result_code: 1,
-            group_name: self.group_name,
-            ..Default::default()
-        }
+    fn refuse(self, rsp: &mut ImGroupCreateRsp) {
+        rsp.result_code = 1;
+        rsp.group_name = self.group_name;
     }
 }
 
 impl Refusable for ImGroupChangeMemberReq {
-    type Refusal = ImGroupChangeMemberRsp;
-    fn refusal(self, me: u32) -> ImGroupChangeMemberRsp {
-        ImGroupChangeMemberRsp {
-            user_id: me,
-            change_type: self.change_type,
-            result_code: 1,
-            group_id: self.group_id,
-            ..Default::default()
-        }
+    fn refuse(self, rsp: &mut ImGroupChangeMemberRsp) {
+        rsp.change_type = self.change_type;
+        rsp.result_code = 1;
+        rsp.group_id = self.group_id;
     }
 }
 
 impl Refusable for ImGroupShieldReq {
-    type Refusal = ImGroupShieldRsp;
-    fn refusal(self, me: u32) -> ImGroupShieldRsp {
-        ImGroupShieldRsp {
-            user_id: me,
-            group_id: self.group_id,
-            result_code: 1,
-            attach_data: None,
-        }
+    fn refuse(self, rsp: &mut ImGroupShieldRsp) {
+        rsp.group_id = self.group_id;
+        rsp.result_code = 1;
     }
 }
 
@@ -110,7 +80,10 @@ fn forward_parsed_or_refuse<Q: Refusable>(s: &mut State, net: &mut Net, req: &Re
     if s.link_for(Q::TARGET).is_some() {
         s.forward(net, req, q);
     } else {
-        pdu_io::reply(net, req.conn, req.header, &q.refusal(req.me));
+        let mut rsp = Q::Reply::default();
+        rsp.set_user_id(req.me);
+        q.refuse(&mut rsp);
+        pdu_io::reply(net, req.conn, req.header, &rsp);
     }
 }
 

@@ -122,12 +122,8 @@ fn validated(s: &mut State, net: &mut Net, pdu: &Received<'_>) {
     let Some(rsp) = pdu.parse::<ImValidateRsp>(net) else {
         return;
     };
-    let handle = match handle_of(rsp.attach_data.as_deref()) {
-        Ok(h) => h,
-        Err(e) => {
-            log::warn!("validate reply with bad attach_data ({e}): dropped");
-            return;
-        }
+    let Some(handle) = handle_of(rsp.attach_data.as_deref(), pdu.header.command_id) else {
+        return;
     };
     let Some(conn) = s.clients.by_handle(handle) else {
         log::debug!("validate reply for closed handle {handle}: dropped");

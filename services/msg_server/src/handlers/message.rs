@@ -102,12 +102,8 @@ fn stored(s: &mut State, net: &mut Net, pdu: &Received<'_>) {
     let Some(m) = pdu.parse::<ImMsgData>(net) else {
         return;
     };
-    let handle = match handle_of(m.attach_data.as_deref()) {
-        Ok(h) => h,
-        Err(e) => {
-            log::warn!("stored message with bad attach_data ({e}): dropped");
-            return;
-        }
+    let Some(handle) = handle_of(m.attach_data.as_deref(), pdu.header.command_id) else {
+        return;
     };
     let (from, to) = (m.from_user_id, m.to_session_id);
     let sender = s.users.conn_by_handle(from, handle);
@@ -181,13 +177,7 @@ fn deliver(s: &State, net: &mut Net, header: &Header, mut m: ImMsgData, sender: 
 /// `CID_MSG_READ_ACK` (spec §9.2.4): stored by db_proxy, told to the reader's other devices
 /// here and, through route_server, elsewhere.
 fn read_ack(s: &mut State, net: &mut Net, req: &Request<'_>) {
-    if !s
-        .clients
-        .relay_allowed(req.conn, s.limits.relay_rate, "read acks")
-    {
-        return;
-    }
-    let Some(mut ack) = req.parse::<ImMsgDataReadAck>(net) else {
+    let Some(mut ack) = s.relayed::<ImMsgDataReadAck>(net, req, "read acks") else {
         return;
     };
     let me = req.me;

@@ -22,13 +22,7 @@ pub const FAMILY: Family = Family {
 
 /// `CID_SWITCH_P2P_CMD` from a client, with `from_user_id` set to the logged-in user.
 fn p2p_from_client(s: &mut State, net: &mut Net, req: &Request<'_>) {
-    if !s
-        .clients
-        .relay_allowed(req.conn, s.limits.relay_rate, "P2P commands")
-    {
-        return;
-    }
-    let Some(mut cmd) = req.parse::<Imp2pCmdMsg>(net) else {
+    let Some(mut cmd) = s.relayed::<Imp2pCmdMsg>(net, req, "P2P commands") else {
         return;
     };
     let me = req.me;

@@ -23,7 +23,7 @@ pub enum Pool {
 }
 
 pub struct DbPool {
-    links: ServerLinks,
+    pub(super) links: ServerLinks,
     /// Slots `0..login_slots` are the login pool.
     login_slots: usize,
     /// Links that asked not to be sent anything more (`CID_OTHER_STOP_RECV_PACKET`).
@@ -48,20 +48,6 @@ impl DbPool {
             stopped: HashSet::new(),
             rng: seed,
         })
-    }
-
-    pub fn start(&mut self, net: &mut Net) {
-        self.links.start(net);
-    }
-
-    /// Reconnects the links whose back-off has passed.
-    pub fn tick(&mut self, net: &mut Net) {
-        self.links.tick(net);
-    }
-
-    /// True if `conn` is one of these links.
-    pub fn owns(&self, conn: ConnId) -> bool {
-        self.links.slot_of(conn).is_some()
     }
 
     pub fn connected(&mut self, net: &mut Net, conn: ConnId) {

@@ -13,7 +13,7 @@ use tt_proto::values::UserCntAction;
 use crate::settings::Settings;
 
 pub struct LoginLinks {
-    links: ServerLinks,
+    pub(super) links: ServerLinks,
     /// What this server tells login_server about itself (`cur_conn_cnt` filled in at connect).
     info: ImMsgServInfo,
 }
@@ -31,20 +31,6 @@ impl LoginLinks {
                 host_name: host_name(),
             },
         })
-    }
-
-    pub fn start(&mut self, net: &mut Net) {
-        self.links.start(net);
-    }
-
-    /// Reconnects the links whose back-off has passed.
-    pub fn tick(&mut self, net: &mut Net) {
-        self.links.tick(net);
-    }
-
-    /// True if `conn` is one of these links.
-    pub fn owns(&self, conn: ConnId) -> bool {
-        self.links.slot_of(conn).is_some()
     }
 
     /// "Login server available": at least one link is connected.

@@ -11,9 +11,18 @@ pub mod db;
 pub mod login;
 pub mod route;
 
-use netlib::Net;
+use netlib::{ConnId, Net};
+use tt_common::ServerLinks;
 
 use crate::settings::Settings;
+
+/// The kinds of links.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    Db,
+    Route,
+    Login,
+}
 
 pub struct Links {
     pub db: db::DbPool,
@@ -38,15 +47,35 @@ impl Links {
 
     /// Connects every link (db_proxy, login_server, route_server: the original's order).
     pub fn start(&mut self, net: &mut Net) {
-        self.db.start(net);
-        self.login.start(net);
-        self.route.start(net);
+        for links in self.each() {
+            links.start(net);
+        }
     }
 
-    /// Once a second: reconnects, in the same order.
+    /// Once a second: reconnects the links whose back-off has passed, in the same order.
     pub fn tick(&mut self, net: &mut Net) {
-        self.db.tick(net);
-        self.login.tick(net);
-        self.route.tick(net);
+        for links in self.each() {
+            links.tick(net);
+        }
+    }
+
+    /// The kind of link `conn` is, if it is one.
+    pub fn kind_of(&self, conn: ConnId) -> Option<Link> {
+        [
+            (Link::Db, &self.db.links),
+            (Link::Route, &self.route.links),
+            (Link::Login, &self.login.links),
+        ]
+        .into_iter()
+        .find(|(_, links)| links.slot_of(conn).is_some())
+        .map(|(kind, _)| kind)
+    }
+
+    fn each(&mut self) -> [&mut ServerLinks; 3] {
+        [
+            &mut self.db.links,
+            &mut self.login.links,
+            &mut self.route.links,
+        ]
     }
 }

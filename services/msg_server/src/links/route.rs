@@ -17,7 +17,7 @@ use tt_proto::pdu::Header;
 use crate::users::ImUserManager;
 
 pub struct RouteLinks {
-    links: ServerLinks,
+    pub(super) links: ServerLinks,
     master: Option<ConnId>,
 }
 
@@ -27,20 +27,6 @@ impl RouteLinks {
             links: ServerLinks::new("route_server", targets)?,
             master: None,
         })
-    }
-
-    pub fn start(&mut self, net: &mut Net) {
-        self.links.start(net);
-    }
-
-    /// Reconnects the links whose back-off has passed.
-    pub fn tick(&mut self, net: &mut Net) {
-        self.links.tick(net);
-    }
-
-    /// True if `conn` is one of these links.
-    pub fn owns(&self, conn: ConnId) -> bool {
-        self.links.slot_of(conn).is_some()
     }
 
     /// "Route server available": at least one link is connected.
