@@ -1,4 +1,5 @@
-//! login_server against fake msg_servers and clients: plain blocking sockets.
+//! login_server against fake msg_servers and clients: blocking PDU clients
+//! (`tt_testkit::PduClient`) and plain sockets for HTTP.
 //!
 //! Synchronisation: a msg_server link's PDUs are handled in order, and login_server answers a
 //! `CID_LOGIN_REQ_MSGSERVER` on a msg_server link too (without closing it), so such a request
@@ -13,9 +14,8 @@ use tt_proto::Command;
 use tt_proto::ids::{cid, sid};
 use tt_proto::pb::login::{ImMsgServReq, ImMsgServRsp};
 use tt_proto::pb::server::{ImMsgServInfo, ImUserCntUpdate};
-use tt_proto::pdu::Decoder;
 use tt_proto::{Header, Pdu};
-use tt_testkit::{Daemon, TempDir, free_port};
+use tt_testkit::{Daemon, PduClient, TempDir, free_port};
 
 /// Hang guard for every socket read; well under the 60 s HTTP idle timeout, so a connection
 /// closed within it was closed on purpose.
@@ -104,24 +104,29 @@ fn http_json(l: &Login) -> Value {
     serde_json::from_str(&http_msg_server(l)).expect("JSON body")
 }
 
-/// A fake msg_server.
+/// A PDU connection to `port`, with the hang guard of these tests.
+fn pdu_connect(port: u16) -> PduClient {
+    let mut c = PduClient::connect(port);
+    c.set_hang_guard(IO_LIMIT);
+    c
+}
+
+/// A fake msg_server; heartbeats from login_server are not looked at, except where a test asks
+/// for them.
 struct MsgServ {
-    s: TcpStream,
-    dec: Decoder,
-    seq: u16,
+    c: PduClient,
 }
 
 impl MsgServ {
     fn connect(l: &Login) -> MsgServ {
         MsgServ {
-            s: connect(l.msg_port),
-            dec: Decoder::default(),
-            seq: 0,
+            c: pdu_connect(l.msg_port).skipping_heartbeats(),
         }
     }
 
+    /// Sends `msg` with seq 0, as msg_server does.
     fn send<M: Command>(&mut self, msg: &M) {
-        self.s.write_all(&Pdu::command(0, msg).to_bytes()).unwrap();
+        self.c.notify(msg);
     }
 
     fn info(&mut self, ip1: &str, port: u32, cur: u32, max: u32) {
@@ -144,43 +149,23 @@ impl MsgServ {
         }
     }
 
-    /// The barrier: login_server's choice as of now.
+    /// The barrier: login_server's choice as of now (the next PDU other than a heartbeat is
+    /// the reply, with the request's seq).
     fn pick(&mut self) -> ImMsgServRsp {
-        self.seq += 1;
-        let seq = self.seq;
-        self.s
-            .write_all(&Pdu::command(seq, &ImMsgServReq {}).to_bytes())
-            .unwrap();
-        loop {
-            if let Some(p) = self.dec.next_pdu().unwrap() {
-                if p.header.command_id == cid::CID_OTHER_HEARTBEAT {
-                    continue;
-                }
-                assert_eq!(p.header.command_id, cid::CID_LOGIN_RES_MSGSERVER);
-                assert_eq!(p.header.seq_num, seq);
-                return p.decode_checked().unwrap();
-            }
-            let mut buf = [0u8; 1024];
-            let n = self.s.read(&mut buf).expect("read from login_server");
-            assert!(n > 0, "login_server closed the msg_server link");
-            self.dec.push(&buf[..n]);
-        }
+        self.c.call(&ImMsgServReq {})
     }
 }
 
 /// A binary client request: the reply (seq echoed) and the connection closed after it.
 fn binary_request(l: &Login, seq: u16) -> ImMsgServRsp {
-    let mut s = connect(l.client_port);
+    let mut c = pdu_connect(l.client_port);
     let mut h = Header::new(sid::SID_LOGIN, cid::CID_LOGIN_REQ_MSGSERVER, seq);
     h.flag = 1;
     h.reserved = 2;
-    s.write_all(&Pdu::with_header(h, Vec::new()).to_bytes())
-        .unwrap();
-    let bytes = read_to_close(&mut s);
-    let mut dec = Decoder::default();
-    dec.push(&bytes);
-    let p = dec.next_pdu().unwrap().expect("a whole reply");
-    assert!(dec.next_pdu().unwrap().is_none(), "exactly one PDU");
+    c.send_pdu(&Pdu::with_header(h, Vec::new()));
+    let got = c.expect_closed();
+    assert_eq!(got.len(), 1, "exactly one PDU: {got:?}");
+    let p = &got[0];
     assert_eq!(p.header.command_id, cid::CID_LOGIN_RES_MSGSERVER);
     assert_eq!(p.header.service_id, sid::SID_LOGIN);
     assert_eq!(p.header.seq_num, seq);
@@ -367,24 +352,29 @@ fn json_of(reply: &[u8]) -> Value {
 fn binary_client_garbage_is_closed() {
     let l = start_login("login-garbage");
     // A length under 16.
-    let mut s = connect(l.client_port);
-    s.write_all(&[0, 0, 0, 3, 0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0])
-        .unwrap();
-    assert_eq!(read_to_close(&mut s), b"");
+    let mut c = pdu_connect(l.client_port);
+    c.send_bytes(&[0, 0, 0, 3, 0, 1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0]);
+    assert_eq!(c.expect_closed(), vec![]);
     // Another command than the request.
-    let mut s = connect(l.client_port);
-    s.write_all(&Pdu::new(sid::SID_LOGIN, cid::CID_LOGIN_REQ_USERLOGIN, 1, vec![]).to_bytes())
-        .unwrap();
-    assert_eq!(read_to_close(&mut s), b"");
+    let mut c = pdu_connect(l.client_port);
+    c.send_pdu(&Pdu::new(
+        sid::SID_LOGIN,
+        cid::CID_LOGIN_REQ_USERLOGIN,
+        1,
+        vec![],
+    ));
+    assert_eq!(c.expect_closed(), vec![]);
     // A msg_server link sending garbage is closed too; a malformed info is not registered.
     let mut ms = MsgServ::connect(&l);
-    ms.s.write_all(
-        &Pdu::new(sid::SID_OTHER, cid::CID_OTHER_MSG_SERV_INFO, 0, vec![0x08]).to_bytes(),
-    )
-    .unwrap();
+    ms.c.send_pdu(&Pdu::new(
+        sid::SID_OTHER,
+        cid::CID_OTHER_MSG_SERV_INFO,
+        0,
+        vec![0x08],
+    ));
     assert_eq!(ms.pick().result_code, 1);
-    ms.s.write_all(&[0xff; 16]).unwrap();
-    assert_eq!(read_to_close(&mut ms.s), b"");
+    ms.c.send_bytes(&[0xff; 16]);
+    assert_eq!(ms.c.expect_closed(), vec![]);
     // The server is still fine.
     assert_eq!(binary_request(&l, 1).result_code, 1);
 }
@@ -409,12 +399,11 @@ fn msg_server_link_gets_heartbeats() {
     ms.info("10.8.0.1", 8000, 0, 10);
     assert_eq!(ms.pick().result_code, 0);
     // Nothing sent to the link for over 5 s: a heartbeat (hang guard IO_LIMIT).
-    let mut buf = [0u8; 64];
-    let n = ms.s.read(&mut buf).expect("a heartbeat");
-    ms.dec.push(&buf[..n]);
-    let p = ms.dec.next_pdu().unwrap().expect("a whole heartbeat");
+    ms.c.skip_heartbeats(false);
+    let p = ms.c.recv_pdu();
     assert_eq!(p.header.command_id, cid::CID_OTHER_HEARTBEAT);
     assert_eq!(p.header.length, 16);
+    ms.c.skip_heartbeats(true);
     // And the link is still registered.
     assert_eq!(ms.pick().port, Some(8000));
 }

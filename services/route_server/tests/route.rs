@@ -1,12 +1,10 @@
-//! route_server against fake msg_servers: plain blocking sockets speaking PDUs.
+//! route_server against fake msg_servers: blocking PDU clients (`tt_testkit::PduClient`).
 //!
 //! Synchronisation: PDUs of one link are handled in order, and everything route_server
 //! broadcasts while handling a PDU is queued before it handles the next one. So a users-status
 //! query on a link is a barrier: its reply arrives after everything caused by what was sent
 //! before it, on any link, whose handling finished before the query was read.
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use tt_proto::Command;
@@ -16,10 +14,10 @@ use tt_proto::pb::buddy::{ImUserStatNotify, ImUsersStatReq, ImUsersStatRsp};
 use tt_proto::pb::server::{
     ImOnlineUserInfo, ImRoleSet, ImServerKickUser, ImServerPcLoginStatusNotify, ImUserStatusUpdate,
 };
-use tt_proto::pdu::{Decoder, Header};
+use tt_proto::pdu::Header;
 use tt_proto::prost::Message;
 use tt_proto::{Pdu, pdu};
-use tt_testkit::{Daemon, TempDir, free_port};
+use tt_testkit::{Daemon, PduClient, TempDir, free_port};
 
 const WIN: i32 = 0x01;
 const MAC: i32 = 0x02;
@@ -27,9 +25,6 @@ const IOS: i32 = 0x11;
 const ONLINE: u32 = 1;
 const OFFLINE: u32 = 2;
 const LEAVE: u32 = 3;
-
-/// Hang guard for every socket read.
-const IO_LIMIT: Duration = Duration::from_secs(20);
 
 struct Route {
     daemon: Daemon,
@@ -54,11 +49,10 @@ fn start_route(label: &str) -> Route {
     }
 }
 
-/// A fake msg_server.
+/// A fake msg_server; heartbeats from route_server are not looked at, except where a test
+/// asks for them.
 struct Link {
-    s: TcpStream,
-    dec: Decoder,
-    seq: u16,
+    c: PduClient,
 }
 
 /// What a link received, decoded enough to compare.
@@ -90,23 +84,20 @@ fn classify(p: Pdu) -> Got {
 impl Link {
     /// Connects and makes sure route_server has taken the link in (one barrier).
     fn connect(route: &Route) -> Link {
-        let s = TcpStream::connect(("127.0.0.1", route.port)).expect("connect to route_server");
-        s.set_read_timeout(Some(IO_LIMIT)).unwrap();
         let mut l = Link {
-            s,
-            dec: Decoder::default(),
-            seq: 100,
+            c: PduClient::connect(route.port).skipping_heartbeats(),
         };
         assert!(l.barrier().is_empty());
         l
     }
 
     fn send_bytes(&mut self, b: &[u8]) {
-        self.s.write_all(b).expect("write to route_server");
+        self.c.send_bytes(b);
     }
 
+    /// Sends `msg` with seq 0, as msg_server does.
     fn send<M: Command>(&mut self, msg: &M) {
-        self.send_bytes(&Pdu::command(0, msg).to_bytes());
+        self.c.notify(msg);
     }
 
     fn update(&mut self, user_id: u32, status: u32, client_type: i32) {
@@ -119,18 +110,7 @@ impl Link {
 
     /// The next PDU that is not a heartbeat.
     fn recv(&mut self) -> Pdu {
-        loop {
-            if let Some(p) = self.dec.next_pdu().expect("route_server framing") {
-                if p.header.command_id == cid::CID_OTHER_HEARTBEAT {
-                    continue;
-                }
-                return p;
-            }
-            let mut buf = [0u8; 4096];
-            let n = self.s.read(&mut buf).expect("read from route_server");
-            assert!(n > 0, "route_server closed the link");
-            self.dec.push(&buf[..n]);
-        }
+        self.c.recv_pdu()
     }
 
     /// Users-status query with a fresh seq; returns what arrived before the reply, and the reply.
@@ -139,34 +119,18 @@ impl Link {
         ids: &[u32],
         attach: Option<&[u8]>,
     ) -> (Vec<Got>, u16, ImUsersStatRsp) {
-        self.seq = self.seq.wrapping_add(1);
-        let seq = self.seq;
-        let req = ImUsersStatReq {
+        let seq = self.c.send(&ImUsersStatReq {
             user_id: 9,
             user_id_list: ids.to_vec(),
             attach_data: attach.map(<[u8]>::to_vec),
-        };
-        self.send_bytes(
-            &Pdu::from_msg(
-                sid::SID_BUDDY_LIST,
-                cid::CID_BUDDY_LIST_USERS_STATUS_REQUEST,
-                seq,
-                &req,
-            )
-            .to_bytes(),
-        );
-        let mut before = Vec::new();
-        loop {
-            let p = self.recv();
-            if p.header.command_id == cid::CID_BUDDY_LIST_USERS_STATUS_RESPONSE
+        });
+        let (before, p) = self.c.recv_until_matching(|p| {
+            p.header.command_id == cid::CID_BUDDY_LIST_USERS_STATUS_RESPONSE
                 && p.header.seq_num == seq
-            {
-                assert_eq!(p.header.service_id, sid::SID_BUDDY_LIST);
-                let rsp: ImUsersStatRsp = p.decode_checked().unwrap();
-                return (before, seq, rsp);
-            }
-            before.push(classify(p));
-        }
+        });
+        assert_eq!(p.header.service_id, sid::SID_BUDDY_LIST);
+        let rsp: ImUsersStatRsp = p.decode_checked().unwrap();
+        (before.into_iter().map(classify).collect(), seq, rsp)
     }
 
     /// Everything received before a barrier.
@@ -189,17 +153,10 @@ impl Link {
             .collect()
     }
 
-    /// Asserts that route_server closes the link (end of stream or reset, not a timeout).
+    /// Asserts that route_server closes the link (end of stream or reset, not the hang
+    /// guard); heartbeats or notifies queued before the close are passed over.
     fn expect_closed(&mut self) {
-        let mut buf = [0u8; 4096];
-        loop {
-            match self.s.read(&mut buf) {
-                Ok(0) => return,
-                Ok(_) => continue, // heartbeats or notifies queued before the close
-                Err(e) if e.kind() == ErrorKind::ConnectionReset => return,
-                Err(e) => panic!("expected the link to be closed, got {e}"),
-            }
-        }
+        self.c.expect_closed();
     }
 }
 
@@ -264,8 +221,9 @@ fn leave_is_a_status_change_and_bad_status_is_ignored() {
     let mut b = Link::connect(&r);
     let u = 1101;
     a.update(u, ONLINE, WIN);
-    assert_eq!(b.barrier().len(), 2);
+    // The sender's barrier first: after it, the update was handled and its notifies queued.
     assert_eq!(a.barrier().len(), 2);
+    assert_eq!(b.barrier().len(), 2);
 
     // ONLINE -> LEAVE on the same session: notifies carry LEAVE, but it is no new session.
     a.update(u, LEAVE, WIN);
@@ -477,6 +435,9 @@ fn closing_link_takes_its_users_offline() {
     a.barrier();
     b.barrier();
     c.barrier();
+    // Each link's updates were handled before its barrier reply; C's may have been handled
+    // after B's barrier, so B takes what they caused with a second one.
+    b.barrier();
 
     drop(a);
     // What the logouts of A's sessions would have broadcast, in user order.
@@ -560,23 +521,13 @@ fn silent_link_gets_heartbeats_then_is_closed_and_its_users_go() {
     assert_eq!(a.barrier().len(), 2);
     // Silence from A: route_server sends heartbeats (after 5 s without sending), then closes
     // the link (after 30 s without receiving). The hang guard is generous.
-    a.s.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
-    let mut heartbeats = 0;
-    let mut buf = [0u8; 1024];
-    loop {
-        match a.s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => a.dec.push(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
-            Err(e) => panic!("link neither heartbeated nor closed: {e}"),
-        }
-        while let Some(p) = a.dec.next_pdu().unwrap() {
-            assert_eq!(p.header.command_id, cid::CID_OTHER_HEARTBEAT);
-            assert_eq!(p.header.length, 16);
-            heartbeats += 1;
-        }
+    a.c.set_hang_guard(Duration::from_secs(90));
+    let got = a.c.expect_closed();
+    for p in &got {
+        assert_eq!(p.header.command_id, cid::CID_OTHER_HEARTBEAT);
+        assert_eq!(p.header.length, 16);
     }
-    assert!(heartbeats >= 1, "no heartbeat before the close");
+    assert!(!got.is_empty(), "no heartbeat before the close");
     let mut b = Link::connect(&r);
     assert_eq!(b.statuses(&[1701]), vec![OFFLINE as i32]);
 }
