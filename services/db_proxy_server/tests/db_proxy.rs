@@ -1,16 +1,17 @@
-//! db_proxy_server against the real binary, the local MariaDB and Redis: PDUs over plain TCP.
+//! db_proxy_server against the real binary, the local MariaDB and Redis: PDUs over TCP with
+//! `tt_testkit::PduClient`.
 //!
-//! Users: seeded 90..99 only (90/91 login, 92/93 message flow, 94/95 user info), plus fresh
-//! users with ids >= 1_000_000 created (and removed) by the concurrency test.
+//! Users: the seeded ones of `tt_testkit::users::DB_PROXY` only (the constants below name their
+//! roles), plus fresh users with ids >= 1_000_000 created (and removed) by the concurrency test.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
 use mysql::prelude::Queryable;
 use prost::Message;
+use tt_proto::Pdu;
 use tt_proto::ids::{cid, sid};
 use tt_proto::pb::buddy::{
     ImAllUserReq, ImAllUserRsp, ImDepartmentReq, ImDepartmentRsp, ImRecentContactSessionReq,
@@ -21,11 +22,39 @@ use tt_proto::pb::message::{
     ImGetMsgListRsp, ImMsgData, ImMsgDataReadAck, ImUnreadMsgCntReq, ImUnreadMsgCntRsp,
 };
 use tt_proto::pb::server::{ImValidateReq, ImValidateRsp};
-use tt_proto::pdu::{HEADER_LEN, Header};
-use tt_testkit::{Daemon, DbEnv, TempDir, free_port};
+use tt_proto::pdu::Header;
+use tt_testkit::users::{DB_PROXY, PASSWORD};
+use tt_testkit::{Daemon, DbEnv, PduClient, TempDir, free_port};
 
 /// Hang guard for every read.
-const LIMIT: Duration = Duration::from_secs(20);
+const LIMIT: Duration = tt_testkit::HANG_GUARD;
+
+/// Logs in successfully (and is the login that shows every user field).
+const LOGIN: u32 = DB_PROXY.id(0);
+/// Fails to log in until locked out.
+const LOCKED: u32 = DB_PROXY.id(1);
+/// The single chat flow.
+const CHAT_A: u32 = DB_PROXY.id(2);
+const CHAT_B: u32 = DB_PROXY.id(3);
+/// User info, and the members of the group test.
+const MEMBER_A: u32 = DB_PROXY.id(4);
+const MEMBER_B: u32 = DB_PROXY.id(5);
+/// Too long texts, device tokens, history reads; the outsider of the group test.
+const OTHER_A: u32 = DB_PROXY.id(6);
+const OTHER_B: u32 = DB_PROXY.id(7);
+/// Audio messages.
+const AUDIO_A: u32 = DB_PROXY.id(8);
+const AUDIO_B: u32 = DB_PROXY.id(9);
+
+/// The login name of seeded user `id`.
+fn seeded_name(id: u32) -> String {
+    format!("user{id}")
+}
+
+/// `sex` of a seeded user (`sql/seed.sql`): odd ids 1, even ids 2.
+fn seeded_gender(id: u32) -> u32 {
+    if id % 2 == 1 { 1 } else { 2 }
+}
 
 struct Proxy {
     _dir: TempDir,
@@ -76,69 +105,8 @@ fn start(thread_num: usize) -> Proxy {
     }
 }
 
-struct Client {
-    s: TcpStream,
-    seq: u16,
-}
-
-impl Client {
-    fn connect(p: &Proxy) -> Client {
-        let s = TcpStream::connect(("127.0.0.1", p.port)).expect("connect to db_proxy");
-        s.set_read_timeout(Some(LIMIT)).expect("timeout");
-        Client { s, seq: 0 }
-    }
-
-    fn send_raw(&mut self, service: u16, command: u16, seq: u16, body: &[u8]) {
-        let mut h = Header::new(service, command, seq);
-        h.length = (HEADER_LEN + body.len()) as u32;
-        let mut out = h.to_bytes().to_vec();
-        out.extend_from_slice(body);
-        self.s.write_all(&out).expect("write");
-    }
-
-    fn send<M: Message>(&mut self, service: u16, command: u16, msg: &M) -> u16 {
-        self.seq = self.seq.wrapping_add(1);
-        let seq = self.seq;
-        self.send_raw(service, command, seq, &msg.encode_to_vec());
-        seq
-    }
-
-    fn read_pdu(&mut self) -> (Header, Vec<u8>) {
-        let mut head = [0u8; HEADER_LEN];
-        self.s.read_exact(&mut head).expect("read a reply header");
-        let h = Header::parse(&head);
-        let mut body = vec![0u8; h.length as usize - HEADER_LEN];
-        self.s.read_exact(&mut body).expect("read a reply body");
-        (h, body)
-    }
-
-    /// Sends a request and waits for the reply with the same seq (others are not expected).
-    fn call<Q: Message, R: Message + Default>(
-        &mut self,
-        service: u16,
-        command: u16,
-        reply_cid: u16,
-        msg: &Q,
-    ) -> R {
-        let seq = self.send(service, command, msg);
-        let (h, body) = self.read_pdu();
-        assert_eq!(h.seq_num, seq, "reply seq");
-        assert_eq!(h.command_id, reply_cid, "reply command id");
-        R::decode(body.as_slice()).expect("decode reply")
-    }
-
-    /// True if the server closed the connection (EOF or reset) before LIMIT.
-    fn closed_by_peer(&mut self) -> bool {
-        let mut buf = [0u8; 256];
-        loop {
-            match self.s.read(&mut buf) {
-                Ok(0) => return true,
-                Ok(_) => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-                Err(_) => return false,
-            }
-        }
-    }
+fn connect(p: &Proxy) -> PduClient {
+    PduClient::connect(p.port)
 }
 
 fn md5_hex(data: &[u8]) -> String {
@@ -155,21 +123,16 @@ fn now() -> u32 {
         .as_secs() as u32
 }
 
-fn validate(c: &mut Client, name: &str, password: &str) -> ImValidateRsp {
+fn validate(c: &mut PduClient, name: &str, password: &str) -> ImValidateRsp {
     let req = ImValidateReq {
         user_name: name.as_bytes().to_vec(),
         password: md5_hex(password.as_bytes()).into_bytes(),
         attach_data: Some(b"attach-123".to_vec()),
     };
-    c.call(
-        sid::SID_OTHER,
-        cid::CID_OTHER_VALIDATE_REQ,
-        cid::CID_OTHER_VALIDATE_RSP,
-        &req,
-    )
+    c.call(&req)
 }
 
-fn send_msg(c: &mut Client, from: u32, to: u32, text: &str) -> ImMsgData {
+fn send_msg(c: &mut PduClient, from: u32, to: u32, text: &str) -> ImMsgData {
     let req = ImMsgData {
         from_user_id: from,
         to_session_id: to,
@@ -179,7 +142,7 @@ fn send_msg(c: &mut Client, from: u32, to: u32, text: &str) -> ImMsgData {
         msg_data: text.as_bytes().to_vec(),
         attach_data: Some(b"ack-attach".to_vec()),
     };
-    let rsp: ImMsgData = c.call(sid::SID_MSG, cid::CID_MSG_DATA, cid::CID_MSG_DATA, &req);
+    let rsp: ImMsgData = c.call(&req);
     assert_eq!(rsp.from_user_id, from);
     assert_eq!(rsp.to_session_id, to);
     assert_eq!(rsp.msg_data, req.msg_data);
@@ -188,35 +151,25 @@ fn send_msg(c: &mut Client, from: u32, to: u32, text: &str) -> ImMsgData {
     rsp
 }
 
-fn latest_msg_id(c: &mut Client, user: u32, peer: u32) -> u32 {
+fn latest_msg_id(c: &mut PduClient, user: u32, peer: u32) -> u32 {
     let req = ImGetLatestMsgIdReq {
         user_id: user,
         session_type: 1,
         session_id: peer,
         attach_data: Some(b"l".to_vec()),
     };
-    let rsp: ImGetLatestMsgIdRsp = c.call(
-        sid::SID_MSG,
-        cid::CID_MSG_GET_LATEST_MSG_ID_REQ,
-        cid::CID_MSG_GET_LATEST_MSG_ID_RSP,
-        &req,
-    );
+    let rsp: ImGetLatestMsgIdRsp = c.call(&req);
     assert_eq!((rsp.user_id, rsp.session_id), (user, peer));
     assert_eq!(rsp.attach_data.as_deref(), Some(&b"l"[..]));
     rsp.latest_msg_id
 }
 
-fn unread(c: &mut Client, user: u32) -> ImUnreadMsgCntRsp {
+fn unread(c: &mut PduClient, user: u32) -> ImUnreadMsgCntRsp {
     let req = ImUnreadMsgCntReq {
         user_id: user,
         attach_data: None,
     };
-    c.call(
-        sid::SID_MSG,
-        cid::CID_MSG_UNREAD_CNT_REQUEST,
-        cid::CID_MSG_UNREAD_CNT_RESPONSE,
-        &req,
-    )
+    c.call(&req)
 }
 
 fn mysql_conn() -> mysql::Conn {
@@ -227,57 +180,71 @@ fn mysql_conn() -> mysql::Conn {
 #[test]
 fn validate_ok_wrong_password_unknown_user_and_parse_failure() {
     let p = start(2);
-    let mut c = Client::connect(&p);
+    let mut c = connect(&p);
 
-    let ok = validate(&mut c, "user90", "123456");
+    // The seeded values of the user (sql/seed.sql).
+    let (id, name) = (LOGIN, seeded_name(LOGIN));
+    let ok = validate(&mut c, &name, PASSWORD);
     assert_eq!(ok.result_code, 0);
     assert_eq!(ok.result_string.as_deref(), Some("成功".as_bytes()));
-    assert_eq!(ok.user_name, b"user90");
+    assert_eq!(ok.user_name, name.as_bytes());
     assert_eq!(ok.attach_data.as_deref(), Some(&b"attach-123"[..]));
     let info = ok.user_info.expect("user_info on success");
-    assert_eq!(info.user_id, 90);
-    assert_eq!(info.user_gender, 2);
-    assert_eq!(info.user_real_name, b"user90");
-    assert_eq!(info.user_domain, b"user90");
-    assert_eq!(info.user_nick_name, b"User 90");
-    assert_eq!(info.user_tel, b"13800000090");
-    assert_eq!(info.email, b"user90@example.com");
+    assert_eq!(info.user_id, id);
+    assert_eq!(info.user_gender, seeded_gender(id));
+    assert_eq!(info.user_real_name, name.as_bytes());
+    assert_eq!(info.user_domain, name.as_bytes());
+    assert_eq!(info.user_nick_name, format!("User {id}").as_bytes());
+    assert_eq!(info.user_tel, format!("138{id:08}").as_bytes());
+    assert_eq!(info.email, format!("{name}@example.com").as_bytes());
     assert_eq!(info.department_id, 1);
     assert_eq!(info.status, 0);
-    assert_eq!(info.sign_info.as_deref(), Some(&b"Hi, I am user90."[..]));
-    assert!(info.avatar_url.ends_with(b"000000000090.png"));
+    assert_eq!(
+        info.sign_info.as_deref(),
+        Some(format!("Hi, I am {name}.").as_bytes())
+    );
+    assert!(
+        info.avatar_url
+            .ends_with(format!("{id:012}.png").as_bytes())
+    );
 
-    let wrong = validate(&mut c, "user91", "654321");
+    let locked = seeded_name(LOCKED);
+    let wrong = validate(&mut c, &locked, "654321");
     assert_eq!(wrong.result_code, 1);
     assert_eq!(
         wrong.result_string.as_deref(),
         Some("用户名/密码错误".as_bytes())
     );
     assert!(wrong.user_info.is_none());
-    assert_eq!(wrong.user_name, b"user91");
+    assert_eq!(wrong.user_name, locked.as_bytes());
 
     let unknown = validate(&mut c, "no-such-user-db-proxy", "123456");
     assert_eq!(unknown.result_code, 1);
     assert!(unknown.user_info.is_none());
 
     // A name with SQL in it is just a name.
-    let inject = validate(&mut c, "user90' OR '1'='1", "123456");
+    let inject = validate(&mut c, &format!("{name}' OR '1'='1"), PASSWORD);
     assert_eq!(inject.result_code, 1);
 
     // Parse failure (required password missing): result 2, the original's one exception.
     let seq = 77;
     let body = ImValidateReq {
-        user_name: b"user90".to_vec(),
+        user_name: name.as_bytes().to_vec(),
         password: Vec::new(),
         attach_data: None,
     };
     // Encode only field 1 so that the required field 2 is absent.
     let mut raw = Vec::new();
     prost::encoding::bytes::encode(1, &body.user_name, &mut raw);
-    c.send_raw(sid::SID_OTHER, cid::CID_OTHER_VALIDATE_REQ, seq, &raw);
-    let (h, rsp) = c.read_pdu();
-    assert_eq!(h.seq_num, seq);
-    let rsp = ImValidateRsp::decode(rsp.as_slice()).expect("decode");
+    c.send_pdu(&Pdu::new(
+        sid::SID_OTHER,
+        cid::CID_OTHER_VALIDATE_REQ,
+        seq,
+        raw,
+    ));
+    let p = c.recv_pdu();
+    assert_eq!(p.header.seq_num, seq);
+    let rsp = ImValidateRsp::decode(p.body.as_slice()).expect("decode");
     assert_eq!(rsp.result_code, 2);
     assert_eq!(
         rsp.result_string.as_deref(),
@@ -287,10 +254,10 @@ fn validate_ok_wrong_password_unknown_user_and_parse_failure() {
     // Eleven failures within 30 minutes lock the name out (result 6), even with the right
     // password; another name is not affected.
     for _ in 0..10 {
-        assert_eq!(validate(&mut c, "user91", "bad").result_code, 1);
+        assert_eq!(validate(&mut c, &locked, "bad").result_code, 1);
     }
-    assert_eq!(validate(&mut c, "user91", "123456").result_code, 6);
-    assert_eq!(validate(&mut c, "user90", "123456").result_code, 0);
+    assert_eq!(validate(&mut c, &locked, PASSWORD).result_code, 6);
+    assert_eq!(validate(&mut c, &name, PASSWORD).result_code, 0);
 
     // Unknown names are not counted (nothing to protect, and a peer could invent names
     // without end): they stay "wrong user/password", never "too many failures".
@@ -303,8 +270,8 @@ fn validate_ok_wrong_password_unknown_user_and_parse_failure() {
 #[test]
 fn single_chat_flow() {
     let p = start(4);
-    let mut c = Client::connect(&p);
-    let (a, b) = (92u32, 93u32);
+    let mut c = connect(&p);
+    let (a, b) = (CHAT_A, CHAT_B);
 
     let before = latest_msg_id(&mut c, a, b);
     assert_eq!(latest_msg_id(&mut c, b, a), before, "one sequence per pair");
@@ -346,12 +313,7 @@ fn single_chat_flow() {
         msg_cnt: 2,
         attach_data: Some(b"h".to_vec()),
     };
-    let h: ImGetMsgListRsp = c.call(
-        sid::SID_MSG,
-        cid::CID_MSG_LIST_REQUEST,
-        cid::CID_MSG_LIST_RESPONSE,
-        &req,
-    );
+    let h: ImGetMsgListRsp = c.call(&req);
     assert_eq!(h.attach_data.as_deref(), Some(&b"h"[..]));
     assert_eq!((h.user_id, h.session_id, h.msg_id_begin), (b, a, 0));
     let ids: Vec<u32> = h.msg_list.iter().map(|m| m.msg_id).collect();
@@ -365,12 +327,7 @@ fn single_chat_flow() {
         msg_cnt: 1,
         ..req
     };
-    let h: ImGetMsgListRsp = c.call(
-        sid::SID_MSG,
-        cid::CID_MSG_LIST_REQUEST,
-        cid::CID_MSG_LIST_RESPONSE,
-        &req,
-    );
+    let h: ImGetMsgListRsp = c.call(&req);
     assert_eq!(h.msg_list.len(), 1);
     assert_eq!(h.msg_list[0].msg_id, before + 1);
 
@@ -382,12 +339,7 @@ fn single_chat_flow() {
         msg_id_list: vec![before + 1, before + 1, 4_000_000_000],
         attach_data: Some(b"i".to_vec()),
     };
-    let r: ImGetMsgByIdRsp = c.call(
-        sid::SID_MSG,
-        cid::CID_MSG_GET_BY_MSG_ID_REQ,
-        cid::CID_MSG_GET_BY_MSG_ID_RES,
-        &req,
-    );
+    let r: ImGetMsgByIdRsp = c.call(&req);
     assert_eq!(r.attach_data.as_deref(), Some(&b"i"[..]));
     assert_eq!(r.msg_list.len(), 1);
     assert_eq!(r.msg_list[0].msg_id, before + 1);
@@ -401,12 +353,7 @@ fn single_chat_flow() {
             latest_update_time: 0,
             attach_data: Some(b"s".to_vec()),
         };
-        let r: ImRecentContactSessionRsp = c.call(
-            sid::SID_BUDDY_LIST,
-            cid::CID_BUDDY_LIST_RECENT_CONTACT_SESSION_REQUEST,
-            cid::CID_BUDDY_LIST_RECENT_CONTACT_SESSION_RESPONSE,
-            &req,
-        );
+        let r: ImRecentContactSessionRsp = c.call(&req);
         assert_eq!(r.attach_data.as_deref(), Some(&b"s"[..]));
         let s = r
             .contact_session_list
@@ -433,7 +380,7 @@ fn single_chat_flow() {
         msg_id: before + 2,
         session_type: 1,
     };
-    c.send(sid::SID_MSG, cid::CID_MSG_READ_ACK, &ack);
+    c.send(&ack);
     let deadline = Instant::now() + LIMIT;
     loop {
         let u = unread(&mut c, b);
@@ -450,8 +397,8 @@ fn single_chat_flow() {
 #[test]
 fn text_too_long_for_the_content_column_is_refused_without_using_a_msg_id() {
     let p = start(2);
-    let mut c = Client::connect(&p);
-    let (a, b) = (96u32, 97u32);
+    let mut c = connect(&p);
+    let (a, b) = (OTHER_A, OTHER_B);
     let before = latest_msg_id(&mut c, a, b);
     let refused = send_msg(&mut c, a, b, &"x".repeat(4097));
     assert_eq!(refused.msg_id, 0, "not stored");
@@ -469,35 +416,28 @@ fn text_too_long_for_the_content_column_is_refused_without_using_a_msg_id() {
 #[test]
 fn users_departments_and_changed_users() {
     let p = start(2);
-    let mut c = Client::connect(&p);
+    let mut c = connect(&p);
     let req = ImUsersInfoReq {
-        user_id: 94,
-        user_id_list: vec![95, 94, 95, 3_000_000_000],
+        user_id: MEMBER_A,
+        user_id_list: vec![MEMBER_B, MEMBER_A, MEMBER_B, 3_000_000_000],
         attach_data: Some(b"u".to_vec()),
     };
-    let r: ImUsersInfoRsp = c.call(
-        sid::SID_BUDDY_LIST,
-        cid::CID_BUDDY_LIST_USER_INFO_REQUEST,
-        cid::CID_BUDDY_LIST_USER_INFO_RESPONSE,
-        &req,
-    );
+    let r: ImUsersInfoRsp = c.call(&req);
     assert_eq!(r.attach_data.as_deref(), Some(&b"u"[..]));
     let ids: Vec<u32> = r.user_info_list.iter().map(|u| u.user_id).collect();
-    assert_eq!(ids, vec![94, 95]);
-    assert_eq!(r.user_info_list[1].user_gender, 1);
-    assert_eq!(r.user_info_list[1].user_nick_name, b"User 95");
+    assert_eq!(ids, vec![MEMBER_A, MEMBER_B]);
+    assert_eq!(r.user_info_list[1].user_gender, seeded_gender(MEMBER_B));
+    assert_eq!(
+        r.user_info_list[1].user_nick_name,
+        format!("User {MEMBER_B}").as_bytes()
+    );
 
     let req = ImDepartmentReq {
-        user_id: 94,
+        user_id: MEMBER_A,
         latest_update_time: 0,
         attach_data: None,
     };
-    let r: ImDepartmentRsp = c.call(
-        sid::SID_BUDDY_LIST,
-        cid::CID_BUDDY_LIST_DEPARTMENT_REQUEST,
-        cid::CID_BUDDY_LIST_DEPARTMENT_RESPONSE,
-        &req,
-    );
+    let r: ImDepartmentRsp = c.call(&req);
     let dept = r
         .dept_list
         .iter()
@@ -508,29 +448,19 @@ fn users_departments_and_changed_users() {
 
     // Changed users since 0: every non-deleted user, the newest `updated` as the new time.
     let req = ImAllUserReq {
-        user_id: 94,
+        user_id: MEMBER_A,
         latest_update_time: 0,
         attach_data: Some(b"a".to_vec()),
     };
-    let r: ImAllUserRsp = c.call(
-        sid::SID_BUDDY_LIST,
-        cid::CID_BUDDY_LIST_ALL_USER_REQUEST,
-        cid::CID_BUDDY_LIST_ALL_USER_RESPONSE,
-        &req,
-    );
-    assert!(r.user_list.iter().any(|u| u.user_id == 94));
+    let r: ImAllUserRsp = c.call(&req);
+    assert!(r.user_list.iter().any(|u| u.user_id == MEMBER_A));
     assert!(r.latest_update_time >= 1_704_067_200);
     // Gated by the start time: a client up to date with a future time gets nothing.
     let req = ImAllUserReq {
         latest_update_time: now() + 3600,
         ..req
     };
-    let r: ImAllUserRsp = c.call(
-        sid::SID_BUDDY_LIST,
-        cid::CID_BUDDY_LIST_ALL_USER_REQUEST,
-        cid::CID_BUDDY_LIST_ALL_USER_RESPONSE,
-        &req,
-    );
+    let r: ImAllUserRsp = c.call(&req);
     assert!(r.user_list.is_empty());
     assert_eq!(r.latest_update_time, req.latest_update_time);
 }
@@ -623,9 +553,7 @@ fn first_messages_of_a_new_pair_sent_concurrently() {
         .map(|i| {
             let barrier = barrier.clone();
             std::thread::spawn(move || {
-                let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-                s.set_read_timeout(Some(LIMIT)).expect("timeout");
-                let mut c = Client { s, seq: 0 };
+                let mut c = PduClient::connect(port);
                 let (from, to) = if i % 2 == 0 { (a, b) } else { (b, a) };
                 barrier.wait();
                 send_msg(&mut c, from, to, &format!("race message {i}")).msg_id
@@ -678,38 +606,39 @@ fn first_messages_of_a_new_pair_sent_concurrently() {
 #[test]
 fn bad_framing_is_disconnected_and_others_are_served() {
     let p = start(2);
-    let mut good = Client::connect(&p);
+    let mut good = connect(&p);
 
     // Oversized length: closed at once, without waiting for the body.
-    let mut bad = Client::connect(&p);
+    let mut bad = connect(&p);
     let mut h = Header::new(sid::SID_OTHER, cid::CID_OTHER_VALIDATE_REQ, 1);
     h.length = 0xFFFF_FFF0;
-    bad.s.write_all(&h.to_bytes()).expect("write");
-    assert!(
-        bad.closed_by_peer(),
-        "oversized PDU must close the connection"
-    );
+    bad.send_bytes(&h.to_bytes());
+    // The oversized PDU closes the connection.
+    bad.expect_closed();
 
     // Length below the header size.
-    let mut bad = Client::connect(&p);
+    let mut bad = connect(&p);
     let mut h = Header::new(sid::SID_OTHER, cid::CID_OTHER_VALIDATE_REQ, 1);
     h.length = 3;
-    bad.s.write_all(&h.to_bytes()).expect("write");
-    assert!(
-        bad.closed_by_peer(),
-        "short length must close the connection"
-    );
+    bad.send_bytes(&h.to_bytes());
+    // The short length closes the connection.
+    bad.expect_closed();
 
     // Heartbeats and unknown commands get no reply; garbage bodies of known commands neither.
-    good.send_raw(sid::SID_OTHER, cid::CID_OTHER_HEARTBEAT, 5, &[]);
-    good.send_raw(sid::SID_OTHER, 0x07ee, 6, b"whatever");
-    good.send_raw(
+    good.send_pdu(&Pdu::new(
+        sid::SID_OTHER,
+        cid::CID_OTHER_HEARTBEAT,
+        5,
+        vec![],
+    ));
+    good.send_pdu(&Pdu::new(sid::SID_OTHER, 0x07ee, 6, b"whatever".to_vec()));
+    good.send_pdu(&Pdu::new(
         sid::SID_MSG,
         cid::CID_MSG_LIST_REQUEST,
         7,
-        &[0xff, 0xff, 0xff],
-    );
-    let ok = validate(&mut good, "user90", "123456");
+        vec![0xff, 0xff, 0xff],
+    ));
+    let ok = validate(&mut good, &seeded_name(LOGIN), PASSWORD);
     assert_eq!(ok.result_code, 0);
 }
 
@@ -717,27 +646,30 @@ fn bad_framing_is_disconnected_and_others_are_served() {
 fn replies_to_a_closed_connection_are_dropped() {
     let p = start(2);
     {
-        let mut c = Client::connect(&p);
+        let mut c = connect(&p);
         for i in 0..200u32 {
             let req = ImGetMsgListReq {
-                user_id: 96,
+                user_id: OTHER_A,
                 session_type: 1,
-                session_id: 97,
+                session_id: OTHER_B,
                 msg_id_begin: 0,
                 msg_cnt: 20 + i % 3,
                 attach_data: None,
             };
-            c.send(sid::SID_MSG, cid::CID_MSG_LIST_REQUEST, &req);
+            c.send(&req);
         }
-        let _ = c.s.shutdown(std::net::Shutdown::Both);
+        c.shutdown();
     }
     let mut p = p;
     assert!(
         p.daemon.wait_for_line("closed", LIMIT),
         "the daemon noticed the close"
     );
-    let mut c = Client::connect(&p);
-    assert_eq!(validate(&mut c, "user90", "123456").result_code, 0);
+    let mut c = connect(&p);
+    assert_eq!(
+        validate(&mut c, &seeded_name(LOGIN), PASSWORD).result_code,
+        0
+    );
     assert!(!p.daemon.recent_log().contains("panicked"));
 }
 
@@ -849,8 +781,8 @@ fn audio_message_goes_through_msfs() {
         daemon,
         port,
     };
-    let mut c = Client::connect(&p);
-    let (a, b) = (98u32, 99u32);
+    let mut c = connect(&p);
+    let (a, b) = (AUDIO_A, AUDIO_B);
     // A text first: msg ids used up by earlier runs' rejected audio are not in the table, so
     // the baseline comes from an ack.
     let before = send_msg(&mut c, a, b, "before the audio").msg_id;
@@ -868,7 +800,7 @@ fn audio_message_goes_through_msfs() {
         msg_data: data.clone(),
         attach_data: None,
     };
-    let ack: ImMsgData = c.call(sid::SID_MSG, cid::CID_MSG_DATA, cid::CID_MSG_DATA, &req);
+    let ack: ImMsgData = c.call(&req);
     assert_eq!(ack.msg_id, before + 1);
     assert_eq!(uploads.recv_timeout(LIMIT).expect("upload"), audio);
 
@@ -902,32 +834,22 @@ fn audio_message_goes_through_msfs() {
     assert_eq!((size, duration), (audio.len() as u32, 7));
 
     // History expands it back (downloaded from msfs); lists show the placeholder.
-    let h: ImGetMsgListRsp = c.call(
-        sid::SID_MSG,
-        cid::CID_MSG_LIST_REQUEST,
-        cid::CID_MSG_LIST_RESPONSE,
-        &ImGetMsgListReq {
-            user_id: b,
-            session_type: 1,
-            session_id: a,
-            msg_id_begin: before + 1,
-            msg_cnt: 1,
-            attach_data: None,
-        },
-    );
+    let h: ImGetMsgListRsp = c.call(&ImGetMsgListReq {
+        user_id: b,
+        session_type: 1,
+        session_id: a,
+        msg_id_begin: before + 1,
+        msg_cnt: 1,
+        attach_data: None,
+    });
     assert_eq!(h.msg_list.len(), 1);
     assert_eq!(h.msg_list[0].msg_type, 2);
     assert_eq!(h.msg_list[0].msg_data, data);
-    let r: ImRecentContactSessionRsp = c.call(
-        sid::SID_BUDDY_LIST,
-        cid::CID_BUDDY_LIST_RECENT_CONTACT_SESSION_REQUEST,
-        cid::CID_BUDDY_LIST_RECENT_CONTACT_SESSION_RESPONSE,
-        &ImRecentContactSessionReq {
-            user_id: b,
-            latest_update_time: 0,
-            attach_data: None,
-        },
-    );
+    let r: ImRecentContactSessionRsp = c.call(&ImRecentContactSessionReq {
+        user_id: b,
+        latest_update_time: 0,
+        attach_data: None,
+    });
     let s = r
         .contact_session_list
         .iter()
@@ -941,7 +863,7 @@ fn audio_message_goes_through_msfs() {
         msg_data: vec![0, 0, 1],
         ..req
     };
-    let ack: ImMsgData = c.call(sid::SID_MSG, cid::CID_MSG_DATA, cid::CID_MSG_DATA, &short);
+    let ack: ImMsgData = c.call(&short);
     assert_eq!(ack.msg_id, 0);
 }
 
@@ -967,7 +889,7 @@ fn a_flooding_connection_is_closed_and_others_are_served() {
         .expect("get_lock");
     assert_eq!(got, Some(1));
 
-    let mut flood = Client::connect(&p);
+    let mut flood = connect(&p);
     let msg = ImMsgData {
         from_user_id: x,
         to_session_id: y,
@@ -977,18 +899,15 @@ fn a_flooding_connection_is_closed_and_others_are_served() {
         msg_data: b"flood".to_vec(),
         attach_data: None,
     };
-    let mut h = Header::new(sid::SID_MSG, cid::CID_MSG_DATA, 1);
-    let body = msg.encode_to_vec();
-    h.length = (HEADER_LEN + body.len()) as u32;
-    let mut one = h.to_bytes().to_vec();
-    one.extend_from_slice(&body);
+    let one = Pdu::command(1, &msg).to_bytes();
     let mut all = Vec::with_capacity(one.len() * 101_000);
     for _ in 0..101_000 {
         all.extend_from_slice(&one);
     }
     // The server may close while we write: a write error is expected then.
-    let _ = flood.s.write_all(&all);
-    assert!(flood.closed_by_peer(), "the flooding connection is closed");
+    let _ = flood.try_send_bytes(&all);
+    // The flooding connection is closed.
+    flood.expect_closed();
     assert!(p.daemon.wait_for_line("waiting for the workers", LIMIT));
 
     // Let the few requests already handed to workers finish; then others are served.
@@ -996,8 +915,11 @@ fn a_flooding_connection_is_closed_and_others_are_served() {
         .exec_first("SELECT RELEASE_LOCK(?)", (&name,))
         .expect("release_lock");
     assert_eq!(released, Some(1));
-    let mut c = Client::connect(&p);
-    assert_eq!(validate(&mut c, "user90", "123456").result_code, 0);
+    let mut c = connect(&p);
+    assert_eq!(
+        validate(&mut c, &seeded_name(LOGIN), PASSWORD).result_code,
+        0
+    );
     drop(c);
     drop(p);
     cleanup_pair(&mut db, x, y);
@@ -1013,20 +935,20 @@ fn redis_conn(db: u32) -> redis::Connection {
 #[test]
 fn group_messages_counters_and_history() {
     let p = start(2);
-    let mut c = Client::connect(&p);
+    let mut c = connect(&p);
     let mut db = mysql_conn();
     let mut members = redis_conn(5);
     let mut unread_db = redis_conn(1);
     let t = now();
-    // A fresh group with members 94 and 95 (as group create would leave it).
+    // A fresh group with members A and B (as group create would leave it).
     db.exec_drop(
         "INSERT INTO IMGroup (name, avatar, creator, type, userCnt, status, version, \
-         lastChated, updated, created) VALUES ('dbp test group', '', 94, 2, 2, 0, 1, 0, ?, ?)",
-        (t, t),
+         lastChated, updated, created) VALUES ('dbp test group', '', ?, 2, 2, 0, 1, 0, ?, ?)",
+        (MEMBER_A, t, t),
     )
     .expect("insert group");
     let g = db.last_insert_id() as u32;
-    for u in [94u32, 95] {
+    for u in [MEMBER_A, MEMBER_B] {
         db.exec_drop(
             "INSERT INTO IMGroupMember (groupId, userId, status, created, updated) \
              VALUES (?, ?, 0, ?, ?)",
@@ -1041,7 +963,7 @@ fn group_messages_counters_and_history() {
             .expect("hset member");
     }
 
-    let send = |c: &mut Client, from: u32, text: &str| -> ImMsgData {
+    let send = |c: &mut PduClient, from: u32, text: &str| -> ImMsgData {
         let req = ImMsgData {
             from_user_id: from,
             to_session_id: g,
@@ -1051,17 +973,17 @@ fn group_messages_counters_and_history() {
             msg_data: text.as_bytes().to_vec(),
             attach_data: Some(b"g".to_vec()),
         };
-        c.call(sid::SID_MSG, cid::CID_MSG_DATA, cid::CID_MSG_DATA, &req)
+        c.call(&req)
     };
-    let m1 = send(&mut c, 94, "group hello");
+    let m1 = send(&mut c, MEMBER_A, "group hello");
     assert!(m1.msg_id > 0);
     assert_eq!(m1.attach_data.as_deref(), Some(&b"g"[..]));
-    let m2 = send(&mut c, 94, "group again");
+    let m2 = send(&mut c, MEMBER_A, "group again");
     assert_eq!(m2.msg_id, m1.msg_id + 1);
 
     // A non-member gets no reply at all: the next request's reply comes first.
     let outsider = ImMsgData {
-        from_user_id: 96,
+        from_user_id: OTHER_A,
         to_session_id: g,
         msg_id: 0,
         create_time: now(),
@@ -1069,11 +991,14 @@ fn group_messages_counters_and_history() {
         msg_data: b"let me in".to_vec(),
         attach_data: None,
     };
-    c.send(sid::SID_MSG, cid::CID_MSG_DATA, &outsider);
-    assert_eq!(validate(&mut c, "user94", "123456").result_code, 0);
+    c.send(&outsider);
+    assert_eq!(
+        validate(&mut c, &seeded_name(MEMBER_A), PASSWORD).result_code,
+        0
+    );
 
     // Unread: 2 for the other member, nothing for the sender.
-    let u = unread(&mut c, 95);
+    let u = unread(&mut c, MEMBER_B);
     let e = u
         .unreadinfo_list
         .iter()
@@ -1081,48 +1006,38 @@ fn group_messages_counters_and_history() {
         .expect("group unread entry");
     assert_eq!(e.unread_cnt, 2);
     assert_eq!(e.latest_msg_id, m2.msg_id);
-    assert_eq!(e.latest_msg_from_user_id, 94);
+    assert_eq!(e.latest_msg_from_user_id, MEMBER_A);
     assert_eq!(e.latest_msg_data, b"group again");
     assert!(
-        !unread(&mut c, 94)
+        !unread(&mut c, MEMBER_A)
             .unreadinfo_list
             .iter()
             .any(|e| e.session_id == g)
     );
 
     // History (members only), newest first.
-    let hist = |c: &mut Client, user: u32| -> ImGetMsgListRsp {
-        c.call(
-            sid::SID_MSG,
-            cid::CID_MSG_LIST_REQUEST,
-            cid::CID_MSG_LIST_RESPONSE,
-            &ImGetMsgListReq {
-                user_id: user,
-                session_type: 2,
-                session_id: g,
-                msg_id_begin: 0,
-                msg_cnt: 10,
-                attach_data: None,
-            },
-        )
+    let hist = |c: &mut PduClient, user: u32| -> ImGetMsgListRsp {
+        c.call(&ImGetMsgListReq {
+            user_id: user,
+            session_type: 2,
+            session_id: g,
+            msg_id_begin: 0,
+            msg_cnt: 10,
+            attach_data: None,
+        })
     };
-    let h = hist(&mut c, 95);
+    let h = hist(&mut c, MEMBER_B);
     let ids: Vec<u32> = h.msg_list.iter().map(|m| m.msg_id).collect();
     assert_eq!(ids, vec![m2.msg_id, m1.msg_id]);
-    assert_eq!(h.msg_list[1].from_session_id, 94);
-    assert!(hist(&mut c, 96).msg_list.is_empty());
+    assert_eq!(h.msg_list[1].from_session_id, MEMBER_A);
+    assert!(hist(&mut c, OTHER_A).msg_list.is_empty());
 
     // The sender's group session exists; the group's lastChated was set.
-    let r: ImRecentContactSessionRsp = c.call(
-        sid::SID_BUDDY_LIST,
-        cid::CID_BUDDY_LIST_RECENT_CONTACT_SESSION_REQUEST,
-        cid::CID_BUDDY_LIST_RECENT_CONTACT_SESSION_RESPONSE,
-        &ImRecentContactSessionReq {
-            user_id: 94,
-            latest_update_time: 0,
-            attach_data: None,
-        },
-    );
+    let r: ImRecentContactSessionRsp = c.call(&ImRecentContactSessionReq {
+        user_id: MEMBER_A,
+        latest_update_time: 0,
+        attach_data: None,
+    });
     let s = r
         .contact_session_list
         .iter()
@@ -1135,18 +1050,14 @@ fn group_messages_counters_and_history() {
     assert!(last.is_some_and(|l| l >= t));
 
     // Read ack clears the member's group unread.
-    c.send(
-        sid::SID_MSG,
-        cid::CID_MSG_READ_ACK,
-        &ImMsgDataReadAck {
-            user_id: 95,
-            session_id: g,
-            msg_id: m2.msg_id,
-            session_type: 2,
-        },
-    );
+    c.send(&ImMsgDataReadAck {
+        user_id: MEMBER_B,
+        session_id: g,
+        msg_id: m2.msg_id,
+        session_type: 2,
+    });
     let deadline = Instant::now() + LIMIT;
-    while unread(&mut c, 95)
+    while unread(&mut c, MEMBER_B)
         .unreadinfo_list
         .iter()
         .any(|e| e.session_id == g)
@@ -1176,8 +1087,8 @@ fn group_messages_counters_and_history() {
     let _ = redis::cmd("DEL")
         .arg(format!("group_msg_id_{g}"))
         .arg(format!("{g}_im_group_msg"))
-        .arg(format!("94_{g}_im_user_group"))
-        .arg(format!("95_{g}_im_user_group"))
+        .arg(format!("{MEMBER_A}_{g}_im_user_group"))
+        .arg(format!("{MEMBER_B}_{g}_im_user_group"))
         .query::<()>(&mut unread_db);
 }
 
@@ -1186,83 +1097,74 @@ fn device_tokens_set_and_get() {
     use tt_proto::pb::login::{ImDeviceTokenReq, ImDeviceTokenRsp};
     use tt_proto::pb::server::{ImGetDeviceTokenReq, ImGetDeviceTokenRsp};
     let p = start(2);
-    let mut c = Client::connect(&p);
+    let mut c = connect(&p);
     let tag = format!("{}-{}", std::process::id(), now());
-    let set = |c: &mut Client, user: u32, token: &str, client_type: i32| {
-        let rsp: ImDeviceTokenRsp = c.call(
-            sid::SID_LOGIN,
-            cid::CID_LOGIN_REQ_DEVICETOKEN,
-            cid::CID_LOGIN_RES_DEVICETOKEN,
-            &ImDeviceTokenReq {
-                user_id: user,
-                device_token: token.as_bytes().to_vec(),
-                client_type: Some(client_type),
-                attach_data: Some(b"d".to_vec()),
-            },
-        );
+    let set = |c: &mut PduClient, user: u32, token: &str, client_type: i32| {
+        let rsp: ImDeviceTokenRsp = c.call(&ImDeviceTokenReq {
+            user_id: user,
+            device_token: token.as_bytes().to_vec(),
+            client_type: Some(client_type),
+            attach_data: Some(b"d".to_vec()),
+        });
         assert_eq!(rsp.user_id, user);
         assert_eq!(rsp.attach_data.as_deref(), Some(&b"d"[..]));
     };
-    let old96 = format!("old96-{tag}");
-    let tok96 = format!("tok96-{tag}");
-    let tok97 = format!("tok97-{tag}");
-    set(&mut c, 96, &old96, 0x11);
-    set(&mut c, 96, &tok96, 0x11);
-    set(&mut c, 97, &tok97, 0x12);
+    let (a, b) = (OTHER_A, OTHER_B);
+    let old_a = format!("old{a}-{tag}");
+    let tok_a = format!("tok{a}-{tag}");
+    let tok_b = format!("tok{b}-{tag}");
+    set(&mut c, a, &old_a, 0x11);
+    set(&mut c, a, &tok_a, 0x11);
+    set(&mut c, b, &tok_b, 0x12);
 
     let mut tokens = redis_conn(4);
     let v: String = redis::cmd("GET")
-        .arg("device_96")
+        .arg(format!("device_{a}"))
         .query(&mut tokens)
         .expect("get");
-    assert_eq!(v, format!("ios:{tok96}"));
+    assert_eq!(v, format!("ios:{tok_a}"));
     let v: String = redis::cmd("GET")
-        .arg(format!("device_{tok96}"))
+        .arg(format!("device_{tok_a}"))
         .query(&mut tokens)
         .expect("get");
-    assert_eq!(v, "96");
+    assert_eq!(v, a.to_string());
     let v: String = redis::cmd("GET")
-        .arg(format!("device_{old96}"))
+        .arg(format!("device_{old_a}"))
         .query(&mut tokens)
         .expect("get");
     assert_eq!(v, "", "the replaced token no longer points at the user");
 
-    let rsp: ImGetDeviceTokenRsp = c.call(
-        sid::SID_OTHER,
-        cid::CID_OTHER_GET_DEVICE_TOKEN_REQ,
-        cid::CID_OTHER_GET_DEVICE_TOKEN_RSP,
-        &ImGetDeviceTokenReq {
-            user_id: vec![97, 96, 97],
-            attach_data: Some(b"t".to_vec()),
-        },
-    );
+    let rsp: ImGetDeviceTokenRsp = c.call(&ImGetDeviceTokenReq {
+        user_id: vec![b, a, b],
+        attach_data: Some(b"t".to_vec()),
+    });
     assert_eq!(rsp.attach_data.as_deref(), Some(&b"t"[..]));
     let users: Vec<u32> = rsp.user_token_info.iter().map(|t| t.user_id).collect();
-    assert_eq!(users, vec![96, 97], "ordered by key, duplicates collapsed");
-    let (i96, i97) = (&rsp.user_token_info[0], &rsp.user_token_info[1]);
+    assert_eq!(users, vec![a, b], "ordered by key, duplicates collapsed");
+    let (ia, ib) = (&rsp.user_token_info[0], &rsp.user_token_info[1]);
     assert_eq!(
-        (i96.user_type, i96.token.as_slice()),
-        (0x11, tok96.as_bytes())
+        (ia.user_type, ia.token.as_slice()),
+        (0x11, tok_a.as_bytes())
     );
     assert_eq!(
-        (i97.user_type, i97.token.as_slice()),
-        (0x12, tok97.as_bytes())
+        (ib.user_type, ib.token.as_slice()),
+        (0x12, tok_b.as_bytes())
     );
-    assert_eq!(i97.push_type, 1);
+    assert_eq!(ib.push_type, 1);
     let mut unread_db = redis_conn(1);
     let vals: Vec<String> = redis::cmd("HVALS")
-        .arg("unread_97")
+        .arg(format!("unread_{b}"))
         .query(&mut unread_db)
         .expect("hvals");
     let expected: u32 = vals.iter().map(|v| v.parse::<u32>().unwrap_or(0)).sum();
-    assert_eq!(i97.push_count, expected);
+    assert_eq!(ib.push_count, expected);
 
     for key in [
-        "device_96".to_string(),
-        "device_97".to_string(),
-        format!("device_{old96}"),
-        format!("device_{tok96}"),
-        format!("device_{tok97}"),
+        format!("device_{a}"),
+        format!("device_{b}"),
+        format!("device_{old_a}"),
+        format!("device_{tok_a}"),
+        format!("device_{tok_b}"),
     ] {
         let _ = redis::cmd("DEL").arg(key).query::<()>(&mut tokens);
     }
