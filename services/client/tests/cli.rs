@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
 use std::thread;
 
-use common::{serve, serve_user};
+use common::{FakeMsgServer, serve, serve_user};
 use tt_client::MsgCipher;
 use tt_client::tt_proto::pb::{base_define, login, message};
 

@@ -6,7 +6,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{serve, serve_user, user};
+use common::{FakeMsgServer, serve, serve_user, user};
 use tt_client::tt_proto::pb::{base_define, buddy, login, message};
 use tt_client::tt_proto::{Command, Pdu};
 use tt_client::{
@@ -65,7 +65,7 @@ fn login_send_and_receive_with_events_queued_meanwhile() {
             },
         });
         let other_seq = p.header.seq_num.wrapping_add(100);
-        conn.send(&Pdu::command(
+        conn.send_pdu(&Pdu::command(
             other_seq,
             &message::ImMsgDataAck {
                 user_id: 41,
@@ -85,7 +85,7 @@ fn login_send_and_receive_with_events_queued_meanwhile() {
         );
         // The client acknowledges the delivered message.
         let ack = loop {
-            let a = conn.read_pdu();
+            let a = conn.recv_pdu();
             if a.header.command_id == 0x0302 {
                 break a;
             }
@@ -198,7 +198,7 @@ fn requests_match_their_reply_by_seq_and_command() {
             msg_list: vec![],
             attach_data: None,
         };
-        conn.send(&Pdu::command(p.header.seq_num.wrapping_add(1), &wrong));
+        conn.send_pdu(&Pdu::command(p.header.seq_num.wrapping_add(1), &wrong));
         conn.reply(
             &p.header,
             &message::ImGetMsgListRsp {
@@ -245,13 +245,14 @@ fn requests_match_their_reply_by_seq_and_command() {
         let r: message::ImMsgDataReadAck = p.decode_checked().expect("read ack");
         assert_eq!((r.session_id, r.msg_id, r.session_type), (42, 2, 1));
         // heartbeat: echoed verbatim
-        let p = conn.read_pdu();
+        let p = conn.recv_pdu();
         assert_eq!(p.header.command_id, 0x0701);
-        conn.send(&p);
+        conn.send_pdu(&p);
         // logout
         let p = conn.expect_request(0x0105);
         conn.reply(&p.header, &login::ImLogoutRsp { result_code: 0 });
-        assert!(conn.wait_eof(), "client closes after logout");
+        // The client closes after the logout.
+        conn.expect_end_of_stream();
     });
 
     let mut c = logged_in(fake.addr);
@@ -363,8 +364,9 @@ fn malformed_frame_closes_the_connection() {
     let fake = serve_user(41, "user41", |conn| {
         let _ = conn.read_request();
         // length 8 < 16
-        conn.send_raw(&[0, 0, 0, 8, 0, 1, 0, 0, 0, 3, 3, 6, 0, 1, 0, 0]);
-        assert!(conn.wait_eof(), "client closes on a bad frame");
+        conn.send_bytes(&[0, 0, 0, 8, 0, 1, 0, 0, 0, 3, 3, 6, 0, 1, 0, 0]);
+        // The client closes on a bad frame.
+        conn.expect_end_of_stream();
     });
     let mut c = logged_in(fake.addr);
     match c.server_time() {
@@ -405,7 +407,7 @@ fn plain_mode_and_wait_for_keep_other_events() {
             attach_data: Some(vec![0; 12]),
         });
         // group delivery ack from the client
-        let a = conn.read_pdu();
+        let a = conn.recv_pdu();
         assert_eq!(a.header.command_id, 0x0302);
         let a: message::ImMsgDataAck = a.decode_checked().expect("ack");
         assert_eq!((a.session_id, a.msg_id, a.session_type), (5, 2, 2));
@@ -452,16 +454,16 @@ fn automatic_heartbeat_while_waiting_for_events() {
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let fake = serve_user(41, "user41", move |conn| {
         // next_event sends heartbeats while it waits; answer the first with an event.
-        let hb = conn.read_pdu();
+        let hb = conn.recv_pdu();
         assert_eq!(hb.header.command_id, 0x0701);
         assert_eq!(hb.body.len(), 0);
-        conn.send(&hb); // the echo must not become an event
+        conn.send_pdu(&hb); // the echo must not become an event
         conn.notify(&login::ImKickUser {
             user_id: 41,
             kick_reason: 1,
         });
         // More heartbeats follow (from next_event while the kick travels, then keepalive).
-        let hb = conn.read_pdu();
+        let hb = conn.recv_pdu();
         assert_eq!(hb.header.command_id, 0x0701);
         let _ = done_rx.recv();
     });

@@ -1,12 +1,13 @@
 //! The client against the real daemons: db_proxy_server, route_server, login_server and
-//! msg_server on free ports (`tt_testkit::Stack`), the project-local MariaDB and Redis, seeded
-//! users 52..56 (this crate's range is 40..59). Needs the daemon binaries:
+//! msg_server on free ports (`tt_testkit::Stack`), the project-local MariaDB and Redis, the
+//! seeded users of `tt_testkit::users::CLIENT_LIVE`. Needs the daemon binaries:
 //! `cargo build --workspace --bins` (scripts/test.sh does it).
 
 use std::time::Duration;
 
 use tt_client::{Client, ClientType, Error, Event, MsgServerAddr, UserStatType};
 use tt_testkit::Stack;
+use tt_testkit::users::{CLIENT_LIVE as USERS, PASSWORD, SEEDED};
 
 const GUARD: Duration = Duration::from_secs(30);
 
@@ -21,7 +22,7 @@ fn login(addr: &MsgServerAddr, user: &str) -> Client {
     let info = c
         .login(
             user,
-            "123456",
+            PASSWORD,
             ClientType::Windows,
             UserStatType::UserStatusOnline,
         )
@@ -42,12 +43,13 @@ fn discover_login_send_receive_history() {
         "discovery hands out the one msg_server"
     );
 
-    let mut a = login(&addr, "user52");
-    let mut b = login(&addr, "user53");
-    assert_eq!((a.user_id(), b.user_id()), (52, 53));
+    let (a_id, b_id) = (USERS.id(0), USERS.id(1));
+    let mut a = login(&addr, &USERS.name(0));
+    let mut b = login(&addr, &USERS.name(1));
+    assert_eq!((a.user_id(), b.user_id()), (a_id, b_id));
 
-    let first = a.send_text(53, "live hello 你好").expect("send 1");
-    assert_eq!((first.session_id, first.session_type), (53, 1));
+    let first = a.send_text(b_id, "live hello 你好").expect("send 1");
+    assert_eq!((first.session_id, first.session_type), (b_id, 1));
     assert!(first.msg_id > 0);
     let got = b
         .wait_for(
@@ -55,16 +57,16 @@ fn discover_login_send_receive_history() {
             |e| matches!(e, Event::Message(m) if m.msg_id == first.msg_id),
         )
         .expect("wait")
-        .expect("message delivered to user53");
+        .expect("message delivered to b");
     match got {
         Event::Message(m) => {
-            assert_eq!((m.from, m.to), (52, 53));
+            assert_eq!((m.from, m.to), (a_id, b_id));
             assert_eq!(m.text.as_deref(), Some("live hello 你好"));
         }
         other => panic!("{other:?}"),
     }
 
-    let second = a.send_text(53, "second").expect("send 2");
+    let second = a.send_text(b_id, "second").expect("send 2");
     assert_eq!(second.msg_id, first.msg_id + 1);
     b.wait_for(
         GUARD,
@@ -73,31 +75,31 @@ fn discover_login_send_receive_history() {
     .expect("wait")
     .expect("second message delivered");
 
-    let history = b.get_msg_list(52, 0, 2).expect("history");
+    let history = b.get_msg_list(a_id, 0, 2).expect("history");
     let ids: Vec<u32> = history.iter().map(|m| m.msg_id).collect();
     assert_eq!(ids, vec![second.msg_id, first.msg_id]);
     assert_eq!(history[0].text.as_deref(), Some("second"));
     assert_eq!(history[1].text.as_deref(), Some("live hello 你好"));
 
-    assert_eq!(b.latest_msg_id(52).expect("latest"), second.msg_id);
+    assert_eq!(b.latest_msg_id(a_id).expect("latest"), second.msg_id);
     let unread = b.unread_counts().expect("unread");
     let from_a = unread
         .sessions
         .iter()
-        .find(|s| s.session_id == 52)
-        .expect("unread session with user52");
+        .find(|s| s.session_id == a_id)
+        .expect("unread session with a");
     assert!(from_a.unread_cnt >= 2);
     assert_eq!(from_a.latest.msg_id, second.msg_id);
-    b.read_ack(52, second.msg_id).expect("read ack");
+    b.read_ack(a_id, second.msg_id).expect("read ack");
 
-    let status = a.users_status(&[53]).expect("status");
+    let status = a.users_status(&[b_id]).expect("status");
     assert_eq!(status.len(), 1);
     assert_eq!(
         (status[0].user_id, status[0].status),
-        (53, UserStatType::UserStatusOnline as i32)
+        (b_id, UserStatType::UserStatusOnline as i32)
     );
-    let info = a.user_info(&[53]).expect("user info");
-    assert_eq!(info[0].user_id, 53);
+    let info = a.user_info(&[b_id]).expect("user info");
+    assert_eq!(info[0].user_id, b_id);
     assert!(a.server_time().expect("time") > 0);
     a.heartbeat().expect("heartbeat echo");
     assert_eq!(a.logout().expect("logout"), 0);
@@ -105,7 +107,7 @@ fn discover_login_send_receive_history() {
     // A wrong password is refused with the original code.
     let mut c = Client::connect(&addr).expect("connect");
     match c.login(
-        "user54",
+        &USERS.name(2),
         "wrong",
         ClientType::Windows,
         UserStatType::UserStatusOnline,
@@ -120,19 +122,22 @@ fn cli_one_shot_and_piped_against_the_daemons() {
     let stack = Stack::start("tt-client-live", 1);
     let login_url = stack.login_url();
     let addr = discover(&login_url);
-    let mut b = login(&addr, "user56");
+    // a sends from the cli, b receives.
+    let (a_id, a_name) = (USERS.id(3), USERS.name(3));
+    let (b_id, b_name) = (USERS.id(4), USERS.name(4));
+    let mut b = login(&addr, &b_name);
 
-    // One-shot send from user55 through discovery.
+    // One-shot send from a through discovery.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tt-cli"))
         .args([
             "--login-url",
             &login_url,
             "--user",
-            "user55",
+            &a_name,
             "--password",
-            "123456",
+            PASSWORD,
             "send",
-            "56",
+            &b_id.to_string(),
             "from the cli",
         ])
         .output()
@@ -144,12 +149,12 @@ fn cli_one_shot_and_piped_against_the_daemons() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("login ok user_id=55 name=user55"),
+        stdout.contains(&format!("login ok user_id={a_id} name={a_name}")),
         "{stdout}"
     );
     let sent = stdout
         .lines()
-        .find_map(|l| l.strip_prefix("sent to=56 msg_id="))
+        .find_map(|l| l.strip_prefix(&format!("sent to={b_id} msg_id=")))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|id| id.parse::<u32>().ok())
         .expect("a `sent` line with the msg id");
@@ -159,23 +164,23 @@ fn cli_one_shot_and_piped_against_the_daemons() {
             |e| matches!(e, Event::Message(m) if m.msg_id == sent),
         )
         .expect("wait")
-        .expect("the cli's message reaches user56");
+        .expect("the cli's message reaches b");
     match got {
         Event::Message(m) => {
-            assert_eq!(m.from, 55);
+            assert_eq!(m.from, a_id);
             assert_eq!(m.text.as_deref(), Some("from the cli"));
         }
         other => panic!("{other:?}"),
     }
 
-    // Piped session of user55: history shows the message, decrypted.
+    // Piped session of a: history shows the message, decrypted.
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tt-cli"))
         .args([
             "--msg-server",
             &format!("{}:{}", addr.prior_ip, addr.port),
             "login",
-            "user55",
-            "123456",
+            &a_name,
+            PASSWORD,
         ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -187,7 +192,11 @@ fn cli_one_shot_and_piped_against_the_daemons() {
         let mut stdin = child.stdin.take().expect("stdin");
         stdin
             .write_all(
-                b"history 56 1\nlatest 56\nwhois 56\nstatus 56\nsessions\nusers\ndepts\ntime\nheartbeat\nrecv 0\nlogout\n",
+                format!(
+                    "history {b_id} 1\nlatest {b_id}\nwhois {b_id}\nstatus {b_id}\nsessions\nusers\n\
+                     depts\ntime\nheartbeat\nrecv 0\nlogout\n"
+                )
+                .as_bytes(),
             )
             .expect("write");
     }
@@ -198,36 +207,42 @@ fn cli_one_shot_and_piped_against_the_daemons() {
         "tt-cli failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("history session=56 count=1"), "{stdout}");
     assert!(
-        stdout.contains(&format!("msg from=55 to=56 id={sent} type=1 "))
+        stdout.contains(&format!("history session={b_id} count=1")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("msg from={a_id} to={b_id} id={sent} type=1 "))
             && stdout.contains("text=from the cli"),
         "{stdout}"
     );
     assert!(
-        stdout.contains(&format!("latest session=56 msg_id={sent}")),
-        "{stdout}"
-    );
-    assert!(stdout.contains("user id=56 name=user56"), "{stdout}");
-    assert!(
-        stdout.contains("status user_id=56 status=online"),
+        stdout.contains(&format!("latest session={b_id} msg_id={sent}")),
         "{stdout}"
     );
     assert!(
-        stdout
-            .lines()
-            .any(|l| l.starts_with("session id=56 type=single ")
+        stdout.contains(&format!("user id={b_id} name={b_name}")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("status user_id={b_id} status=online")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.lines().any(
+            |l| l.starts_with(&format!("session id={b_id} type=single "))
                 && l.contains(&format!("latest_id={sent} from="))
-                && l.ends_with(" text=from the cli")),
+                && l.ends_with(" text=from the cli")
+        ),
         "{stdout}"
     );
-    // The seed has 100 users; other tests may add more.
+    // The seeded users, and those other tests may add.
     let users: usize = stdout
         .lines()
         .find_map(|l| l.strip_prefix("users count="))
         .and_then(|n| n.parse().ok())
         .expect("users count line");
-    assert!(users >= 100, "{stdout}");
+    assert!(users >= SEEDED.len() as usize, "{stdout}");
     assert!(
         stdout.lines().any(|l| l.starts_with("depts count=")),
         "{stdout}"
@@ -244,5 +259,5 @@ fn cli_one_shot_and_piped_against_the_daemons() {
         "{stdout}"
     );
     assert!(stdout.contains("logout result=0"), "{stdout}");
-    b.read_ack(55, sent).expect("read ack");
+    b.read_ack(a_id, sent).expect("read ack");
 }

@@ -19,7 +19,7 @@
 //! | a typed message, skipping others | [`PduClient::recv`] |
 //! | the very next PDU, asserted to be a typed message | [`PduClient::expect`] |
 //! | request and its reply as the very next PDU | [`PduClient::call`] |
-//! | the peer closes | [`PduClient::expect_closed`] |
+//! | the peer closes | [`PduClient::expect_closed`], [`PduClient::expect_end_of_stream`] |
 //! | what arrives within a quiet period | [`PduClient::recv_within`], [`PduClient::drain`] |
 //!
 //! Heartbeats are PDUs like any other unless [`PduClient::skip_heartbeats`] is on; then the
@@ -53,7 +53,10 @@ pub struct PduClient {
 /// What one read of the socket gave.
 enum Read1 {
     Data,
+    /// End of stream.
     Closed,
+    /// The peer reset the connection.
+    Reset,
     TimedOut,
 }
 
@@ -190,7 +193,7 @@ impl PduClient {
             }
             match self.read_once(self.guard) {
                 Read1::Data => {}
-                Read1::Closed => {
+                Read1::Closed | Read1::Reset => {
                     self.assert_no_partial_pdu();
                     return None;
                 }
@@ -220,7 +223,7 @@ impl PduClient {
             }
             match self.read_once(left) {
                 Read1::Data => {}
-                Read1::Closed => panic!("{} closed the connection", self.peer),
+                Read1::Closed | Read1::Reset => panic!("{} closed the connection", self.peer),
                 Read1::TimedOut => return None,
             }
         }
@@ -289,6 +292,16 @@ impl PduClient {
     /// PDU that arrived before, heartbeats included. Panics if the connection is not closed
     /// within the hang guard, if the stream cannot be framed or if it ends within a PDU.
     pub fn expect_closed(&mut self) -> Vec<Pdu> {
+        self.read_to_close(true)
+    }
+
+    /// Like [`expect_closed`](Self::expect_closed), and the close must be an orderly one: end
+    /// of stream, not a reset.
+    pub fn expect_end_of_stream(&mut self) -> Vec<Pdu> {
+        self.read_to_close(false)
+    }
+
+    fn read_to_close(&mut self, reset_is_close: bool) -> Vec<Pdu> {
         let mut seen = Vec::new();
         loop {
             while let Some(p) = self.next_framed() {
@@ -300,6 +313,14 @@ impl PduClient {
                     self.assert_no_partial_pdu();
                     return seen;
                 }
+                Read1::Reset if reset_is_close => {
+                    self.assert_no_partial_pdu();
+                    return seen;
+                }
+                Read1::Reset => panic!(
+                    "{} reset the connection instead of closing it; received: {seen:?}",
+                    self.peer
+                ),
                 Read1::TimedOut => panic!(
                     "{} did not close the connection within {:?} (hang guard); received: {seen:?}",
                     self.peer, self.guard
@@ -355,7 +376,7 @@ impl PduClient {
                 self.decoder.push(&buf[..n]);
                 Read1::Data
             }
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => Read1::Closed,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => Read1::Reset,
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 Read1::TimedOut
             }
@@ -468,7 +489,7 @@ mod tests {
         let rsp: ImClientTimeRsp = c.call(&ImClientTimeReq {});
         assert_eq!(rsp.server_time, 9);
         drop(server.join().unwrap());
-        assert!(c.expect_closed().is_empty());
+        assert!(c.expect_end_of_stream().is_empty());
     }
 
     #[test]

@@ -1,42 +1,22 @@
-//! A scripted fake msg_server (std sockets) for the client tests.
+//! A scripted fake msg_server for the client tests: the server side of `tt_testkit`'s
+//! [`PduClient`], with what a msg_server answers to a login.
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use tt_client::tt_proto::ids::Command;
+use tt_client::tt_proto::Pdu;
+use tt_client::tt_proto::ids::cid;
 use tt_client::tt_proto::pb::{base_define, login};
-use tt_client::tt_proto::{Decoder, Header, Pdu};
+use tt_testkit::{PduClient, PduListener};
 
-/// Hang guard for every blocking read of the fake server.
-pub const GUARD: Duration = Duration::from_secs(20);
+/// Hang guard for every blocking wait of the fake server.
+pub const GUARD: Duration = tt_testkit::HANG_GUARD;
 
-pub struct FakeServer {
-    listener: TcpListener,
-}
-
-impl FakeServer {
-    pub fn start() -> FakeServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        FakeServer { listener }
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("local addr")
-    }
-
-    pub fn accept(&self) -> FakeConn {
-        let (stream, _) = self.listener.accept().expect("accept");
-        stream.set_read_timeout(Some(GUARD)).expect("timeout");
-        FakeConn {
-            stream,
-            decoder: Decoder::default(),
-        }
-    }
-}
+/// The fake server's side of the one connection.
+pub type FakeConn = PduClient;
 
 /// A fake msg_server running `script` on its one connection in a thread; see [`serve`].
 #[must_use = "call finish() to check the fake server's side"]
@@ -72,10 +52,10 @@ impl Drop for Served {
 
 /// Starts a fake msg_server that accepts one connection and runs `script` on it.
 pub fn serve(script: impl FnOnce(&mut FakeConn) + Send + 'static) -> Served {
-    let server = FakeServer::start();
-    let addr = server.addr();
+    let listener = PduListener::bind();
+    let addr = listener.addr();
     let fake = thread::spawn(move || {
-        let mut conn = server.accept();
+        let mut conn = listener.accept();
         script(&mut conn);
     });
     Served {
@@ -96,38 +76,33 @@ pub fn serve_user(
     })
 }
 
-pub struct FakeConn {
-    pub stream: TcpStream,
-    decoder: Decoder,
-}
-
-impl FakeConn {
-    /// The next PDU from the client (panics after the hang guard).
-    pub fn read_pdu(&mut self) -> Pdu {
-        let mut buf = [0u8; 4096];
-        loop {
-            if let Some(p) = self.decoder.next_pdu().expect("client framing") {
-                return p;
-            }
-            let n = self.stream.read(&mut buf).expect("fake server read");
-            assert!(n > 0, "client closed the connection unexpectedly");
-            self.decoder.push(&buf[..n]);
-        }
-    }
-
+/// What the fake msg_server does on its connection beyond [`PduClient`].
+pub trait FakeMsgServer {
     /// The next PDU that is not a heartbeat or a delivery ack.
-    pub fn read_request(&mut self) -> Pdu {
-        loop {
-            let p = self.read_pdu();
-            let c = p.header.command_id;
-            if c != 0x0701 && c != 0x0302 {
-                return p;
-            }
-        }
-    }
+    fn read_request(&mut self) -> Pdu;
 
     /// The next request (as [`read_request`](Self::read_request)), asserted to be `command_id`.
-    pub fn expect_request(&mut self, command_id: u16) -> Pdu {
+    fn expect_request(&mut self, command_id: u16) -> Pdu;
+
+    /// Reads the login request and accepts it as user `id`.
+    fn accept_login(&mut self, id: u32, name: &str) -> login::ImLoginReq;
+
+    /// Reads the login request and refuses it with `code` and `text`.
+    fn refuse_login(&mut self, code: i32, text: &str) -> login::ImLoginReq;
+}
+
+impl FakeMsgServer for FakeConn {
+    fn read_request(&mut self) -> Pdu {
+        loop {
+            let p = self.recv_pdu();
+            let c = p.header.command_id;
+            if c != cid::CID_OTHER_HEARTBEAT && c != cid::CID_MSG_DATA_ACK {
+                return p;
+            }
+        }
+    }
+
+    fn expect_request(&mut self, command_id: u16) -> Pdu {
         let p = self.read_request();
         assert_eq!(
             p.header.command_id, command_id,
@@ -137,41 +112,8 @@ impl FakeConn {
         p
     }
 
-    /// True if the client closed (EOF) before sending anything else.
-    pub fn wait_eof(&mut self) -> bool {
-        let mut buf = [0u8; 4096];
-        loop {
-            match self.stream.read(&mut buf) {
-                Ok(0) => return true,
-                Ok(n) => self.decoder.push(&buf[..n]),
-                Err(_) => return false,
-            }
-        }
-    }
-
-    pub fn send(&mut self, pdu: &Pdu) {
-        self.stream
-            .write_all(&pdu.to_bytes())
-            .expect("fake server write");
-    }
-
-    pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("fake server write");
-    }
-
-    /// Sends `msg` as a reply to `req` (same seq).
-    pub fn reply<M: Command>(&mut self, req: &Header, msg: &M) {
-        self.send(&Pdu::command(req.seq_num, msg));
-    }
-
-    /// Sends `msg` as a server-originated PDU (seq 0).
-    pub fn notify<M: Command>(&mut self, msg: &M) {
-        self.send(&Pdu::command(0, msg));
-    }
-
-    /// Reads the login request and accepts it as user `id`.
-    pub fn accept_login(&mut self, id: u32, name: &str) -> login::ImLoginReq {
-        let (p, req) = self.read_login();
+    fn accept_login(&mut self, id: u32, name: &str) -> login::ImLoginReq {
+        let (p, req) = read_login(self);
         let res = login::ImLoginRes {
             server_time: 1_700_000_000,
             result_code: 0,
@@ -183,9 +125,8 @@ impl FakeConn {
         req
     }
 
-    /// Reads the login request and refuses it with `code` and `text`.
-    pub fn refuse_login(&mut self, code: i32, text: &str) -> login::ImLoginReq {
-        let (p, req) = self.read_login();
+    fn refuse_login(&mut self, code: i32, text: &str) -> login::ImLoginReq {
+        let (p, req) = read_login(self);
         let res = login::ImLoginRes {
             server_time: 1,
             result_code: code,
@@ -196,12 +137,12 @@ impl FakeConn {
         self.reply(&p.header, &res);
         req
     }
+}
 
-    fn read_login(&mut self) -> (Pdu, login::ImLoginReq) {
-        let p = self.expect_request(0x0103);
-        let req = p.decode_checked().expect("login request");
-        (p, req)
-    }
+fn read_login(conn: &mut FakeConn) -> (Pdu, login::ImLoginReq) {
+    let p = conn.expect_request(cid::CID_LOGIN_REQ_USERLOGIN);
+    let req = p.decode_checked().expect("login request");
+    (p, req)
 }
 
 pub fn user(id: u32, name: &str) -> base_define::UserInfo {
