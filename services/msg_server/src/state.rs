@@ -45,6 +45,7 @@ pub const MASTER_ROUTE: Target = Target::MasterRoute;
 /// A client request forwarded with the client's user id and handle: where it goes and which
 /// attach it carries (declared once per request in the forward table).
 pub trait Forwarded: Routed {
+    /// The reply's message.
     type Reply: Routed;
     const TARGET: Target;
     const ATTACH: Attach;

@@ -87,25 +87,12 @@ impl Table {
             let family = fwd
                 .custom
                 .and_then(|(name, _)| FAMILIES.iter().find(|f| f.name == name));
-            if fwd.is_custom(Side::Request) {
-                let handled = family.is_some_and(|f| f.client.iter().any(|r| r.0 == fwd.request));
-                assert!(
-                    handled,
-                    "{:#06x}: its family does not handle it",
-                    fwd.request
-                );
-            } else {
-                add(&mut t.client, fwd.request, fwd.forward, "forwards");
-            }
-            let (replies, family_replies) = match fwd.target {
-                Target::Db(_) => (&mut t.db, family.map(|f| f.db)),
-                Target::MasterRoute => (&mut t.route, family.map(|f| f.route)),
-            };
-            if fwd.is_custom(Side::Reply) {
-                let handled = family_replies.is_some_and(|r| r.iter().any(|r| r.0 == fwd.reply));
-                assert!(handled, "{:#06x}: its family does not handle it", fwd.reply);
-            } else {
-                add(replies, fwd.reply, fwd.route_back, "forwards");
+            let request = (fwd.request, fwd.forward, fwd.is_custom(Side::Request));
+            add_side(&mut t.client, request, family.map(|f| f.client));
+            let reply = (fwd.reply, fwd.route_back, fwd.is_custom(Side::Reply));
+            match fwd.target {
+                Target::Db(_) => add_side(&mut t.db, reply, family.map(|f| f.db)),
+                Target::MasterRoute => add_side(&mut t.route, reply, family.map(|f| f.route)),
             }
         }
         t
@@ -135,6 +122,24 @@ impl Table {
 fn add_all<F: Copy>(map: &mut HashMap<u16, F>, rows: &[(u16, F)], owner: &str) {
     for &(command_id, f) in rows {
         add(map, command_id, f, owner);
+    }
+}
+
+/// One side of a forward: its plain handler, or (when `custom`) a check that the family
+/// module named by the forward registered its own.
+fn add_side<F: Copy>(
+    map: &mut HashMap<u16, F>,
+    (command_id, plain, custom): (u16, F, bool),
+    family: Option<&[(u16, F)]>,
+) {
+    if custom {
+        let handled = family.is_some_and(|rows| rows.iter().any(|r| r.0 == command_id));
+        assert!(
+            handled,
+            "{command_id:#06x} is left to a family that does not handle it"
+        );
+    } else {
+        add(map, command_id, plain, "forwards");
     }
 }
 
