@@ -4,7 +4,8 @@
 //! must be delivered exactly once, with the msg_id of its ack and the text that was sent, the
 //! ids of a pair must be consecutive, and the history in the database must hold them all.
 //!
-//! Seeded users 81..=100 belong to this test. No timing assertions: the waits are hang guards.
+//! The seeded users of `tt_testkit::users::LOAD_TEST` belong to this test. No timing
+//! assertions: the waits are hang guards.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::mpsc;
@@ -15,14 +16,19 @@ use tt_client::tt_proto::ids::cid;
 use tt_client::tt_proto::pb::message::ImMsgDataAck;
 use tt_client::{Client, ClientType, Event, Message, MsgCipher, MsgType, UserStatType};
 use tt_testkit::Stack;
+use tt_testkit::users::{LOAD_TEST, PASSWORD};
 
 /// Hang guard for one reply or event that must come.
 const WAIT: Duration = Duration::from_secs(30);
 /// Hang guard for a whole sender or receiver.
 const WHOLE: Duration = Duration::from_secs(120);
 
-const FIRST_USER: u32 = 81;
+const FIRST_USER: u32 = LOAD_TEST.first;
 const PAIRS: usize = 10;
+const _: () = assert!(
+    2 * PAIRS as u32 <= LOAD_TEST.len(),
+    "more pairs than LOAD_TEST users"
+);
 const MESSAGES: u32 = 30;
 /// Messages in flight per pair's sender (1: one at a time). msg_server's MaxPendingDbRequests
 /// (64) is above all of them.
@@ -33,7 +39,7 @@ fn login_at(stack: &Stack, server: usize, user: u32) -> Client {
     let info = c
         .login(
             &format!("user{user}"),
-            "123456",
+            PASSWORD,
             ClientType::Windows,
             UserStatType::UserStatusOnline,
         )
