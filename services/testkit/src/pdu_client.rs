@@ -51,7 +51,7 @@ pub struct PduClient {
 }
 
 /// What one read of the socket gave.
-enum Read1 {
+enum ReadOutcome {
     Data,
     /// End of stream.
     Closed,
@@ -192,12 +192,12 @@ impl PduClient {
                 return Some(p);
             }
             match self.read_once(self.guard) {
-                Read1::Data => {}
-                Read1::Closed | Read1::Reset => {
+                ReadOutcome::Data => {}
+                ReadOutcome::Closed | ReadOutcome::Reset => {
                     self.assert_no_partial_pdu();
                     return None;
                 }
-                Read1::TimedOut => panic!(
+                ReadOutcome::TimedOut => panic!(
                     "no PDU from {} within {:?} (hang guard)",
                     self.peer, self.guard
                 ),
@@ -222,9 +222,11 @@ impl PduClient {
                 return None;
             }
             match self.read_once(left) {
-                Read1::Data => {}
-                Read1::Closed | Read1::Reset => panic!("{} closed the connection", self.peer),
-                Read1::TimedOut => return None,
+                ReadOutcome::Data => {}
+                ReadOutcome::Closed | ReadOutcome::Reset => {
+                    panic!("{} closed the connection", self.peer)
+                }
+                ReadOutcome::TimedOut => return None,
             }
         }
     }
@@ -308,20 +310,20 @@ impl PduClient {
                 seen.push(p);
             }
             match self.read_once(self.guard) {
-                Read1::Data => {}
-                Read1::Closed => {
+                ReadOutcome::Data => {}
+                ReadOutcome::Closed => {
                     self.assert_no_partial_pdu();
                     return seen;
                 }
-                Read1::Reset if reset_is_close => {
+                ReadOutcome::Reset if reset_is_close => {
                     self.assert_no_partial_pdu();
                     return seen;
                 }
-                Read1::Reset => panic!(
+                ReadOutcome::Reset => panic!(
                     "{} reset the connection instead of closing it; received: {seen:?}",
                     self.peer
                 ),
-                Read1::TimedOut => panic!(
+                ReadOutcome::TimedOut => panic!(
                     "{} did not close the connection within {:?} (hang guard); received: {seen:?}",
                     self.peer, self.guard
                 ),
@@ -357,7 +359,7 @@ impl PduClient {
     }
 
     /// One read of at most `timeout`, its bytes pushed into the decoder.
-    fn read_once(&mut self, timeout: Duration) -> Read1 {
+    fn read_once(&mut self, timeout: Duration) -> ReadOutcome {
         if timeout != self.guard {
             self.stream
                 .set_read_timeout(Some(timeout))
@@ -371,14 +373,14 @@ impl PduClient {
                 .expect("setting the read timeout");
         }
         match r {
-            Ok(0) => Read1::Closed,
+            Ok(0) => ReadOutcome::Closed,
             Ok(n) => {
                 self.decoder.push(&buf[..n]);
-                Read1::Data
+                ReadOutcome::Data
             }
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => Read1::Reset,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => ReadOutcome::Reset,
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                Read1::TimedOut
+                ReadOutcome::TimedOut
             }
             Err(e) => panic!("reading from {}: {e}", self.peer),
         }
