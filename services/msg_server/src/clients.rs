@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use netlib::{ConnId, Net};
 use tt_common::pdu_io::{CLIENT_TIMEOUT, KeepAlive, MOBILE_CLIENT_TIMEOUT};
 use tt_proto::Command;
-use tt_proto::pb::base_define::ClientType;
+use tt_proto::pb::base_define::{ClientType, UserStatType};
 use tt_proto::pdu::Header;
 use tt_proto::required::decode_checked;
 
@@ -70,7 +70,7 @@ impl ClientConn {
             user_id: 0,
             client_type: 0,
             client_version: Vec::new(),
-            online_status: 2,
+            online_status: UserStatType::UserStatusOffline as i32,
             accepted_at: now,
             msgs_this_second: 0,
             relays_this_second: 0,

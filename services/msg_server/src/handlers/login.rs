@@ -82,7 +82,7 @@ fn login(s: &mut State, net: &mut Net, req: &Request<'_>) {
     client.login_name = login.user_name.clone();
     client.client_type = login.client_type;
     client.client_version = login.client_version.unwrap_or_default();
-    client.online_status = if (1..=3).contains(&login.online_status) {
+    client.online_status = if UserStatType::try_from(login.online_status).is_ok() {
         login.online_status
     } else {
         UserStatType::UserStatusOnline as i32
