@@ -7,7 +7,7 @@
 //! | [`message`] | messages, acks, read acks, time |
 //! | [`buddy`] | sessions, user status, avatar and signature, presence notices |
 //! | [`group`] | group requests and their fallbacks, membership notices |
-//! | [`file`] | file transfer and offline files |
+//! | [`file`](mod@file) | file transfer and offline files |
 //! | [`switch`] | P2P commands |
 //! | [`forwards`] | every request passed on to db_proxy or route_server, one row each |
 //!
