@@ -23,6 +23,30 @@ impl UserCntAction {
     }
 }
 
+/// `result_code` of the replies whose field is a plain number (group, file, logout, kick
+/// replies): 0 success, 1 failure, as the original writes them.
+pub const RESULT_OK: u32 = 0;
+pub const RESULT_FAILED: u32 = 1;
+
+/// `IMValidateRsp.result_code` (literals of the original's `doLogin`).
+pub mod validate {
+    pub const OK: u32 = 0;
+    pub const WRONG_PASSWORD: u32 = 1;
+    pub const INTERNAL_ERROR: u32 = 2;
+    /// Too many failed logins in the last 30 minutes.
+    pub const LOCKED: u32 = 6;
+}
+
+/// `IMServerPCLoginStatusNotify.login_status`: whether the user has a PC client online
+/// anywhere (route_server's notice to every msg_server).
+pub mod pc_login_status {
+    pub const OFFLINE: u32 = 0;
+    pub const ONLINE: u32 = 1;
+}
+
+/// `UserTokenInfo.push_type` of every device token (the original's literal 1).
+pub const PUSH_TYPE_NORMAL: u32 = 1;
+
 impl ClientType {
     /// The bit that marks mobile client types (iOS 0x11, Android 0x12).
     pub const MOBILE_BIT: i32 = 0x10;

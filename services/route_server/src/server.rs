@@ -26,6 +26,7 @@ use tt_proto::pb::server::{
     ImOnlineUserInfo, ImRoleSet, ImServerPcLoginStatusNotify, ImUserStatusUpdate,
 };
 use tt_proto::pdu::{DEFAULT_MAX_PDU_LEN, Header};
+use tt_proto::values::pc_login_status;
 
 use crate::presence::{
     Applied, Presence, USER_STATUS_LEAVE, USER_STATUS_OFFLINE, USER_STATUS_ONLINE, is_pc_type,
@@ -206,7 +207,11 @@ impl RouteServer {
     fn send_login_status(&self, net: &mut Net, user_id: u32, online: bool) {
         let msg = ImServerPcLoginStatusNotify {
             user_id,
-            login_status: u32::from(online),
+            login_status: if online {
+                pc_login_status::ONLINE
+            } else {
+                pc_login_status::OFFLINE
+            },
         };
         self.broadcast_msg(net, To::All, &msg);
     }

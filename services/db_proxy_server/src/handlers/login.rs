@@ -10,19 +10,15 @@ use tt_proto::pb::login::{ImDeviceTokenReq, ImDeviceTokenRsp};
 use tt_proto::pb::server::{
     ImGetDeviceTokenReq, ImGetDeviceTokenRsp, ImValidateReq, ImValidateRsp,
 };
+use tt_proto::values::PUSH_TYPE_NORMAL;
+use tt_proto::values::validate::{
+    INTERNAL_ERROR as VALIDATE_INTERNAL_ERROR, LOCKED as VALIDATE_LOCKED, OK as VALIDATE_OK,
+    WRONG_PASSWORD as VALIDATE_WRONG_PASSWORD,
+};
 
 use super::Shared;
 use crate::model::{now_secs, token, unread, user};
 use crate::store::Stores;
-
-/// `IMValidateRsp.result_code` values (literals in the original's `doLogin`).
-const VALIDATE_OK: u32 = 0;
-const VALIDATE_WRONG_PASSWORD: u32 = 1;
-const VALIDATE_INTERNAL_ERROR: u32 = 2;
-const VALIDATE_LOCKED: u32 = 6;
-
-/// `UserTokenInfo.push_type` of every token (the original's literal 1).
-const PUSH_TYPE_NORMAL: u32 = 1;
 
 /// Failure window and limit of the login lockout.
 const LOCKOUT_WINDOW: u32 = 1800;

@@ -11,6 +11,7 @@ use tt_proto::pb::buddy::{
     ImSignInfoChangedNotify, ImUsersStatRsp, ImpcLoginStatusNotify,
 };
 use tt_proto::pb::server::ImServerPcLoginStatusNotify;
+use tt_proto::values::pc_login_status;
 
 use crate::clients::Request;
 use crate::state::{Family, State, rows};
@@ -115,8 +116,7 @@ fn pc_login_status(s: &mut State, net: &mut Net, pdu: &Received<'_>) {
     };
     user.pc_login_status = m.login_status;
     let mobiles = user.conn_ids_of_kind(true, None);
-    // login_status 1: a PC client is online.
-    let login_stat = if m.login_status == 1 {
+    let login_stat = if m.login_status == pc_login_status::ONLINE {
         UserStatType::UserStatusOnline
     } else {
         UserStatType::UserStatusOffline

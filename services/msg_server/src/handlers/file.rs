@@ -9,6 +9,7 @@ use tt_proto::pb::file::{
     ImFileAddOfflineReq, ImFileDelOfflineReq, ImFileHasOfflineReq, ImFileHasOfflineRsp,
     ImFileNotify, ImFileReq, ImFileRsp,
 };
+use tt_proto::values::RESULT_FAILED;
 
 use crate::clients::Request;
 use crate::links::db::Pool;
@@ -29,13 +30,13 @@ pub const FAMILY: Family = Family {
     ..Family::EMPTY
 };
 
-/// `CID_FILE_REQUEST`: answered with "no file server" (result 1).
+/// `CID_FILE_REQUEST`: answered with "no file server" (result failed).
 fn transfer(_: &mut State, net: &mut Net, req: &Request<'_>) {
     let Some(q) = req.parse::<ImFileReq>(net) else {
         return;
     };
     let rsp = ImFileRsp {
-        result_code: 1,
+        result_code: RESULT_FAILED,
         from_user_id: req.me,
         to_user_id: q.to_user_id,
         file_name: q.file_name,

@@ -11,6 +11,7 @@ use tt_proto::pb::group::{
     ImGroupCreateRsp, ImGroupInfoListReq, ImGroupInfoListRsp, ImGroupShieldReq, ImGroupShieldRsp,
     ImNormalGroupListReq,
 };
+use tt_proto::values::RESULT_FAILED;
 
 use crate::clients::Request;
 use crate::state::{Family, Forwarded, State, rows};
@@ -49,7 +50,7 @@ impl Refusable for ImGroupInfoListReq {}
 
 impl Refusable for ImGroupCreateReq {
     fn refuse(self, rsp: &mut ImGroupCreateRsp) {
-        rsp.result_code = 1;
+        rsp.result_code = RESULT_FAILED;
         rsp.group_name = self.group_name;
     }
 }
@@ -57,7 +58,7 @@ impl Refusable for ImGroupCreateReq {
 impl Refusable for ImGroupChangeMemberReq {
     fn refuse(self, rsp: &mut ImGroupChangeMemberRsp) {
         rsp.change_type = self.change_type;
-        rsp.result_code = 1;
+        rsp.result_code = RESULT_FAILED;
         rsp.group_id = self.group_id;
     }
 }
@@ -65,7 +66,7 @@ impl Refusable for ImGroupChangeMemberReq {
 impl Refusable for ImGroupShieldReq {
     fn refuse(self, rsp: &mut ImGroupShieldRsp) {
         rsp.group_id = self.group_id;
-        rsp.result_code = 1;
+        rsp.result_code = RESULT_FAILED;
     }
 }
 

@@ -14,6 +14,7 @@ use tt_proto::pb::login::{
     ImLoginReq, ImLoginRes, ImLogoutRsp,
 };
 use tt_proto::pb::server::{ImServerKickUser, ImValidateReq, ImValidateRsp};
+use tt_proto::values::RESULT_OK;
 use tt_proto::values::UserCntAction;
 
 use crate::clients::{ConnState, Request};
@@ -241,7 +242,14 @@ fn logout(s: &mut State, net: &mut Net, req: &Request<'_>) {
     };
     let seq = req.header.seq_num;
     s.links.db.send(net, Pool::General, seq, &clear);
-    pdu_io::reply(net, req.conn, req.header, &ImLogoutRsp { result_code: 0 });
+    pdu_io::reply(
+        net,
+        req.conn,
+        req.header,
+        &ImLogoutRsp {
+            result_code: RESULT_OK,
+        },
+    );
     net.close(req.conn);
 }
 
@@ -308,7 +316,7 @@ fn kick_pc_client(s: &mut State, net: &mut Net, req: &Request<'_>) {
     s.links.route.send_msg_to_master(net, &everywhere);
     let rsp = ImKickPcClientRsp {
         user_id: me,
-        result_code: 0,
+        result_code: RESULT_OK,
     };
     pdu_io::reply(net, req.conn, req.header, &rsp);
 }
