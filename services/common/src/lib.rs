@@ -19,4 +19,4 @@ pub mod service;
 pub use conf::{Conf, ConfError};
 pub use links::ServerLinks;
 pub use pdu_io::{Flow, KeepAlive};
-pub use service::{PduServer, PduService};
+pub use service::{Accepted, PduServer, PduService};

@@ -30,6 +30,14 @@ use crate::pdu_io::{self, Flow, KeepAlive, TICK, peer_name};
 /// Timer tag of the adapter's 1 s tick; the service's own timers use any other tag.
 pub const TICK_TAG: u64 = u64::MAX;
 
+/// A connection a listener accepted.
+#[derive(Clone, Copy, Debug)]
+pub struct Accepted {
+    pub listener: ListenerId,
+    pub conn: ConnId,
+    pub peer: SocketAddr,
+}
+
 /// A daemon's state and handlers, run by [`PduServer`].
 pub trait PduService {
     /// The kinds of connections (clients, links to each kind of server, …).
@@ -37,14 +45,8 @@ pub trait PduService {
     /// What other threads post to the loop (db_proxy's worker replies); `()` if unused.
     type Msg: Send + 'static;
 
-    /// A connection was accepted on `listener`: its kind, or `None` to close it.
-    fn accept(
-        &mut self,
-        net: &mut Net,
-        listener: ListenerId,
-        conn: ConnId,
-        peer: SocketAddr,
-    ) -> Option<Self::Kind>;
+    /// A connection was accepted: its kind, or `None` to close it.
+    fn accept(&mut self, net: &mut Net, accepted: Accepted) -> Option<Self::Kind>;
 
     /// The kind of an outgoing connection this service opened (its server links).
     fn link_kind(&self, conn: ConnId) -> Option<Self::Kind> {
@@ -160,7 +162,14 @@ impl<S: PduService> Handler for PduServer<S> {
     type Msg = S::Msg;
 
     fn on_accept(&mut self, net: &mut Net, listener: ListenerId, conn: ConnId, peer: SocketAddr) {
-        match self.service.accept(net, listener, conn, peer) {
+        match self.service.accept(
+            net,
+            Accepted {
+                listener,
+                conn,
+                peer,
+            },
+        ) {
             Some(kind) => {
                 log::debug!("{kind:?} {conn:?} from {peer} accepted");
                 self.conns.insert(conn, kind);

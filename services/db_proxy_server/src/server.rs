@@ -22,12 +22,11 @@
 //! pair) is serialised in the database (see `model::relation::PairLock`).
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 
 use crossbeam_channel::{Sender, TrySendError};
-use netlib::{CloseReason, ConnId, ListenerId, Net};
-use tt_common::PduService;
+use netlib::{CloseReason, ConnId, Net};
 use tt_common::pdu_io::{KeepAlive, peer_name};
+use tt_common::{Accepted, PduService};
 use tt_proto::pdu::Header;
 
 use crate::handlers;
@@ -141,13 +140,8 @@ impl PduService for Server {
     type Kind = Requester;
     type Msg = Msg;
 
-    fn accept(
-        &mut self,
-        _net: &mut Net,
-        _listener: ListenerId,
-        conn: ConnId,
-        peer: SocketAddr,
-    ) -> Option<Requester> {
+    fn accept(&mut self, _net: &mut Net, accepted: Accepted) -> Option<Requester> {
+        let Accepted { conn, peer, .. } = accepted;
         log::info!("connection {conn:?} from {peer}");
         self.peers.insert(conn, Peer::default());
         Some(Requester)

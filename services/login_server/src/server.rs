@@ -11,12 +11,11 @@
 //!   bytes, on a malformed request or another path; closed after 60 s of receive silence.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use netlib::{Buffer, CloseReason, ConnId, ListenerId, Net};
 use tt_common::pdu_io::{self, CLIENT_TIMEOUT, decode_or_log, peer_name};
-use tt_common::{KeepAlive, PduService};
+use tt_common::{Accepted, KeepAlive, PduService};
 use tt_http::{Answer, HttpConn, Limits, Request, Response};
 use tt_proto::ids::cid;
 use tt_proto::pb::base_define::ResultType;
@@ -185,13 +184,13 @@ impl PduService for LoginServer {
     type Kind = Kind;
     type Msg = ();
 
-    fn accept(
-        &mut self,
-        _net: &mut Net,
-        listener: ListenerId,
-        conn: ConnId,
-        peer: SocketAddr,
-    ) -> Option<Kind> {
+    fn accept(&mut self, _net: &mut Net, accepted: Accepted) -> Option<Kind> {
+        let Accepted {
+            listener,
+            conn,
+            peer,
+            ..
+        } = accepted;
         let &(_, kind) = self.listeners.iter().find(|(id, _)| *id == listener)?;
         match kind {
             Kind::MsgServer => log::info!("msg_server link {conn:?} from {peer} accepted"),

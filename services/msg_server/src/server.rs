@@ -2,11 +2,9 @@
 //! PDU through the command table. Framing, heartbeats and keep-alive are the adapter's
 //! ([`tt_common::service::PduServer`]); what each command does is in [`crate::handlers`].
 
-use std::net::SocketAddr;
-
-use netlib::{CloseReason, ConnId, ListenerId, Net};
+use netlib::{CloseReason, ConnId, Net};
 use tt_common::pdu_io::KeepAlive;
-use tt_common::service::PduService;
+use tt_common::service::{Accepted, PduService};
 use tt_proto::pdu::{DEFAULT_MAX_PDU_LEN, Header};
 
 use crate::clients::{ConnState, Request};
@@ -82,13 +80,8 @@ impl PduService for MsgServer {
     type Kind = Kind;
     type Msg = ();
 
-    fn accept(
-        &mut self,
-        net: &mut Net,
-        _listener: ListenerId,
-        conn: ConnId,
-        peer: SocketAddr,
-    ) -> Option<Kind> {
+    fn accept(&mut self, net: &mut Net, accepted: Accepted) -> Option<Kind> {
+        let Accepted { conn, peer, .. } = accepted;
         let handle = self.state.clients.accept(conn, net.now(), peer);
         log::debug!("client {peer} connected ({conn:?}, handle {handle})");
         Some(Kind::Client)

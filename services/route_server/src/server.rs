@@ -13,11 +13,10 @@
 //! Differences from the original are listed in docs/COMPATIBILITY.md.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 use netlib::{CloseReason, ConnId, ListenerId, Net};
 use tt_common::pdu_io::{self, decode_or_log, peer_name};
-use tt_common::{KeepAlive, PduService};
+use tt_common::{Accepted, KeepAlive, PduService};
 use tt_proto::Command;
 use tt_proto::ids::cid;
 use tt_proto::pb::base_define::UserStat;
@@ -259,13 +258,13 @@ impl PduService for RouteServer {
     type Kind = RouteLink;
     type Msg = ();
 
-    fn accept(
-        &mut self,
-        _net: &mut Net,
-        listener: ListenerId,
-        conn: ConnId,
-        peer: SocketAddr,
-    ) -> Option<RouteLink> {
+    fn accept(&mut self, _net: &mut Net, accepted: Accepted) -> Option<RouteLink> {
+        let Accepted {
+            listener,
+            conn,
+            peer,
+            ..
+        } = accepted;
         if !self.listeners.contains(&listener) {
             return None;
         }
