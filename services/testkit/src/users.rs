@@ -13,10 +13,15 @@
 //! | [`CLIENT_LIVE`] | 50..=59 | `services/client/tests/live.rs` |
 //! | [`MSG_SERVER`] | 60..=79 | `services/msg_server/tests/msg_server.rs` |
 //! | [`DB_PROXY`] | 90..=99 | `services/db_proxy_server/tests/db_proxy.rs` |
-//! | [`TT_LOAD`] | 101..=1100 | `tt-load`'s default users (from `--first-user` 101) |
+//! | [`GROUPS`] | 101..=180 | `tests/groups.rs` |
+//! | [`BUDDY`] | 181..=200 | `tests/buddy.rs` |
+//! | [`PUSH`] | 201..=210 | `tests/push.rs` |
+//! | [`DB_PROXY_GROUPS`] | 211..=240 | `services/db_proxy_server/tests/groups.rs` |
+//! | [`DB_PROXY_BUDDY`] | 241..=260 | `services/db_proxy_server/tests/buddy.rs` |
+//! | [`TT_LOAD`] | 301..=1100 | `tt-load`'s default users (from `--first-user` 301) |
 //!
-//! Ids of [`SEEDED`] outside every range (41..=49, 80..=89, 100) are free for the next test that
-//! needs users. Tests against fake servers (route_server's, login_server's, the client
+//! Ids of [`SEEDED`] outside every range (41..=49, 80..=89, 100, 261..=300) are free for the
+//! next test that needs users. Tests against fake servers (route_server's, login_server's, the client
 //! library's) use ids that no database sees and need no range.
 
 use std::ops::RangeInclusive;
@@ -97,10 +102,25 @@ pub const MSG_SERVER: UserRange = UserRange::new(60, 79);
 /// `services/db_proxy_server/tests/db_proxy.rs`.
 pub const DB_PROXY: UserRange = UserRange::new(90, 99);
 
+/// `tests/groups.rs`: groups across two msg_servers (a 50-member group among them).
+pub const GROUPS: UserRange = UserRange::new(101, 180);
+
+/// `tests/buddy.rs`: signature, avatar, sessions and changed users across two msg_servers.
+pub const BUDDY: UserRange = UserRange::new(181, 200);
+
+/// `tests/push.rs`: device tokens and push shields.
+pub const PUSH: UserRange = UserRange::new(201, 210);
+
+/// `services/db_proxy_server/tests/groups.rs`.
+pub const DB_PROXY_GROUPS: UserRange = UserRange::new(211, 240);
+
+/// `services/db_proxy_server/tests/buddy.rs`.
+pub const DB_PROXY_BUDDY: UserRange = UserRange::new(241, 260);
+
 /// `tt-load`: its default `--first-user` is this range's first id, and its default user count
-/// (40) lies within it, as do runs of up to 1000 users from there
+/// (40) lies within it, as do runs of up to 800 users from there
 /// (checked by `services/client/tests/tt_load.rs`).
-pub const TT_LOAD: UserRange = UserRange::new(101, 1100);
+pub const TT_LOAD: UserRange = UserRange::new(301, 1100);
 
 /// Every allotted range, by name.
 pub const ALLOTTED: &[(&str, UserRange)] = &[
@@ -109,6 +129,11 @@ pub const ALLOTTED: &[(&str, UserRange)] = &[
     ("CLIENT_LIVE", CLIENT_LIVE),
     ("MSG_SERVER", MSG_SERVER),
     ("DB_PROXY", DB_PROXY),
+    ("GROUPS", GROUPS),
+    ("BUDDY", BUDDY),
+    ("PUSH", PUSH),
+    ("DB_PROXY_GROUPS", DB_PROXY_GROUPS),
+    ("DB_PROXY_BUDDY", DB_PROXY_BUDDY),
     ("TT_LOAD", TT_LOAD),
 ];
 

@@ -29,7 +29,7 @@ options:
                        over them; a receiver goes to the server after its sender's)
   --login-url URL      or: find a msg_server for each client through login_server
   --users N            number of users, even (default 40: 20 pairs)
-  --first-user ID      first user id (default 101: users 101..=140; seeded users 101..=1100
+  --first-user ID      first user id (default 301: users 301..=340; seeded users 301..=1100
                        are kept for tt-load, the tests use lower ids)
   --password P         password of every user (default 123456)
   --messages M         messages per sender (default 100)
@@ -99,7 +99,7 @@ fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
     let mut msg_servers: Option<Vec<String>> = None;
     let mut login_url: Option<String> = None;
     let mut users = 40u32;
-    let mut first_user = 101u32;
+    let mut first_user = 301u32;
     let mut password = "123456".to_string();
     let mut messages: Option<u64> = None;
     let mut duration: Option<Duration> = None;
