@@ -169,7 +169,7 @@ mod tests {
     fn ids_and_names() {
         assert_eq!(MSG_SERVER.id(0), 60);
         assert_eq!(MSG_SERVER.name(19), "user79");
-        assert_eq!(TT_LOAD.len(), 1000);
+        assert_eq!(TT_LOAD.len(), 800);
         assert!(DB_PROXY.contains(99) && !DB_PROXY.contains(100));
         assert!(LOAD_TEST.overlaps(&UserRange::new(40, 41)));
         assert!(!LOAD_TEST.overlaps(&UserRange::new(41, 49)));
