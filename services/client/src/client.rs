@@ -7,12 +7,20 @@ use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use tt_proto::ids::{Command, cid};
-use tt_proto::pb::base_define::{
-    ClientType, DepartInfo, MsgType, SessionType, UserInfo, UserStat, UserStatType,
-};
-use tt_proto::pb::{buddy, login, message, other};
+use tt_proto::pb::base_define::{ClientType, MsgType, SessionType, UserInfo, UserStatType};
+use tt_proto::pb::{login, message, other};
 use tt_proto::pdu::DEFAULT_MAX_PDU_LEN;
 use tt_proto::{Decoder, Pdu};
+
+mod buddy_list;
+mod events;
+mod groups;
+mod push;
+
+pub use buddy_list::{RecentSession, SessionRemoval, SignInfoChange};
+pub use events::Event;
+pub use groups::{GroupCreated, GroupMembersChange};
+pub use push::PushShield;
 
 use crate::crypto::{MsgCipher, password_md5};
 use crate::discovery::{MsgServerAddr, is_timeout};
@@ -156,82 +164,6 @@ pub struct UnreadCounts {
     pub total: u32,
     /// One entry per session with unread messages.
     pub sessions: Vec<UnreadSession>,
-}
-
-/// One entry of the recent-sessions reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecentSession {
-    /// Peer user id or group id.
-    pub session_id: u32,
-    /// `SessionType` value.
-    pub session_type: i32,
-    /// `SessionStatusType` value (0 ok, 1 deleted).
-    pub session_status: i32,
-    /// Unix seconds.
-    pub updated_time: u32,
-    /// Its newest message. For single sessions the original db_proxy puts the peer in
-    /// `latest_msg_from_user_id` whoever sent it (storage-file.md quirk 10), so `latest.from`
-    /// (and `latest.to`) are only reliable for groups.
-    pub latest: Message,
-}
-
-/// Something the server sent on its own (or a reply nobody waited for).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    /// `CID_MSG_DATA`: a message to us, or one we sent from another device.
-    Message(Message),
-    /// `CID_LOGIN_KICK_USER`: this session was replaced (reason 1) or kicked by our mobile (2).
-    Kicked {
-        /// The kicked user.
-        user_id: u32,
-        /// `KickReasonType` value.
-        reason: i32,
-    },
-    /// `CID_BUDDY_LIST_STATUS_NOTIFY`: a user's (PC) status changed.
-    UserStatus {
-        /// The user.
-        user_id: u32,
-        /// `UserStatType` value.
-        status: i32,
-    },
-    /// `CID_MSG_READ_NOTIFY`: one of our other devices read a conversation.
-    ReadNotify {
-        /// The reader (us).
-        user_id: u32,
-        /// The conversation.
-        session_id: u32,
-        /// Read up to this id.
-        msg_id: u32,
-        /// `SessionType` value.
-        session_type: i32,
-    },
-    /// `CID_BUDDY_LIST_PC_LOGIN_STATUS_NOTIFY` (mobile clients): our PC client logged in or out.
-    PcLoginStatus {
-        /// The user.
-        user_id: u32,
-        /// `UserStatType` value.
-        status: i32,
-    },
-    /// `CID_BUDDY_LIST_REMOVE_SESSION_NOTIFY`: another of our devices removed a session.
-    SessionRemoved {
-        /// The user (us).
-        user_id: u32,
-        /// The removed conversation.
-        session_id: u32,
-        /// `SessionType` value.
-        session_type: i32,
-    },
-    /// `CID_BUDDY_LIST_SIGN_INFO_CHANGED_NOTIFY`.
-    SignInfoChanged {
-        /// Whose signature changed.
-        user_id: u32,
-        /// The new signature.
-        sign_info: String,
-    },
-    /// Any other PDU (file notify, P2P command, group change, a reply nobody waited for, ...).
-    Other(Pdu),
-    /// The server closed the connection. Reported once, after every event received before it.
-    Closed,
 }
 
 /// A connection to msg_server.
@@ -662,92 +594,6 @@ impl Client {
         Ok(rsp.server_time)
     }
 
-    // ----- buddy lists --------------------------------------------------------------------
-
-    /// Recent sessions updated after `latest_update_time` (0 = all).
-    pub fn recent_sessions(&mut self, latest_update_time: u32) -> Result<Vec<RecentSession>> {
-        let req = buddy::ImRecentContactSessionReq {
-            user_id: self.user_id,
-            latest_update_time,
-            attach_data: None,
-        };
-        let (_, rsp): (_, buddy::ImRecentContactSessionRsp) =
-            self.request(&req, "recent sessions")?;
-        let me = self.user_id;
-        Ok(rsp
-            .contact_session_list
-            .into_iter()
-            .map(|s| {
-                let group = s.session_type == SessionType::Group as i32;
-                // Group: the group. Single: the peer unless the peer sent it to us.
-                let to = if group || s.latest_msg_from_user_id == me {
-                    s.session_id
-                } else {
-                    me
-                };
-                RecentSession {
-                    session_id: s.session_id,
-                    session_type: s.session_type,
-                    session_status: s.session_status,
-                    updated_time: s.updated_time,
-                    latest: self.make_message(
-                        s.latest_msg_from_user_id,
-                        to,
-                        s.latest_msg_id,
-                        s.latest_msg_type,
-                        s.updated_time,
-                        s.latest_msg_data,
-                    ),
-                }
-            })
-            .collect())
-    }
-
-    /// User records by id.
-    pub fn user_info(&mut self, user_ids: &[u32]) -> Result<Vec<UserInfo>> {
-        let req = buddy::ImUsersInfoReq {
-            user_id: self.user_id,
-            user_id_list: user_ids.to_vec(),
-            attach_data: None,
-        };
-        let (_, rsp): (_, buddy::ImUsersInfoRsp) = self.request(&req, "user info")?;
-        Ok(rsp.user_info_list)
-    }
-
-    /// Every user changed after `latest_update_time` (0 = all), and the reply's
-    /// `latest_update_time`.
-    pub fn all_users(&mut self, latest_update_time: u32) -> Result<(Vec<UserInfo>, u32)> {
-        let req = buddy::ImAllUserReq {
-            user_id: self.user_id,
-            latest_update_time,
-            attach_data: None,
-        };
-        let (_, rsp): (_, buddy::ImAllUserRsp) = self.request(&req, "all users")?;
-        Ok((rsp.user_list, rsp.latest_update_time))
-    }
-
-    /// Online status of users (route_server's view: ONLINE only with a PC client).
-    pub fn users_status(&mut self, user_ids: &[u32]) -> Result<Vec<UserStat>> {
-        let req = buddy::ImUsersStatReq {
-            user_id: self.user_id,
-            user_id_list: user_ids.to_vec(),
-            attach_data: None,
-        };
-        let (_, rsp): (_, buddy::ImUsersStatRsp) = self.request(&req, "users status")?;
-        Ok(rsp.user_stat_list)
-    }
-
-    /// Departments changed after `latest_update_time` (0 = all).
-    pub fn departments(&mut self, latest_update_time: u32) -> Result<Vec<DepartInfo>> {
-        let req = buddy::ImDepartmentReq {
-            user_id: self.user_id,
-            latest_update_time,
-            attach_data: None,
-        };
-        let (_, rsp): (_, buddy::ImDepartmentRsp) = self.request(&req, "departments")?;
-        Ok(rsp.dept_list)
-    }
-
     // ----- heartbeat and events -----------------------------------------------------------
 
     /// Sends a heartbeat and waits for msg_server's echo; returns the round-trip time.
@@ -1071,68 +917,6 @@ impl Client {
         }
         self.events.push_back(event);
         true
-    }
-
-    fn decode_event(&self, pdu: &Pdu) -> Result<Event, tt_proto::prost::DecodeError> {
-        Ok(match pdu.header.command_id {
-            cid::CID_MSG_DATA => {
-                let m: message::ImMsgData = pdu.decode_body()?;
-                Event::Message(self.make_message(
-                    m.from_user_id,
-                    m.to_session_id,
-                    m.msg_id,
-                    m.msg_type,
-                    m.create_time,
-                    m.msg_data,
-                ))
-            }
-            cid::CID_LOGIN_KICK_USER => {
-                let k: login::ImKickUser = pdu.decode_body()?;
-                Event::Kicked {
-                    user_id: k.user_id,
-                    reason: k.kick_reason,
-                }
-            }
-            cid::CID_BUDDY_LIST_STATUS_NOTIFY => {
-                let n: buddy::ImUserStatNotify = pdu.decode_body()?;
-                Event::UserStatus {
-                    user_id: n.user_stat.user_id,
-                    status: n.user_stat.status,
-                }
-            }
-            cid::CID_MSG_READ_NOTIFY => {
-                let n: message::ImMsgDataReadNotify = pdu.decode_body()?;
-                Event::ReadNotify {
-                    user_id: n.user_id,
-                    session_id: n.session_id,
-                    msg_id: n.msg_id,
-                    session_type: n.session_type,
-                }
-            }
-            cid::CID_BUDDY_LIST_PC_LOGIN_STATUS_NOTIFY => {
-                let n: buddy::ImpcLoginStatusNotify = pdu.decode_body()?;
-                Event::PcLoginStatus {
-                    user_id: n.user_id,
-                    status: n.login_stat,
-                }
-            }
-            cid::CID_BUDDY_LIST_REMOVE_SESSION_NOTIFY => {
-                let n: buddy::ImRemoveSessionNotify = pdu.decode_body()?;
-                Event::SessionRemoved {
-                    user_id: n.user_id,
-                    session_id: n.session_id,
-                    session_type: n.session_type,
-                }
-            }
-            cid::CID_BUDDY_LIST_SIGN_INFO_CHANGED_NOTIFY => {
-                let n: buddy::ImSignInfoChangedNotify = pdu.decode_body()?;
-                Event::SignInfoChanged {
-                    user_id: n.changed_user_id,
-                    sign_info: text(&n.sign_info),
-                }
-            }
-            _ => Event::Other(pdu.clone()),
-        })
     }
 
     fn encode_text(&self, text: &str) -> Result<Vec<u8>> {

@@ -33,13 +33,15 @@ use std::fmt;
 
 pub use client::{
     Client, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MAX_QUEUED_EVENTS, DEFAULT_TIMEOUT, Event,
-    LoginInfo, Message, RecentSession, SentAck, Session, UnreadCounts, UnreadSession,
+    GroupCreated, GroupMembersChange, LoginInfo, Message, PushShield, RecentSession, SentAck,
+    Session, SessionRemoval, SignInfoChange, UnreadCounts, UnreadSession,
 };
 pub use crypto::{CryptoError, DEFAULT_AES_KEY, KeyLengthError, MsgCipher, password_md5};
 pub use discovery::MsgServerAddr;
 pub use tt_proto;
 pub use tt_proto::pb::base_define::{
-    ClientType, DepartInfo, MsgType, SessionType, UserInfo, UserStat, UserStatType,
+    ClientType, DepartInfo, GroupInfo, GroupModifyType, GroupType, GroupVersionInfo, MsgType,
+    SessionType, UserInfo, UserStat, UserStatType,
 };
 
 /// Everything that can go wrong talking to the servers.

@@ -7,9 +7,13 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use tt_client::{
-    Client, ClientType, DEFAULT_AES_KEY, Error, Event, Message, MsgCipher, MsgServerAddr, Session,
-    UserInfo, UserStatType, text,
+    Client, ClientType, DEFAULT_AES_KEY, Error, MsgCipher, MsgServerAddr, UserStatType,
 };
+
+mod cli;
+
+use cli::output::{esc, print_event, status_name};
+use cli::{Flow, execute};
 
 const USAGE: &str = "\
 usage: tt-cli [OPTIONS] login USER PASSWORD      log in, then read commands from stdin
@@ -31,27 +35,6 @@ options:
   -h, --help           this text
 
 commands: type `help` after logging in, or see services/client/README.md";
-
-const HELP: &str = "\
-send <user_id> <text...>        send a text message, wait for its ack
-gsend <group_id> <text...>      send a group text message
-recv [seconds]                  wait up to seconds (default 1) for a message, print every event
-history <peer_id> [count] [begin_msg_id]
-                                messages of a conversation, newest first (count 20)
-getmsg <peer_id> <msg_id...>    messages by id
-latest <peer_id>                newest message id of a conversation
-unread                          unread counts
-sessions                        recent sessions
-users                           all users
-whois <user_id...>              user records
-status <user_id...>             online status
-depts                           departments
-read <peer_id> <msg_id>         mark read (no reply)
-time                            server time
-heartbeat                       heartbeat round trip
-help                            this text
-logout                          log out and exit
-quit                            close and exit";
 
 #[derive(Debug)]
 struct Options {
@@ -188,7 +171,7 @@ fn run(mut o: Options) -> Result<bool, Error> {
             a.prior_ip,
             a.backup_ip,
             a.port,
-            esc_field(&a.msfs_prior)
+            esc(a.msfs_prior.as_bytes())
         );
         return Ok(true);
     }
@@ -225,18 +208,15 @@ fn run(mut o: Options) -> Result<bool, Error> {
     println!(
         "login ok user_id={} name={} nick={} status={} server_time={}",
         info.user_id,
-        esc_field(&text(&info.user_info.user_domain)),
-        esc_field(&text(&info.user_info.user_nick_name)),
+        esc(&info.user_info.user_domain),
+        esc(&info.user_info.user_nick_name),
         status_name(info.online_status),
         info.server_time
     );
 
     if !interactive {
         let words: Vec<&str> = o.command.iter().map(String::as_str).collect();
-        return match execute(&mut c, &words) {
-            Ok(_) => Ok(true),
-            Err(e) => Err(e),
-        };
+        return execute(&mut c, &words).map(|flow| !matches!(flow, Flow::Refused));
     }
     Ok(interactive_loop(&mut c))
 }
@@ -286,6 +266,7 @@ fn interactive_loop(c: &mut Client) -> bool {
         }
         match execute(c, &words) {
             Ok(Flow::Continue) => {}
+            Ok(Flow::Refused) => ok = false,
             Ok(Flow::Exit) => return ok,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -301,345 +282,4 @@ fn interactive_loop(c: &mut Client) -> bool {
         }
         let _ = std::io::stdout().flush();
     }
-}
-
-enum Flow {
-    Continue,
-    Exit,
-}
-
-fn arg_u32(words: &[&str], i: usize, what: &str) -> Result<u32, Error> {
-    let w = words
-        .get(i)
-        .ok_or_else(|| Error::Usage(format!("{}: missing {what}", words[0])))?;
-    w.parse()
-        .map_err(|_| Error::Usage(format!("{}: {what} must be a number, got {w:?}", words[0])))
-}
-
-fn arg_u32_opt(words: &[&str], i: usize, what: &str, default: u32) -> Result<u32, Error> {
-    if words.len() > i {
-        arg_u32(words, i, what)
-    } else {
-        Ok(default)
-    }
-}
-
-fn ids_from(words: &[&str], from: usize, what: &str) -> Result<Vec<u32>, Error> {
-    if words.len() <= from {
-        return Err(Error::Usage(format!("{}: missing {what}", words[0])));
-    }
-    (from..words.len())
-        .map(|i| arg_u32(words, i, what))
-        .collect()
-}
-
-/// The text after the first `skip` words of `words`, joined by single spaces.
-fn rest(words: &[&str], skip: usize) -> String {
-    words[skip.min(words.len())..].join(" ")
-}
-
-fn execute(c: &mut Client, words: &[&str]) -> Result<Flow, Error> {
-    match words[0] {
-        "send" | "gsend" => {
-            let to = arg_u32(words, 1, "user id")?;
-            let body = rest(words, 2);
-            if body.is_empty() {
-                return Err(Error::Usage(format!("{}: missing text", words[0])));
-            }
-            let ack = if words[0] == "send" {
-                c.send_text(to, &body)?
-            } else {
-                c.send_group_text(to, &body)?
-            };
-            println!(
-                "sent to={} msg_id={} type={} seq={}",
-                ack.session_id,
-                ack.msg_id,
-                session_type_name(ack.session_type),
-                ack.seq
-            );
-        }
-        "recv" => {
-            let secs: f64 = match words.get(1) {
-                Some(w) => w
-                    .parse()
-                    .ok()
-                    .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s < 86_400.0)
-                    .ok_or_else(|| Error::Usage(format!("recv: bad seconds {w:?}")))?,
-                None => 1.0,
-            };
-            let mut n = 0;
-            let deadline = std::time::Instant::now() + Duration::from_secs_f64(secs);
-            let mut done_waiting = false;
-            loop {
-                let wait = if done_waiting {
-                    Duration::ZERO
-                } else {
-                    deadline.saturating_duration_since(std::time::Instant::now())
-                };
-                match c.next_event(wait) {
-                    Ok(Some(ev)) => {
-                        print_event(&ev);
-                        n += 1;
-                        if matches!(ev, Event::Closed) {
-                            break;
-                        }
-                        // Once a message (or a kick) came, print only what is already there;
-                        // notices (status changes…) do not end the wait.
-                        if matches!(ev, Event::Message(_) | Event::Kicked { .. }) {
-                            done_waiting = true;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => return Err(e),
-                }
-            }
-            if n == 0 {
-                println!("recv none");
-            }
-        }
-        "history" => {
-            let peer = arg_u32(words, 1, "peer id")?;
-            let count = arg_u32_opt(words, 2, "count", 20)?;
-            let begin = arg_u32_opt(words, 3, "begin msg id", 0)?;
-            let list = c.get_msg_list(peer, begin, count)?;
-            println!("history session={peer} count={}", list.len());
-            for m in &list {
-                print_message(m);
-            }
-        }
-        "getmsg" => {
-            let peer = arg_u32(words, 1, "peer id")?;
-            let ids = ids_from(words, 2, "msg id")?;
-            let list = c.get_msgs_by_id(peer, &ids)?;
-            println!("getmsg session={peer} count={}", list.len());
-            for m in &list {
-                print_message(m);
-            }
-        }
-        "latest" => {
-            let peer = arg_u32(words, 1, "peer id")?;
-            let id = c.latest_msg_id(peer)?;
-            println!("latest session={peer} msg_id={id}");
-        }
-        "unread" => {
-            let u = c.unread_counts()?;
-            println!("unread total={} sessions={}", u.total, u.sessions.len());
-            for s in &u.sessions {
-                println!(
-                    "unread session={} type={} count={} latest_id={} from={} {}",
-                    s.session_id,
-                    session_type_name(s.session_type),
-                    s.unread_cnt,
-                    s.latest.msg_id,
-                    s.latest.from,
-                    content(&s.latest)
-                );
-            }
-        }
-        "sessions" => {
-            let list = c.recent_sessions(0)?;
-            println!("sessions count={}", list.len());
-            for s in &list {
-                println!(
-                    "session id={} type={} status={} updated={} latest_id={} from={} {}",
-                    s.session_id,
-                    session_type_name(s.session_type),
-                    s.session_status,
-                    s.updated_time,
-                    s.latest.msg_id,
-                    s.latest.from,
-                    content(&s.latest)
-                );
-            }
-        }
-        "users" => {
-            let (list, _) = c.all_users(0)?;
-            println!("users count={}", list.len());
-            for u in &list {
-                print_user(u);
-            }
-        }
-        "whois" => {
-            let ids = ids_from(words, 1, "user id")?;
-            let list = c.user_info(&ids)?;
-            println!("whois count={}", list.len());
-            for u in &list {
-                print_user(u);
-            }
-        }
-        "status" => {
-            let ids = ids_from(words, 1, "user id")?;
-            for s in c.users_status(&ids)? {
-                println!(
-                    "status user_id={} status={}",
-                    s.user_id,
-                    status_name(s.status)
-                );
-            }
-        }
-        "depts" => {
-            let list = c.departments(0)?;
-            println!("depts count={}", list.len());
-            for d in &list {
-                println!(
-                    "dept id={} parent={} priority={} status={} name={}",
-                    d.dept_id,
-                    d.parent_dept_id,
-                    d.priority,
-                    d.dept_status,
-                    esc(&text(&d.dept_name))
-                );
-            }
-        }
-        "read" => {
-            let peer = arg_u32(words, 1, "peer id")?;
-            let msg_id = arg_u32(words, 2, "msg id")?;
-            c.read_ack(Session::user(peer), msg_id)?;
-            println!("read session={peer} msg_id={msg_id}");
-        }
-        "time" => println!("time server_time={}", c.server_time()?),
-        "heartbeat" => {
-            let rtt = c.heartbeat()?;
-            println!("heartbeat ok rtt_ms={}", rtt.as_millis());
-        }
-        "help" => println!("{HELP}"),
-        "logout" => {
-            let code = c.logout()?;
-            println!("logout result={code}");
-            return Ok(Flow::Exit);
-        }
-        "quit" | "exit" => {
-            c.close();
-            return Ok(Flow::Exit);
-        }
-        other => {
-            return Err(Error::Usage(format!(
-                "unknown command {other:?} (try help)"
-            )));
-        }
-    }
-    Ok(Flow::Continue)
-}
-
-fn print_event(ev: &Event) {
-    match ev {
-        Event::Message(m) => print_message(m),
-        Event::Kicked { user_id, reason } => println!("kick user_id={user_id} reason={reason}"),
-        Event::UserStatus { user_id, status } => {
-            println!(
-                "status-notify user_id={user_id} status={}",
-                status_name(*status)
-            )
-        }
-        Event::ReadNotify {
-            user_id,
-            session_id,
-            msg_id,
-            session_type,
-        } => println!(
-            "read-notify user_id={user_id} session={session_id} type={} msg_id={msg_id}",
-            session_type_name(*session_type)
-        ),
-        Event::PcLoginStatus { user_id, status } => {
-            println!("pc-login user_id={user_id} status={}", status_name(*status))
-        }
-        Event::SessionRemoved {
-            user_id,
-            session_id,
-            session_type,
-        } => println!(
-            "session-removed user_id={user_id} session={session_id} type={}",
-            session_type_name(*session_type)
-        ),
-        Event::SignInfoChanged { user_id, sign_info } => {
-            println!("sign-changed user_id={user_id} sign={}", esc(sign_info))
-        }
-        Event::Other(p) => println!(
-            "pdu cmd={:#06x} name={} seq={} len={}",
-            p.header.command_id,
-            tt_client::tt_proto::ids::cid_name(p.header.command_id).unwrap_or("unknown"),
-            p.header.seq_num,
-            p.body.len()
-        ),
-        Event::Closed => println!("closed"),
-    }
-}
-
-fn print_message(m: &Message) {
-    println!(
-        "msg from={} to={} id={} type={} time={} {}",
-        m.from,
-        m.to,
-        m.msg_id,
-        m.msg_type,
-        m.create_time,
-        content(m)
-    );
-}
-
-/// `text=...` when the content is readable text, else `raw=...` (the bytes as received).
-fn content(m: &Message) -> String {
-    match &m.text {
-        Some(t) => format!("text={}", esc(t)),
-        None => format!("raw={}", esc(&text(&m.raw))),
-    }
-}
-
-fn print_user(u: &UserInfo) {
-    println!(
-        "user id={} name={} dept={} status={} gender={} nick={} real={} email={} tel={} sign={}",
-        u.user_id,
-        esc_field(&text(&u.user_domain)),
-        u.department_id,
-        u.status,
-        u.user_gender,
-        esc_field(&text(&u.user_nick_name)),
-        esc_field(&text(&u.user_real_name)),
-        esc_field(&text(&u.email)),
-        esc_field(&text(&u.user_tel)),
-        esc(&text(u.sign_info.as_deref().unwrap_or_default()))
-    );
-}
-
-fn status_name(s: i32) -> String {
-    match s {
-        1 => "online".into(),
-        2 => "offline".into(),
-        3 => "leave".into(),
-        n => n.to_string(),
-    }
-}
-
-fn session_type_name(t: i32) -> String {
-    match t {
-        1 => "single".into(),
-        2 => "group".into(),
-        n => n.to_string(),
-    }
-}
-
-/// One-line form of a value that ends the line: backslash, CR, LF and tab escaped.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Like [`esc`], for a value followed by more fields: spaces are escaped too (`\x20`), and an
-/// empty value is shown as `-`.
-fn esc_field(s: &str) -> String {
-    if s.is_empty() {
-        return "-".into();
-    }
-    esc(s).replace(' ', "\\x20")
 }

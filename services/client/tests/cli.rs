@@ -173,7 +173,7 @@ fn piped_commands_run_in_order_and_print_events() {
     assert_eq!(
         lines,
         vec![
-            "login ok user_id=46 name=user46 nick=nick\\x20user46 status=online server_time=1700000000",
+            "login ok user_id=46 name=user46 nick=nick user46 status=online server_time=1700000000",
             "unread total=3 sessions=1",
             "unread session=47 type=single count=3 latest_id=9 from=47 text=latest\\nline",
             "status user_id=47 status=online",
