@@ -7,6 +7,7 @@
 //! | [`settings`] | the conf file's keys | `msg_server.cpp` (start-up) |
 //! | [`wire`] | attach_data, user-id access, received server PDUs | `CPduAttachData` use |
 //! | [`clients`], [`users`] | client connections, logged-in users | `CMsgConn` data, `CImUser(Manager)` |
+//! | [`group_queue`] | stored group messages waiting for their members, per group | |
 //! | [`links`] | db_proxy, route_server, login_server links and their sends | `CDBServConn`, `CRouteServConn`, `CLoginServConn` |
 //! | [`state`] | what handlers work on, and what several of them do alike | |
 //! | [`handlers`] | one module per command family, the forward table, the dispatch table | `CMsgConn::HandlePdu` and the servers' `HandlePdu` |
@@ -15,6 +16,7 @@
 //! Usage: `msg_server [-v | -c CONF]` (default conf `./msgserver.conf`).
 
 mod clients;
+mod group_queue;
 mod handlers;
 mod links;
 mod server;

@@ -139,19 +139,23 @@ impl PduService for MsgServer {
     }
 
     fn closed(&mut self, net: &mut Net, conn: ConnId, kind: Kind, reason: CloseReason) {
-        let links = &mut self.state.links;
+        let s = &mut self.state;
         match kind {
-            Kind::Client => login::client_closed(&mut self.state, net, conn, reason),
-            Kind::Db => links.db.closed(conn, reason),
-            Kind::Route => links.route.closed(net, conn, reason),
-            Kind::Login => links.login.closed(conn, reason),
+            Kind::Client => login::client_closed(s, net, conn, reason),
+            Kind::Db => {
+                s.links.db.closed(conn, reason);
+                s.db_link_lost(net, conn);
+            }
+            Kind::Route => s.links.route.closed(net, conn, reason),
+            Kind::Login => s.links.login.closed(conn, reason),
         }
     }
 
-    /// Once a second, after the adapter's idle checks: the clients' per-second work, then the
-    /// links' reconnects.
+    /// Once a second, after the adapter's idle checks: the clients' per-second work, the
+    /// links' reconnects, then the group-member requests given up.
     fn tick(&mut self, net: &mut Net) {
         self.state.clients.tick(net);
         self.state.links.tick(net);
+        self.state.expire_group_requests(net);
     }
 }

@@ -1,12 +1,18 @@
-//! What the command handlers work on: the server's state (clients, users, links, limits), the
-//! shape of a command family's table, and what several families do alike: forward a client's
-//! request, route a reply back to its client, send to every connection of a user.
+//! What the command handlers work on: the server's state (clients, users, links, limits, group
+//! messages waiting for their members), the shape of a command family's table, and what
+//! several families do alike: forward a client's request, route a reply back to its client,
+//! send to every connection of a user, ask db_proxy for a group's members.
 
 use netlib::{ConnId, Net};
 use tt_proto::Command;
+use tt_proto::attach::{ATTACH_TYPE_HANDLE_AND_PDU, PduAttachData};
+use tt_proto::pb::base_define::GroupVersionInfo;
+use tt_proto::pb::group::ImGroupInfoListReq;
+use tt_proto::pb::message::ImMsgData;
 use tt_proto::pdu::Header;
 
 use crate::clients::{Clients, Request};
+use crate::group_queue::{GroupQueues, Pending, Pushed};
 use crate::links::Links;
 use crate::links::db::Pool;
 use crate::settings::Settings;
@@ -29,6 +35,8 @@ pub struct State {
     pub clients: Clients,
     pub users: ImUserManager,
     pub links: Links,
+    /// Stored group messages waiting for their group's member list.
+    pub group_msgs: GroupQueues,
 }
 
 /// Where a forwarded request goes.
@@ -101,6 +109,7 @@ impl State {
             clients: Clients::default(),
             users: ImUserManager::new(),
             links: Links::new(settings)?,
+            group_msgs: GroupQueues::default(),
         })
     }
 
@@ -204,6 +213,71 @@ impl State {
                     net.send(c.conn, bytes);
                 }
             }
+        }
+    }
+}
+
+/// Group messages on their way to the members here (spec §10.3 steps 4–7): see
+/// [`crate::group_queue`] for why they wait in a queue per group.
+impl State {
+    /// Queues a stored group message (from the sending connection `handle` here, 0 for one
+    /// stored elsewhere) and asks db_proxy for the members unless a request is in flight.
+    pub fn queue_group_message(&mut self, net: &mut Net, mut msg: ImMsgData, handle: u32) {
+        msg.attach_data = None;
+        let (group, msg_id) = (msg.to_session_id, msg.msg_id);
+        match self.group_msgs.push(Pending { msg, handle }) {
+            Pushed::AskMembers => self.ask_group_members(net, group),
+            Pushed::Waiting => {}
+            Pushed::Full => log::warn!(
+                "{} group messages wait for their members: message {msg_id} of group {group} \
+                 dropped",
+                self.group_msgs.len()
+            ),
+        }
+    }
+
+    /// Asks db_proxy for the members of `group` if it has messages waiting and no request in
+    /// flight: `IMGroupInfoListReq` {first sender, [{group, version 0}], long attach {type 3,
+    /// its handle, the message}}. Without a db_proxy link the group's messages are dropped.
+    pub fn ask_group_members(&mut self, net: &mut Net, group: u32) {
+        if !self.group_msgs.needs_asking(group) {
+            return;
+        }
+        let Some(head) = self.group_msgs.head(group) else {
+            return;
+        };
+        let Some(db) = self.links.db.pick(Pool::General) else {
+            let n = self.group_msgs.drop_group(group);
+            log::warn!("no db_proxy link: {n} messages of group {group} not delivered");
+            return;
+        };
+        let attach = PduAttachData::from_msg(ATTACH_TYPE_HANDLE_AND_PDU, head.handle, &head.msg);
+        let req = ImGroupInfoListReq {
+            user_id: head.msg.from_user_id,
+            group_version_list: vec![GroupVersionInfo {
+                group_id: group,
+                version: 0,
+            }],
+            attach_data: Some(attach.to_vec()),
+        };
+        tt_common::pdu_io::send(net, db, 0, &req);
+        self.group_msgs.asked(group, db, net.now());
+    }
+
+    /// A db_proxy link closed: the member requests it carried are sent again.
+    pub fn db_link_lost(&mut self, net: &mut Net, link: ConnId) {
+        for group in self.group_msgs.lost_on(link) {
+            self.ask_group_members(net, group);
+        }
+    }
+
+    /// Once a second: member requests without a reply for too long are given up.
+    pub fn expire_group_requests(&mut self, net: &mut Net) {
+        for (group, n) in self.group_msgs.expire(net.now()) {
+            log::warn!(
+                "db_proxy did not answer for the members of group {group}: {n} messages not delivered"
+            );
+            self.ask_group_members(net, group);
         }
     }
 }

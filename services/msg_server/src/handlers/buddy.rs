@@ -5,7 +5,7 @@
 use netlib::Net;
 use tt_common::pdu_io;
 use tt_proto::attach::{ATTACH_TYPE_HANDLE, split_pdu_attach};
-use tt_proto::pb::base_define::{SessionType, UserStatType};
+use tt_proto::pb::base_define::UserStatType;
 use tt_proto::pb::buddy::{
     ImChangeAvatarRsp, ImChangeSignInfoRsp, ImRemoveSessionNotify, ImRemoveSessionReq,
     ImSignInfoChangedNotify, ImUsersStatRsp, ImpcLoginStatusNotify,
@@ -36,24 +36,22 @@ pub const FAMILY: Family = Family {
     ..Family::EMPTY
 };
 
-/// `CID_BUDDY_LIST_REMOVE_SESSION_REQ` (spec §9.2.6): forwarded to db_proxy; a single
-/// session's removal is also told to the user's other connections, here and elsewhere.
+/// `CID_BUDDY_LIST_REMOVE_SESSION_REQ` (spec §9.2.6): forwarded to db_proxy; the removal
+/// (of a single or a group session) is also told to the user's other connections, here and
+/// elsewhere.
 fn remove_session(s: &mut State, net: &mut Net, req: &Request<'_>) {
     let Some(rm) = s.relayed::<ImRemoveSessionReq>(net, req, "remove-session requests") else {
         return;
     };
-    let (session_type, session_id) = (rm.session_type, rm.session_id);
+    let notify = ImRemoveSessionNotify {
+        user_id: req.me,
+        session_type: rm.session_type,
+        session_id: rm.session_id,
+    };
     s.forward(net, req, rm);
-    if session_type == SessionType::Single as i32 {
-        let notify = ImRemoveSessionNotify {
-            user_id: req.me,
-            session_type,
-            session_id,
-        };
-        let bytes = pdu_io::encode(0, &notify);
-        s.send_to_user(net, req.me, Some(req.conn), &bytes);
-        s.links.route.send_to_master(net, &bytes);
-    }
+    let bytes = pdu_io::encode(0, &notify);
+    s.send_to_user(net, req.me, Some(req.conn), &bytes);
+    s.links.route.send_to_master(net, &bytes);
 }
 
 /// `CID_BUDDY_LIST_CHANGE_AVATAR_RESPONSE`: the request carried no attach; the answer goes

@@ -4,7 +4,9 @@
 //!
 //! A message goes from the client to db_proxy, which stores it and sends it back; then the
 //! sender gets its ack, the master route_server a copy for the other msg_servers, and the
-//! sender's other connections and the receiver's connections here their delivery.
+//! sender's other connections and the receiver's connections here their delivery. A group
+//! message first waits for its group's members ([`State::queue_group_message`]); the group
+//! family delivers it when they come.
 
 use netlib::{ConnId, Net};
 use tt_common::pdu_io;
@@ -125,30 +127,26 @@ fn stored(s: &mut State, net: &mut Net, pdu: &Received<'_>) {
     }
     s.links.route.send_raw_to_master(net, pdu.header, pdu.body);
     if MsgType::is_group(m.msg_type) {
-        log::debug!(
-            "group message {} to group {to}: group delivery is not implemented here",
-            m.msg_id
-        );
-        return;
+        s.queue_group_message(net, m, handle);
+    } else {
+        deliver(s, net, pdu.header, m, sender);
     }
-    deliver(s, net, pdu.header, m, sender);
 }
 
-/// `CID_MSG_DATA` stored by another msg_server, through route_server: delivered to the local
-/// connections of its sender and its receiver.
+/// `CID_MSG_DATA` stored by another msg_server, through route_server: a single message is
+/// delivered to the local connections of its sender and its receiver, a group message to the
+/// local connections of the group's members (the sender's included: none of them sent it).
 fn from_elsewhere(s: &mut State, net: &mut Net, pdu: &Received<'_>) {
     let Some(m) = pdu.parse::<ImMsgData>(net) else {
         return;
     };
-    if MsgType::is_group(m.msg_type) {
-        log::debug!(
-            "group message {} to group {} from route_server: group delivery is not implemented here",
-            m.msg_id,
-            m.to_session_id
-        );
-        return;
+    if m.msg_id == 0 {
+        log::debug!("route_server relayed a message without msg id: ignored");
+    } else if MsgType::is_group(m.msg_type) {
+        s.queue_group_message(net, m, 0);
+    } else {
+        deliver(s, net, pdu.header, m, None);
     }
-    deliver(s, net, pdu.header, m, None);
 }
 
 /// Delivers a single message (attach_data cleared, seq 0) to the sender's connections here

@@ -6,7 +6,8 @@
 //! | [`login`] | login and validation, logout, kicks, device tokens |
 //! | [`message`] | messages, acks, read acks, time |
 //! | [`buddy`] | sessions, user status, avatar and signature, presence notices |
-//! | [`group`] | group requests and their fallbacks, membership notices |
+//! | [`group`] | group requests and their fallbacks, membership notices, group-message delivery |
+//! | [`push`] | the push chain after a group message: shields, device tokens |
 //! | [`file`](mod@file) | file transfer and offline files |
 //! | [`switch`] | P2P commands |
 //! | [`forwards`] | every request passed on to db_proxy or route_server, one row each |
@@ -26,6 +27,7 @@ pub mod forwards;
 pub mod group;
 pub mod login;
 pub mod message;
+pub mod push;
 pub mod switch;
 
 use std::collections::HashMap;
@@ -56,6 +58,7 @@ const FAMILIES: &[&Family] = &[
     &buddy::FAMILY,
     &group::FAMILY,
     &file::FAMILY,
+    &push::FAMILY,
     &switch::FAMILY,
     &LINKS,
 ];
