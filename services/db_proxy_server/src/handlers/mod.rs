@@ -6,6 +6,7 @@
 //! | [`login`]   | `Login.cpp`, device tokens of `MessageCounter.cpp` | validate, set / get device tokens |
 //! | [`buddy`]   | `RecentSession.cpp`, `UserAction.cpp`, `DepartAction.cpp` | recent sessions, users, changed users, departments |
 //! | [`message`] | `MessageContent.cpp`, `MessageCounter.cpp` | send, read ack, unread counts, history, by id, latest id |
+//! | [`group`]   | `GroupAction.cpp`                          | normal list, info, create, change members, set / get push shield |
 //!
 //! [`ROUTES`] is the one table from request command id to handler: the I/O thread asks it
 //! whether a command is handled ([`is_handled`]) before queueing, a worker runs the handler it
@@ -19,6 +20,7 @@
 //! command is in [`crate::model`].
 
 mod buddy;
+mod group;
 mod login;
 mod message;
 
@@ -29,12 +31,16 @@ use tt_proto::Command;
 use tt_proto::pb::buddy::{
     ImAllUserReq, ImDepartmentReq, ImRecentContactSessionReq, ImUsersInfoReq,
 };
+use tt_proto::pb::group::{
+    ImGroupChangeMemberReq, ImGroupCreateReq, ImGroupInfoListReq, ImGroupShieldReq,
+    ImNormalGroupListReq,
+};
 use tt_proto::pb::login::ImDeviceTokenReq;
 use tt_proto::pb::message::{
     ImGetLatestMsgIdReq, ImGetMsgByIdReq, ImGetMsgListReq, ImMsgData, ImMsgDataReadAck,
     ImUnreadMsgCntReq,
 };
-use tt_proto::pb::server::{ImGetDeviceTokenReq, ImValidateReq};
+use tt_proto::pb::server::{ImGetDeviceTokenReq, ImGroupGetShieldReq, ImValidateReq};
 use tt_proto::pdu::{Header, encode_with_header_into};
 
 pub use login::LoginFailures;
@@ -132,6 +138,12 @@ routes! {
     ImGetMsgListReq => message::history;
     ImGetMsgByIdReq => message::by_ids;
     ImGetLatestMsgIdReq => message::latest_msg_id;
+    ImNormalGroupListReq => group::normal_list;
+    ImGroupInfoListReq => group::info;
+    ImGroupCreateReq => group::create;
+    ImGroupChangeMemberReq => group::change_members;
+    ImGroupShieldReq => group::set_shield;
+    ImGroupGetShieldReq => group::get_shield;
 }
 
 fn route(command_id: u16) -> Option<&'static Route> {

@@ -1,24 +1,50 @@
-//! Groups (`GroupModel`; storage-file.md §3, §4.5): membership (read side) and the last chat
-//! time. The Redis hash `group_member_<group>` maps each member to its join time.
+//! Groups (`GroupModel`; storage-file.md §2.2, §3, §4.5): the IMGroup rows, membership as read
+//! from the Redis hash `group_member_<group>` (each current member → its join time), the push
+//! shield of `group_set_<group>`, and the group's last chat time. Membership changes are in
+//! [`super::group_member`].
 
-use crate::settings::CACHE_GROUP_MEMBER;
-use crate::store::{Db, StoreResult, Stores, atoi, col_u32};
+use super::{MAX_IN_LIST, placeholders};
+use crate::settings::{CACHE_GROUP_MEMBER, CACHE_GROUP_SET};
+use crate::store::{Db, StoreResult, Stores, atoi, col_bytes, col_u32};
 
-/// A group exists iff its Redis member hash does.
+/// Most members a group may have, and most user ids one request may list (create, change
+/// members, get shield). Requests past it are refused: the original had no bound.
+pub const MAX_GROUP_MEMBERS: usize = 1000;
+
+/// Most groups one group-info request may ask for.
+pub const MAX_INFO_GROUPS: usize = MAX_IN_LIST;
+
+/// The setting type of the push shield in `group_set_<group>` fields (`<user>_1`; the
+/// original's `IM_GROUP_SETTING_PUSH`).
+const SETTING_PUSH: u32 = 1;
+
+pub(super) fn member_key(group: u32) -> String {
+    format!("group_member_{group}")
+}
+
+/// A group exists if its Redis member hash does (the original's `isValidateGroupId`), or if
+/// its IMGroup row is active (status 0): a group whose last member left keeps existing, with
+/// no members.
 pub fn exists(st: &mut Stores, group: u32) -> StoreResult<bool> {
+    if group == 0 {
+        return Ok(false);
+    }
     let n: i64 = st
         .cache(CACHE_GROUP_MEMBER)?
-        .query(redis::cmd("EXISTS").arg(format!("group_member_{group}")))?;
-    Ok(n > 0)
+        .query(redis::cmd("EXISTS").arg(member_key(group)))?;
+    if n > 0 {
+        return Ok(true);
+    }
+    let rows = st
+        .slave
+        .rows("SELECT id FROM IMGroup WHERE id=? AND status=0", (group,))?;
+    Ok(!rows.is_empty())
 }
 
 /// The member's join time as stored (None if `user` is not a member).
 fn member_entry(st: &mut Stores, user: u32, group: u32) -> StoreResult<Option<Vec<u8>>> {
-    st.cache(CACHE_GROUP_MEMBER)?.query(
-        redis::cmd("HGET")
-            .arg(format!("group_member_{group}"))
-            .arg(user),
-    )
+    st.cache(CACHE_GROUP_MEMBER)?
+        .query(redis::cmd("HGET").arg(member_key(group)).arg(user))
 }
 
 pub fn has_member(st: &mut Stores, user: u32, group: u32) -> StoreResult<bool> {
@@ -28,6 +54,39 @@ pub fn has_member(st: &mut Stores, user: u32, group: u32) -> StoreResult<bool> {
 /// When `user` joined `group` (0 if not a member).
 pub fn join_time(st: &mut Stores, user: u32, group: u32) -> StoreResult<u32> {
     Ok(member_entry(st, user, group)?.map_or(0, |v| atoi(&v)))
+}
+
+/// The current members, in the order of their ids as text (10 before 2), as the original
+/// lists them.
+pub fn members(st: &mut Stores, group: u32) -> StoreResult<Vec<u32>> {
+    let mut fields: Vec<Vec<u8>> = st
+        .cache(CACHE_GROUP_MEMBER)?
+        .query(redis::cmd("HKEYS").arg(member_key(group)))?;
+    fields.sort_unstable();
+    Ok(fields.iter().map(|f| atoi(f)).collect())
+}
+
+/// How many members the group has.
+pub fn member_count(st: &mut Stores, group: u32) -> StoreResult<usize> {
+    st.cache(CACHE_GROUP_MEMBER)?
+        .query(redis::cmd("HLEN").arg(member_key(group)))
+}
+
+/// Those of `users` (at most [`MAX_GROUP_MEMBERS`]) that are not members of `group`, in the
+/// given order.
+pub fn non_members(st: &mut Stores, group: u32, users: &[u32]) -> StoreResult<Vec<u32>> {
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut cmd = redis::cmd("HMGET");
+    cmd.arg(member_key(group)).arg(users);
+    let entries: Vec<Option<Vec<u8>>> = st.cache(CACHE_GROUP_MEMBER)?.query(&cmd)?;
+    Ok(users
+        .iter()
+        .zip(entries)
+        .filter(|(_, e)| e.as_ref().is_none_or(|v| v.is_empty()))
+        .map(|(&u, _)| u)
+        .collect())
 }
 
 /// The user's groups, most recently joined first (slave).
@@ -44,4 +103,96 @@ pub fn of_user(db: &mut Db, user: u32) -> StoreResult<Vec<u32>> {
 pub fn mark_chatted(db: &mut Db, group: u32, now: u32) -> StoreResult<()> {
     db.exec("UPDATE IMGroup SET lastChated=? WHERE id=?", (now, group))?;
     Ok(())
+}
+
+/// `(group id, version)` of the normal groups (type 1) among `groups`, most recently updated
+/// first (slave).
+pub fn normal_versions(db: &mut Db, groups: &[u32]) -> StoreResult<Vec<(u32, u32)>> {
+    let mut found = Vec::with_capacity(groups.len());
+    for chunk in groups.chunks(MAX_IN_LIST) {
+        let sql = format!(
+            "SELECT id, version, updated FROM IMGroup WHERE id IN ({}) AND type=1",
+            placeholders(chunk.len())
+        );
+        let rows = db.rows(&sql, chunk.to_vec())?;
+        found.extend(
+            rows.iter()
+                .map(|r| (col_u32(r, 2), col_u32(r, 0), col_u32(r, 1))),
+        );
+    }
+    found.sort_by_key(|&(updated, _, _)| std::cmp::Reverse(updated));
+    Ok(found.into_iter().map(|(_, id, v)| (id, v)).collect())
+}
+
+/// An IMGroup row as group info shows it.
+pub struct GroupRow {
+    pub id: u32,
+    pub name: Vec<u8>,
+    pub avatar: Vec<u8>,
+    pub creator: u32,
+    /// The raw `type` column (1 normal, 2 temporary).
+    pub kind: i32,
+    pub version: u32,
+}
+
+/// The rows of `groups` (at most [`MAX_IN_LIST`]), most recently updated first (slave).
+pub fn rows(db: &mut Db, groups: &[u32]) -> StoreResult<Vec<GroupRow>> {
+    if groups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let groups = &groups[..groups.len().min(MAX_IN_LIST)];
+    let sql = format!(
+        "SELECT id, name, avatar, creator, type, version FROM IMGroup WHERE id IN ({}) \
+         ORDER BY updated DESC",
+        placeholders(groups.len())
+    );
+    let rows = db.rows(&sql, groups.to_vec())?;
+    Ok(rows
+        .iter()
+        .map(|r| GroupRow {
+            id: col_u32(r, 0),
+            name: col_bytes(r, 1),
+            avatar: col_bytes(r, 2),
+            creator: col_u32(r, 3),
+            kind: col_u32(r, 4) as i32,
+            version: col_u32(r, 5),
+        })
+        .collect())
+}
+
+fn shield_key(group: u32) -> String {
+    format!("group_set_{group}")
+}
+
+fn shield_field(user: u32) -> String {
+    format!("{user}_{SETTING_PUSH}")
+}
+
+/// Stores the user's push shield of the group (1 shielded, 0 not).
+pub fn set_shield(st: &mut Stores, group: u32, user: u32, status: u32) -> StoreResult<()> {
+    st.cache(CACHE_GROUP_SET)?.query::<redis::Value>(
+        redis::cmd("HSET")
+            .arg(shield_key(group))
+            .arg(shield_field(user))
+            .arg(status),
+    )?;
+    Ok(())
+}
+
+/// The push shield of each of `users` (at most [`MAX_GROUP_MEMBERS`]) in the group, in the given
+/// order; 0 where none was set.
+pub fn shields(st: &mut Stores, group: u32, users: &[u32]) -> StoreResult<Vec<u32>> {
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut cmd = redis::cmd("HMGET");
+    cmd.arg(shield_key(group));
+    for &u in users {
+        cmd.arg(shield_field(u));
+    }
+    let values: Vec<Option<Vec<u8>>> = st.cache(CACHE_GROUP_SET)?.query(&cmd)?;
+    Ok(values
+        .into_iter()
+        .map(|v| v.map_or(0, |v| atoi(&v)))
+        .collect())
 }

@@ -12,7 +12,8 @@
 //! | `RelationModel`                                | [`relation`] |
 //! | `SessionModel`                                 | [`session`]  |
 //! | `MessageModel`, `GroupMessageModel`            | [`message`]  |
-//! | `GroupModel` (membership)                      | [`group`]    |
+//! | `GroupModel` (groups, membership, push shield) | [`group`]    |
+//! | `GroupModel` (create, membership changes)      | [`group_member`] |
 //! | unread counters (§4.7)                         | [`unread`]   |
 //! | device tokens (§5.16, §5.17)                   | [`token`]    |
 //! | `AudioModel`                                   | [`audio`]    |
@@ -20,6 +21,7 @@
 pub mod audio;
 pub mod depart;
 pub mod group;
+pub mod group_member;
 pub mod message;
 pub mod relation;
 pub mod session;
