@@ -228,3 +228,363 @@ fn discover_command_and_bad_usage() {
     assert!(out.status.success());
     assert!(stdout(&out).contains("usage: tt-cli"));
 }
+
+#[test]
+fn group_commands_print_their_replies_and_events() {
+    use tt_client::tt_proto::pb::group;
+    let fake = serve_user(48, "user48", |conn| {
+        // groups
+        let p = conn.expect_request(0x0401);
+        conn.reply(
+            &p.header,
+            &group::ImNormalGroupListRsp {
+                user_id: 48,
+                group_version_list: vec![base_define::GroupVersionInfo {
+                    group_id: 3,
+                    version: 2,
+                }],
+                attach_data: None,
+            },
+        );
+        // group create lunch 48 49 50
+        let p = conn.expect_request(0x0405);
+        let req: group::ImGroupCreateReq = p.decode_checked().expect("create");
+        assert_eq!(
+            (req.group_type, req.group_name.as_slice()),
+            (2, &b"lunch"[..])
+        );
+        assert_eq!(req.member_id_list, vec![48, 49, 50]);
+        conn.reply(
+            &p.header,
+            &group::ImGroupCreateRsp {
+                user_id: 48,
+                result_code: 0,
+                group_id: Some(9),
+                group_name: req.group_name,
+                user_id_list: vec![48, 49, 50],
+                attach_data: None,
+            },
+        );
+        // group add 9 51, with a notify first
+        let p = conn.expect_request(0x0407);
+        let req: group::ImGroupChangeMemberReq = p.decode_checked().expect("add");
+        assert_eq!((req.change_type, req.group_id), (1, 9));
+        conn.notify(&group::ImGroupChangeMemberNotify {
+            user_id: 49,
+            change_type: 2,
+            group_id: 3,
+            cur_user_id_list: vec![48],
+            chg_user_id_list: vec![49],
+        });
+        conn.reply(
+            &p.header,
+            &group::ImGroupChangeMemberRsp {
+                user_id: 48,
+                change_type: 1,
+                result_code: 0,
+                group_id: 9,
+                cur_user_id_list: vec![48, 49, 50, 51],
+                chg_user_id_list: vec![51],
+                attach_data: None,
+            },
+        );
+        // group remove 9 49: refused
+        let p = conn.expect_request(0x0407);
+        let req: group::ImGroupChangeMemberReq = p.decode_checked().expect("remove");
+        assert_eq!((req.change_type, req.member_id_list), (2, vec![49]));
+        conn.reply(
+            &p.header,
+            &group::ImGroupChangeMemberRsp {
+                user_id: 48,
+                change_type: 2,
+                result_code: 1,
+                group_id: 9,
+                cur_user_id_list: vec![],
+                chg_user_id_list: vec![],
+                attach_data: None,
+            },
+        );
+        // group info 9
+        let p = conn.expect_request(0x0403);
+        conn.reply(
+            &p.header,
+            &group::ImGroupInfoListRsp {
+                user_id: 48,
+                group_info_list: vec![base_define::GroupInfo {
+                    group_id: 9,
+                    version: 2,
+                    group_name: "lunch at 12".into(),
+                    group_avatar: Vec::new(),
+                    group_creator_id: 48,
+                    group_type: 2,
+                    shield_status: 0,
+                    group_member_list: vec![48, 49, 50, 51],
+                }],
+                attach_data: None,
+            },
+        );
+        // shield 9 on
+        let p = conn.expect_request(0x0409);
+        let req: group::ImGroupShieldReq = p.decode_checked().expect("shield");
+        assert_eq!((req.group_id, req.shield_status), (9, 1));
+        conn.reply(
+            &p.header,
+            &group::ImGroupShieldRsp {
+                user_id: 48,
+                group_id: 9,
+                result_code: 0,
+                attach_data: None,
+            },
+        );
+        // gsend 9 hi all
+        let p = conn.expect_request(0x0301);
+        let m: message::ImMsgData = p.decode_checked().expect("msg");
+        assert_eq!((m.to_session_id, m.msg_type), (9, 17));
+        conn.reply(
+            &p.header,
+            &message::ImMsgDataAck {
+                user_id: 48,
+                session_id: 9,
+                msg_id: 4,
+                session_type: 2,
+            },
+        );
+        // history g9 1
+        let p = conn.expect_request(0x0309);
+        let req: message::ImGetMsgListReq = p.decode_checked().expect("history");
+        assert_eq!((req.session_type, req.session_id, req.msg_cnt), (2, 9, 1));
+        conn.reply(
+            &p.header,
+            &message::ImGetMsgListRsp {
+                user_id: 48,
+                session_type: 2,
+                session_id: 9,
+                msg_id_begin: 0,
+                msg_list: vec![base_define::MsgInfo {
+                    msg_id: 4,
+                    from_session_id: 48,
+                    create_time: 7,
+                    msg_type: 17,
+                    msg_data: MsgCipher::default().encrypt(b"hi all").expect("e"),
+                }],
+                attach_data: None,
+            },
+        );
+        // Open until the client quits, so `recv 0` sees no close.
+        conn.expect_end_of_stream();
+    });
+    let mut cmd = cli();
+    cmd.args([
+        "--msg-server",
+        &fake.addr.to_string(),
+        "login",
+        "user48",
+        "123456",
+    ]);
+    let out = run_with_stdin(
+        cmd,
+        "groups\ngroup create lunch 48 49 50\ngroup add 9 51\ngroup remove 9 49\n\
+         group info 9\nshield 9 on\ngsend 9 hi all\nhistory g9 1\nrecv 0\nquit\n",
+    );
+    let text = stdout(&out);
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        vec![
+            "login ok user_id=48 name=user48 nick=nick user48 status=online server_time=1700000000",
+            "groups count=1",
+            "group id=3 version=2",
+            "group-created result=0 group=9 members=48,49,50 name=lunch",
+            "group-members result=0 group=9 change=add changed=51 current=48,49,50,51",
+            "group-members result=1 group=9 change=remove changed= current=",
+            "group-info count=1",
+            "group id=9 version=2 type=tmp creator=48 shield=0 members=48,49,50,51 avatar= name=lunch at 12",
+            "group-shield result=0 group=9 status=1",
+            "sent to=9 msg_id=4 type=group seq=8",
+            "history session=g9 count=1",
+            "msg from=48 to=9 id=4 type=17 time=7 text=hi all",
+            "group-members user_id=49 group=3 change=remove changed=49 current=48",
+        ],
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The refused removal makes the session's exit status 1.
+    assert_eq!(out.status.code(), Some(1));
+    fake.finish();
+}
+
+#[test]
+fn buddy_and_push_commands_and_text_printed_as_it_is() {
+    use tt_client::tt_proto::pb::buddy;
+    let fake = serve_user(49, "user49", |conn| {
+        // sign
+        let p = conn.expect_request(0x0213);
+        let req: buddy::ImChangeSignInfoReq = p.decode_checked().expect("sign");
+        assert_eq!(req.sign_info, "out to lunch 🍜".as_bytes());
+        conn.reply(
+            &p.header,
+            &buddy::ImChangeSignInfoRsp {
+                user_id: 49,
+                result_code: 0,
+                sign_info: Some(req.sign_info),
+                attach_data: None,
+            },
+        );
+        // avatar
+        let p = conn.expect_request(0x020c);
+        let req: buddy::ImChangeAvatarReq = p.decode_checked().expect("avatar");
+        assert_eq!(req.avatar_url, b"http://x/49.png");
+        conn.reply(
+            &p.header,
+            &buddy::ImChangeAvatarRsp {
+                user_id: 49,
+                result_code: 0,
+                attach_data: None,
+            },
+        );
+        // whois 50: text with spaces, a control character and bytes that are not UTF-8
+        let p = conn.expect_request(0x0204);
+        let mut u = common::user(50, "user50");
+        u.user_nick_name = b"User 50".to_vec();
+        u.user_real_name = b"bad \xff byte".to_vec();
+        u.avatar_url = b"http://x/50.png".to_vec();
+        u.sign_info = Some(b"line1\nline2\x07 \\".to_vec());
+        conn.reply(
+            &p.header,
+            &buddy::ImUsersInfoRsp {
+                user_id: 49,
+                user_info_list: vec![u],
+                attach_data: None,
+            },
+        );
+        // rmsession single 50, with the sign notify of another user first
+        let p = conn.expect_request(0x0206);
+        let req: buddy::ImRemoveSessionReq = p.decode_checked().expect("rm");
+        assert_eq!((req.session_type, req.session_id), (1, 50));
+        conn.notify(&buddy::ImSignInfoChangedNotify {
+            changed_user_id: 50,
+            sign_info: "busy now".into(),
+        });
+        conn.reply(
+            &p.header,
+            &buddy::ImRemoveSessionRsp {
+                user_id: 49,
+                result_code: 0,
+                session_type: 1,
+                session_id: 50,
+                attach_data: None,
+            },
+        );
+        // shield (query), shield on
+        let p = conn.expect_request(0x010e);
+        conn.reply(
+            &p.header,
+            &login::ImQueryPushShieldRsp {
+                user_id: 49,
+                result_code: 0,
+                shield_status: Some(0),
+                attach_data: None,
+            },
+        );
+        let p = conn.expect_request(0x010c);
+        let req: login::ImPushShieldReq = p.decode_checked().expect("shield");
+        assert_eq!(req.shield_status, 1);
+        conn.reply(
+            &p.header,
+            &login::ImPushShieldRsp {
+                user_id: 49,
+                result_code: 0,
+                shield_status: Some(1),
+                attach_data: None,
+            },
+        );
+        // token
+        let p = conn.expect_request(0x0108);
+        let req: login::ImDeviceTokenReq = p.decode_checked().expect("token");
+        assert_eq!(req.device_token, b"abc123");
+        conn.reply(
+            &p.header,
+            &login::ImDeviceTokenRsp {
+                user_id: 49,
+                attach_data: None,
+            },
+        );
+        conn.expect_end_of_stream();
+    });
+    let mut cmd = cli();
+    cmd.args([
+        "--msg-server",
+        &fake.addr.to_string(),
+        "--client-type",
+        "android",
+        "login",
+        "user49",
+        "123456",
+    ]);
+    let out = run_with_stdin(
+        cmd,
+        "sign out to  lunch 🍜\navatar http://x/49.png\nwhois 50\nrmsession single 50\n\
+         shield\nshield on\ntoken abc123\nrmsession both 50\nrecv 0\nquit\n",
+    );
+    assert_eq!(
+        stdout(&out).lines().collect::<Vec<_>>(),
+        vec![
+            "login ok user_id=49 name=user49 nick=nick user49 status=online server_time=1700000000",
+            "sign result=0 sign=out to lunch 🍜",
+            "avatar result=0",
+            "whois count=1",
+            "user id=50 name=user50 dept=1 status=0 gender=1 nick=User 50 real=bad \\xff byte \
+             email=user50@example.org tel=123 avatar=http://x/50.png sign=line1\\nline2\\x07 \\\\",
+            "rmsession result=0 session=50 type=single",
+            "push-shield result=0 status=0",
+            "push-shield result=0 status=1",
+            "token ok",
+            "sign-changed user_id=50 sign=busy now",
+        ],
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // `rmsession both 50` is bad usage: reported, and the exit status is 1.
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("rmsession: single or group, got \"both\"")
+    );
+    fake.finish();
+}
+
+#[test]
+fn a_refused_one_shot_command_exits_with_1() {
+    use tt_client::tt_proto::pb::buddy;
+    let fake = serve_user(44, "user44", |conn| {
+        let p = conn.expect_request(0x0213);
+        conn.reply(
+            &p.header,
+            &buddy::ImChangeSignInfoRsp {
+                user_id: 44,
+                result_code: 1,
+                sign_info: None,
+                attach_data: None,
+            },
+        );
+    });
+    let out = cli()
+        .args([
+            "--msg-server",
+            &fake.addr.to_string(),
+            "--user",
+            "user44",
+            "--password",
+            "123456",
+            "sign",
+            "too",
+            "long",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("sign result=1 sign=\n"),
+        "{}",
+        stdout(&out)
+    );
+    fake.finish();
+}
