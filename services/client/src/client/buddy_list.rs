@@ -93,8 +93,9 @@ impl Client {
         Ok(rsp.user_info_list)
     }
 
-    /// Every user changed after `latest_update_time` (0 = all), and the reply's
-    /// `latest_update_time`.
+    /// The users changed at or after `latest_update_time` (0: every user not deleted), and the
+    /// reply's `latest_update_time`: the newest change time among them (the request's time if
+    /// none). db_proxy answers an empty list when it knows of no change since that time.
     pub fn all_users(&mut self, latest_update_time: u32) -> Result<(Vec<UserInfo>, u32)> {
         let req = buddy::ImAllUserReq {
             user_id: self.user_id,
