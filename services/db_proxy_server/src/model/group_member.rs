@@ -16,11 +16,15 @@ use super::placeholders;
 use crate::settings::{CACHE_GROUP_MEMBER, CACHE_UNREAD};
 use crate::store::{StoreError, StoreResult, Stores, col_u32};
 
-/// Runs `f` in a transaction on master: committed if it succeeds, rolled back if it fails.
+/// Runs `f` in a transaction on master: committed if it succeeds, rolled back if it fails. The
+/// transaction reads committed data and so takes no gap locks: changes of different groups never
+/// wait for (or deadlock with) each other on IMGroupMember's indexes.
 fn transaction<T>(
     st: &mut Stores,
     f: impl FnOnce(&mut Stores) -> StoreResult<T>,
 ) -> StoreResult<T> {
+    st.master
+        .exec("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", ())?;
     st.master.exec("START TRANSACTION", ())?;
     match f(st) {
         Ok(v) => {
