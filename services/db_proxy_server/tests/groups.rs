@@ -96,13 +96,6 @@ fn connect(stack: &Stack) -> PduClient {
     PduClient::connect(stack.ports.db_proxy)
 }
 
-/// Restarts db_proxy_server; a connection to the new process.
-fn restart(stack: &mut Stack) -> PduClient {
-    Stack::kill(&mut stack.db_proxy);
-    stack.start_db_proxy();
-    connect(stack)
-}
-
 fn mysql_conn() -> mysql::Conn {
     mysql::Conn::new(mysql::Opts::from_url(&DbEnv::from_env().mysql_url()).expect("mysql url"))
         .expect("mysql connect")
@@ -142,13 +135,6 @@ fn create(
     assert_eq!(rsp.group_name, name);
     assert_eq!(rsp.attach_data.as_deref(), Some(&b"create"[..]));
     rsp
-}
-
-/// Creates a temporary group that must succeed; its id.
-fn create_ok(c: &mut PduClient, user: u32, label: &str, members: &[u32]) -> u32 {
-    let rsp = create(c, user, GroupType::Tmp, &fresh_name(label), members);
-    assert_eq!(rsp.result_code, 0);
-    rsp.group_id.expect("group id of a created group")
 }
 
 fn change_req(
@@ -376,20 +362,71 @@ fn cleanup(db: &mut mysql::Conn, groups: &[u32], users: &[u32]) {
     }
 }
 
+/// One test's db_proxy_server, connection and database handle; on drop (also when the test
+/// fails) the daemon is stopped and the groups the test created are removed.
+struct Fixture {
+    stack: Stack,
+    c: PduClient,
+    db: mysql::Conn,
+    /// The test's users (their unread markers go with the groups).
+    users: Vec<u32>,
+    groups: Vec<u32>,
+}
+
+impl Fixture {
+    fn start(label: &str, users: &[u32]) -> Fixture {
+        let stack = start(label);
+        Fixture {
+            c: connect(&stack),
+            stack,
+            db: mysql_conn(),
+            users: users.to_vec(),
+            groups: Vec::new(),
+        }
+    }
+
+    /// Creates a temporary group that must succeed; its id.
+    fn create_ok(&mut self, user: u32, label: &str, members: &[u32]) -> u32 {
+        let rsp = create(
+            &mut self.c,
+            user,
+            GroupType::Tmp,
+            &fresh_name(label),
+            members,
+        );
+        assert_eq!(rsp.result_code, 0);
+        let g = rsp.group_id.expect("group id of a created group");
+        self.groups.push(g);
+        g
+    }
+
+    /// Restarts db_proxy_server and connects to the new process.
+    fn restart(&mut self) {
+        Stack::kill(&mut self.stack.db_proxy);
+        self.stack.start_db_proxy();
+        self.c = connect(&self.stack);
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        Stack::kill(&mut self.stack.db_proxy);
+        cleanup(&mut self.db, &self.groups, &self.users);
+    }
+}
+
 // ---- tests ----
 
 #[test]
 fn create_info_add_del_and_restart() {
-    let mut stack = start("dbp-groups-life");
-    let mut c = connect(&stack);
-    let mut db = mysql_conn();
+    let mut f = Fixture::start("dbp-groups-life", &[OWNER, MEMBER_A, MEMBER_B, LATER]);
     let mut members = redis_conn(GROUP_MEMBER_DB);
     let mut unread = redis_conn(UNREAD_DB);
     let name = fresh_name("life");
 
     // Create: members de-duplicated and ascending; the creator only because it is listed.
     let rsp = create(
-        &mut c,
+        &mut f.c,
         OWNER,
         GroupType::Tmp,
         &name,
@@ -398,10 +435,11 @@ fn create_info_add_del_and_restart() {
     assert_eq!(rsp.result_code, 0);
     assert_eq!(rsp.user_id_list, vec![OWNER, MEMBER_A, MEMBER_B]);
     let g = rsp.group_id.expect("group id");
+    f.groups.push(g);
     // userCnt counts each member once.
-    assert_eq!(group_row(&mut db, g), Some((OWNER, 2, 3, 0, 1)));
+    assert_eq!(group_row(&mut f.db, g), Some((OWNER, 2, 3, 0, 1)));
     assert_eq!(
-        member_rows(&mut db, g),
+        member_rows(&mut f.db, g),
         vec![(OWNER, 0), (MEMBER_A, 0), (MEMBER_B, 0)]
     );
     assert_eq!(
@@ -415,7 +453,7 @@ fn create_info_add_del_and_restart() {
     assert_eq!(counter.as_deref(), Some("0"));
 
     // Info: every field; only for a requested version below the stored one.
-    let i = info_of(&mut c, MEMBER_A, g);
+    let i = info_of(&mut f.c, MEMBER_A, g);
     assert_eq!((i.group_id, i.version), (g, 1));
     assert_eq!(i.group_name, name);
     assert_eq!(i.group_avatar, b"avatar.png");
@@ -423,81 +461,74 @@ fn create_info_add_del_and_restart() {
     assert_eq!(i.group_type, GroupType::Tmp as i32);
     assert_eq!(i.shield_status, 0);
     assert_eq!(i.group_member_list, vec![OWNER, MEMBER_A, MEMBER_B]);
-    assert!(info(&mut c, MEMBER_A, &[(g, 1)]).is_empty());
-    assert!(info(&mut c, MEMBER_A, &[(g, 7)]).is_empty());
+    assert!(info(&mut f.c, MEMBER_A, &[(g, 1)]).is_empty());
+    assert!(info(&mut f.c, MEMBER_A, &[(g, 7)]).is_empty());
     // Listed twice: the last version counts.
-    assert_eq!(info(&mut c, MEMBER_A, &[(g, 7), (g, 0)]).len(), 1);
-    assert!(info(&mut c, MEMBER_A, &[(NO_GROUP, 0)]).is_empty());
+    assert_eq!(info(&mut f.c, MEMBER_A, &[(g, 7), (g, 0)]).len(), 1);
+    assert!(info(&mut f.c, MEMBER_A, &[(NO_GROUP, 0)]).is_empty());
     // A temporary group is no normal group.
-    assert!(!normal_list(&mut c, OWNER).iter().any(|&(id, _)| id == g));
+    assert!(!normal_list(&mut f.c, OWNER).iter().any(|&(id, _)| id == g));
 
     // A message from MEMBER_B gives it a group session, and the group a count of 1.
-    let first = send_ok(&mut c, MEMBER_B, g, "before the change");
+    let first = send_ok(&mut f.c, MEMBER_B, g, "before the change");
     assert_eq!(first, 1);
-    assert_eq!(group_unread(&mut c, MEMBER_A, g), Some(1));
+    assert_eq!(group_unread(&mut f.c, MEMBER_A, g), Some(1));
 
     // Add: members already in are left out of the change.
-    let rsp = change(&mut c, OWNER, ADD, g, &[LATER, MEMBER_A]);
+    let rsp = change(&mut f.c, OWNER, ADD, g, &[LATER, MEMBER_A]);
     assert_eq!(rsp.result_code, 0);
     assert_eq!(rsp.chg_user_id_list, vec![LATER]);
     assert_eq!(rsp.cur_user_id_list, vec![OWNER, MEMBER_A, MEMBER_B, LATER]);
-    assert_eq!(group_row(&mut db, g), Some((OWNER, 2, 4, 0, 2)));
+    assert_eq!(group_row(&mut f.db, g), Some((OWNER, 2, 4, 0, 2)));
     // The one added has nothing unread: what was sent before it joined is not for it.
-    assert_eq!(group_unread(&mut c, LATER, g), None);
+    assert_eq!(group_unread(&mut f.c, LATER, g), None);
 
     // Del: the removed member's rows stay with status 1, its Redis entry and session go.
-    let rsp = change(&mut c, OWNER, DEL, g, &[MEMBER_B]);
+    let rsp = change(&mut f.c, OWNER, DEL, g, &[MEMBER_B]);
     assert_eq!(rsp.result_code, 0);
     assert_eq!(rsp.chg_user_id_list, vec![MEMBER_B]);
     assert_eq!(rsp.cur_user_id_list, vec![OWNER, MEMBER_A, LATER]);
-    assert_eq!(group_row(&mut db, g), Some((OWNER, 2, 3, 0, 3)));
+    assert_eq!(group_row(&mut f.db, g), Some((OWNER, 2, 3, 0, 3)));
     assert_eq!(
-        member_rows(&mut db, g),
+        member_rows(&mut f.db, g),
         vec![(OWNER, 0), (MEMBER_A, 0), (MEMBER_B, 1), (LATER, 0)]
     );
-    let sessions: Vec<u32> = db
-        .exec(
+    let sessions: Vec<u32> =
+        f.db.exec(
             "SELECT status FROM IMRecentSession WHERE userId=? AND peerId=? AND type=2",
             (MEMBER_B, g),
         )
         .expect("sessions");
     assert!(!sessions.is_empty() && sessions.iter().all(|&s| s == 1));
     // Removed: no longer a member for messages.
-    no_reply(&mut c, &pdu(&group_msg(MEMBER_B, g, "after removal")));
+    no_reply(&mut f.c, &pdu(&group_msg(MEMBER_B, g, "after removal")));
 
     // Info after the changes: version 3, the current members.
-    let i = info(&mut c, LATER, &[(g, 2)]);
+    let i = info(&mut f.c, LATER, &[(g, 2)]);
     assert_eq!(i.len(), 1);
     assert_eq!(i[0].version, 3);
     assert_eq!(i[0].group_member_list, vec![OWNER, MEMBER_A, LATER]);
-    assert_eq!(shield(&mut c, MEMBER_A, g, 1), 0);
+    assert_eq!(shield(&mut f.c, MEMBER_A, g, 1), 0);
 
     // Everything is still there for a new db_proxy process.
-    drop(c);
-    let mut c = restart(&mut stack);
-    let i = info_of(&mut c, MEMBER_A, g);
+    f.restart();
+    let i = info_of(&mut f.c, MEMBER_A, g);
     assert_eq!(i.version, 3);
     assert_eq!(i.shield_status, 1);
     assert_eq!(i.group_member_list, vec![OWNER, MEMBER_A, LATER]);
-    assert_eq!(get_shield(&mut c, g, &[OWNER, MEMBER_A]), vec![0, 1]);
-    assert_eq!(group_row(&mut db, g), Some((OWNER, 2, 3, 0, 3)));
+    assert_eq!(get_shield(&mut f.c, g, &[OWNER, MEMBER_A]), vec![0, 1]);
+    assert_eq!(group_row(&mut f.db, g), Some((OWNER, 2, 3, 0, 3)));
     assert_eq!(redis_members(&mut members, g), vec![OWNER, MEMBER_A, LATER]);
-    assert_eq!(send_ok(&mut c, LATER, g, "after the restart"), first + 1);
-
-    drop(c);
-    drop(stack);
-    cleanup(&mut db, &[g], &[OWNER, MEMBER_A, MEMBER_B, LATER]);
+    assert_eq!(send_ok(&mut f.c, LATER, g, "after the restart"), first + 1);
 }
 
 #[test]
 fn permissions_and_normal_groups() {
-    let stack = start("dbp-groups-perm");
-    let mut c = connect(&stack);
-    let mut db = mysql_conn();
+    let mut f = Fixture::start("dbp-groups-perm", &[P_OWNER, P_MEMBER, P_OUTSIDER]);
 
     // A normal group (as the HTTP API creates them) is in its members' normal list.
     let rsp = create(
-        &mut c,
+        &mut f.c,
         P_OWNER,
         GroupType::Normal,
         &fresh_name("normal"),
@@ -505,71 +536,72 @@ fn permissions_and_normal_groups() {
     );
     assert_eq!(rsp.result_code, 0);
     let normal = rsp.group_id.expect("group id");
-    assert!(normal_list(&mut c, P_MEMBER).contains(&(normal, 1)));
+    f.groups.push(normal);
+    assert!(normal_list(&mut f.c, P_MEMBER).contains(&(normal, 1)));
     assert!(
-        !normal_list(&mut c, P_OUTSIDER)
+        !normal_list(&mut f.c, P_OUTSIDER)
             .iter()
             .any(|&(g, _)| g == normal)
     );
 
     // Normal group: only the creator (or the server, user 0) may change members.
-    assert_refused(&change(&mut c, P_MEMBER, ADD, normal, &[P_OUTSIDER]));
-    assert_refused(&change(&mut c, P_MEMBER, DEL, normal, &[P_OWNER]));
-    assert_refused(&change(&mut c, P_OUTSIDER, ADD, normal, &[P_OUTSIDER]));
-    assert_eq!(group_row(&mut db, normal).map(|r| r.4), Some(1));
-    let rsp = change(&mut c, 0, DEL, normal, &[P_MEMBER]);
+    assert_refused(&change(&mut f.c, P_MEMBER, ADD, normal, &[P_OUTSIDER]));
+    assert_refused(&change(&mut f.c, P_MEMBER, DEL, normal, &[P_OWNER]));
+    assert_refused(&change(&mut f.c, P_OUTSIDER, ADD, normal, &[P_OUTSIDER]));
+    assert_eq!(group_row(&mut f.db, normal).map(|r| r.4), Some(1));
+    let rsp = change(&mut f.c, 0, DEL, normal, &[P_MEMBER]);
     assert_eq!(rsp.result_code, 0);
     assert_eq!(rsp.cur_user_id_list, vec![P_OWNER]);
     assert!(
-        !normal_list(&mut c, P_MEMBER)
+        !normal_list(&mut f.c, P_MEMBER)
             .iter()
             .any(|&(g, _)| g == normal)
     );
-    assert!(normal_list(&mut c, P_OWNER).contains(&(normal, 2)));
+    assert!(normal_list(&mut f.c, P_OWNER).contains(&(normal, 2)));
 
     // Temporary group: anyone may add (the original's rule), only the creator remove.
-    let tmp = create_ok(&mut c, P_OWNER, "perm-tmp", &[P_OWNER, P_MEMBER]);
-    assert_refused(&change(&mut c, P_MEMBER, DEL, tmp, &[P_OWNER]));
-    let rsp = change(&mut c, P_OUTSIDER, ADD, tmp, &[P_OUTSIDER]);
+    let tmp = f.create_ok(P_OWNER, "perm-tmp", &[P_OWNER, P_MEMBER]);
+    assert_refused(&change(&mut f.c, P_MEMBER, DEL, tmp, &[P_OWNER]));
+    let rsp = change(&mut f.c, P_OUTSIDER, ADD, tmp, &[P_OUTSIDER]);
     assert_eq!(rsp.result_code, 0);
     assert_eq!(rsp.chg_user_id_list, vec![P_OUTSIDER]);
     // Adding only members already in changes nothing: result 1, version unchanged.
-    assert_refused(&change(&mut c, P_OWNER, ADD, tmp, &[P_MEMBER, P_OUTSIDER]));
-    assert_eq!(group_row(&mut db, tmp).map(|r| r.4), Some(2));
-    let rsp = change(&mut c, P_OWNER, DEL, tmp, &[P_OUTSIDER, P_MEMBER]);
+    assert_refused(&change(
+        &mut f.c,
+        P_OWNER,
+        ADD,
+        tmp,
+        &[P_MEMBER, P_OUTSIDER],
+    ));
+    assert_eq!(group_row(&mut f.db, tmp).map(|r| r.4), Some(2));
+    let rsp = change(&mut f.c, P_OWNER, DEL, tmp, &[P_OUTSIDER, P_MEMBER]);
     assert_eq!(rsp.result_code, 0);
     assert_eq!(rsp.chg_user_id_list, vec![P_MEMBER, P_OUTSIDER]);
     assert_eq!(rsp.cur_user_id_list, vec![P_OWNER]);
-    assert_eq!(group_row(&mut db, tmp), Some((P_OWNER, 2, 1, 0, 3)));
+    assert_eq!(group_row(&mut f.db, tmp), Some((P_OWNER, 2, 1, 0, 3)));
 
     // A group that does not exist: no reply to a change.
     no_reply(
-        &mut c,
+        &mut f.c,
         &pdu(&change_req(P_OWNER, ADD, NO_GROUP, &[P_MEMBER])),
     );
-
-    drop(c);
-    drop(stack);
-    cleanup(&mut db, &[normal, tmp], &[P_OWNER, P_MEMBER, P_OUTSIDER]);
 }
 
 #[test]
 fn push_shield_set_and_get() {
-    let stack = start("dbp-groups-shield");
-    let mut c = connect(&stack);
-    let mut db = mysql_conn();
+    let mut f = Fixture::start("dbp-groups-shield", &[S_A, S_B]);
     let mut set = redis_conn(GROUP_SET_DB);
-    let g = create_ok(&mut c, S_A, "shield", &[S_A, S_B]);
+    let g = f.create_ok(S_A, "shield", &[S_A, S_B]);
 
     assert_eq!(
-        get_shield(&mut c, g, &[S_B, S_A, S_OUTSIDER]),
+        get_shield(&mut f.c, g, &[S_B, S_A, S_OUTSIDER]),
         vec![0, 0, 0]
     );
-    assert_eq!(shield(&mut c, S_A, g, 1), 0);
+    assert_eq!(shield(&mut f.c, S_A, g, 1), 0);
     // A non-member is refused and nothing is stored for it.
-    assert_eq!(shield(&mut c, S_OUTSIDER, g, 1), 1);
+    assert_eq!(shield(&mut f.c, S_OUTSIDER, g, 1), 1);
     assert_eq!(
-        get_shield(&mut c, g, &[S_B, S_A, S_OUTSIDER]),
+        get_shield(&mut f.c, g, &[S_B, S_A, S_OUTSIDER]),
         vec![0, 1, 0]
     );
     let stored: Option<String> = redis::cmd("HGET")
@@ -585,36 +617,30 @@ fn push_shield_set_and_get() {
         .expect("hget");
     assert_eq!(outsider, None);
     // Group info shows the requester's own shield.
-    assert_eq!(info_of(&mut c, S_A, g).shield_status, 1);
-    assert_eq!(info_of(&mut c, S_B, g).shield_status, 0);
-    assert_eq!(shield(&mut c, S_A, g, 0), 0);
-    assert_eq!(get_shield(&mut c, g, &[S_A]), vec![0]);
+    assert_eq!(info_of(&mut f.c, S_A, g).shield_status, 1);
+    assert_eq!(info_of(&mut f.c, S_B, g).shield_status, 0);
+    assert_eq!(shield(&mut f.c, S_A, g, 0), 0);
+    assert_eq!(get_shield(&mut f.c, g, &[S_A]), vec![0]);
 
     // Unknown group: no reply to either.
-    no_reply(&mut c, &pdu(&shield_req(S_A, NO_GROUP, 1)));
-    no_reply(&mut c, &pdu(&get_shield_req(NO_GROUP, &[S_A])));
-
-    drop(c);
-    drop(stack);
-    cleanup(&mut db, &[g], &[S_A, S_B]);
+    no_reply(&mut f.c, &pdu(&shield_req(S_A, NO_GROUP, 1)));
+    no_reply(&mut f.c, &pdu(&get_shield_req(NO_GROUP, &[S_A])));
 }
 
 #[test]
 fn group_messages_of_members_and_others() {
-    let stack = start("dbp-groups-msg");
-    let mut c = connect(&stack);
-    let mut db = mysql_conn();
-    let g = create_ok(&mut c, M_SENDER, "messages", &[M_SENDER, M_READER]);
+    let mut f = Fixture::start("dbp-groups-msg", &[M_SENDER, M_READER]);
+    let g = f.create_ok(M_SENDER, "messages", &[M_SENDER, M_READER]);
 
-    let m1 = send_ok(&mut c, M_SENDER, g, "one");
-    let m2 = send_ok(&mut c, M_SENDER, g, "two");
+    let m1 = send_ok(&mut f.c, M_SENDER, g, "one");
+    let m2 = send_ok(&mut f.c, M_SENDER, g, "two");
     assert_eq!((m1, m2), (1, 2));
-    assert_eq!(group_unread(&mut c, M_READER, g), Some(2));
-    assert_eq!(group_unread(&mut c, M_SENDER, g), None);
+    assert_eq!(group_unread(&mut f.c, M_READER, g), Some(2));
+    assert_eq!(group_unread(&mut f.c, M_SENDER, g), None);
     // A non-member's message gets no reply and is not stored.
-    no_reply(&mut c, &pdu(&group_msg(M_OUTSIDER, g, "let me in")));
-    let rows: Vec<(u32, u32)> = db
-        .exec(
+    no_reply(&mut f.c, &pdu(&group_msg(M_OUTSIDER, g, "let me in")));
+    let rows: Vec<(u32, u32)> =
+        f.db.exec(
             format!(
                 "SELECT userId, msgId FROM IMGroupMessage_{} WHERE groupId=? ORDER BY msgId",
                 g % 8
@@ -625,92 +651,83 @@ fn group_messages_of_members_and_others() {
     assert_eq!(rows, vec![(M_SENDER, 1), (M_SENDER, 2)]);
 
     // Once removed, the reader's messages are refused too.
-    assert_eq!(change(&mut c, M_SENDER, DEL, g, &[M_READER]).result_code, 0);
-    no_reply(&mut c, &pdu(&group_msg(M_READER, g, "still here?")));
-
-    drop(c);
-    drop(stack);
-    cleanup(&mut db, &[g], &[M_SENDER, M_READER]);
+    assert_eq!(
+        change(&mut f.c, M_SENDER, DEL, g, &[M_READER]).result_code,
+        0
+    );
+    no_reply(&mut f.c, &pdu(&group_msg(M_READER, g, "still here?")));
 }
 
 #[test]
 fn a_group_whose_members_all_leave() {
-    let stack = start("dbp-groups-empty");
-    let mut c = connect(&stack);
-    let mut db = mysql_conn();
+    let mut f = Fixture::start("dbp-groups-empty", &[L_A, L_B]);
     let mut members = redis_conn(GROUP_MEMBER_DB);
-    let g = create_ok(&mut c, L_A, "empty", &[L_A, L_B]);
+    let g = f.create_ok(L_A, "empty", &[L_A, L_B]);
 
-    let rsp = change(&mut c, L_A, DEL, g, &[L_A, L_B]);
+    let rsp = change(&mut f.c, L_A, DEL, g, &[L_A, L_B]);
     assert_eq!(rsp.result_code, 0);
     assert_eq!(rsp.chg_user_id_list, vec![L_A, L_B]);
     assert!(rsp.cur_user_id_list.is_empty());
     // The group stays, with no members: userCnt 0, the next version.
-    assert_eq!(group_row(&mut db, g), Some((L_A, 2, 0, 0, 2)));
+    assert_eq!(group_row(&mut f.db, g), Some((L_A, 2, 0, 0, 2)));
     assert!(redis_members(&mut members, g).is_empty());
-    let i = info_of(&mut c, L_B, g);
+    let i = info_of(&mut f.c, L_B, g);
     assert_eq!(i.version, 2);
     assert!(i.group_member_list.is_empty());
     // Nobody may send; the creator may bring members back.
-    no_reply(&mut c, &pdu(&group_msg(L_A, g, "anyone?")));
-    let rsp = change(&mut c, L_A, ADD, g, &[L_B]);
+    no_reply(&mut f.c, &pdu(&group_msg(L_A, g, "anyone?")));
+    let rsp = change(&mut f.c, L_A, ADD, g, &[L_B]);
     assert_eq!(rsp.result_code, 0);
     assert_eq!(rsp.cur_user_id_list, vec![L_B]);
-    assert_eq!(group_row(&mut db, g), Some((L_A, 2, 1, 0, 3)));
-    assert_eq!(send_ok(&mut c, L_B, g, "back"), 1);
-
-    drop(c);
-    drop(stack);
-    cleanup(&mut db, &[g], &[L_A, L_B]);
+    assert_eq!(group_row(&mut f.db, g), Some((L_A, 2, 1, 0, 3)));
+    assert_eq!(send_ok(&mut f.c, L_B, g, "back"), 1);
 }
 
 #[test]
 fn bounds_unknown_groups_and_malformed_bodies() {
-    let stack = start("dbp-groups-bad");
-    let mut c = connect(&stack);
-    let mut db = mysql_conn();
+    let mut f = Fixture::start("dbp-groups-bad", &[BOUNDS]);
     let too_many: Vec<u32> = (0..OVER_MAX).map(|i| PHANTOM + i).collect();
 
     // Create: too many members, no members, no name.
     let name = fresh_name("too-many");
-    let rsp = create(&mut c, BOUNDS, GroupType::Tmp, &name, &too_many);
+    let rsp = create(&mut f.c, BOUNDS, GroupType::Tmp, &name, &too_many);
     assert_eq!((rsp.result_code, rsp.group_id), (1, None));
     assert!(rsp.user_id_list.is_empty());
-    let made: Option<u32> = db
-        .exec_first("SELECT COUNT(*) FROM IMGroup WHERE name=?", (&name,))
-        .expect("count");
+    let made: Option<u32> =
+        f.db.exec_first("SELECT COUNT(*) FROM IMGroup WHERE name=?", (&name,))
+            .expect("count");
     assert_eq!(made, Some(0));
-    let rsp = create(&mut c, BOUNDS, GroupType::Tmp, &fresh_name("nobody"), &[]);
+    let rsp = create(&mut f.c, BOUNDS, GroupType::Tmp, &fresh_name("nobody"), &[]);
     assert_eq!((rsp.result_code, rsp.group_id), (1, None));
-    let rsp = create(&mut c, BOUNDS, GroupType::Tmp, b"", &[BOUNDS]);
+    let rsp = create(&mut f.c, BOUNDS, GroupType::Tmp, b"", &[BOUNDS]);
     assert_eq!((rsp.result_code, rsp.group_id), (1, None));
     assert_eq!(rsp.user_id_list, vec![BOUNDS]);
 
     // Change: a list past the bound, and an add that would take the group past it.
-    let g = create_ok(&mut c, BOUNDS, "bounds", &[BOUNDS]);
-    assert_refused(&change(&mut c, BOUNDS, ADD, g, &too_many));
-    assert_refused(&change(&mut c, BOUNDS, ADD, g, &too_many[..1000]));
-    assert_eq!(group_row(&mut db, g), Some((BOUNDS, 2, 1, 0, 1)));
+    let g = f.create_ok(BOUNDS, "bounds", &[BOUNDS]);
+    assert_refused(&change(&mut f.c, BOUNDS, ADD, g, &too_many));
+    assert_refused(&change(&mut f.c, BOUNDS, ADD, g, &too_many[..1000]));
+    assert_eq!(group_row(&mut f.db, g), Some((BOUNDS, 2, 1, 0, 1)));
     // Shield query past the bound: no reply; info past its bound: an empty list.
-    no_reply(&mut c, &pdu(&get_shield_req(g, &too_many)));
+    no_reply(&mut f.c, &pdu(&get_shield_req(g, &too_many)));
     let asked: Vec<(u32, u32)> = (0..OVER_MAX).map(|i| (g + i, 0)).collect();
-    assert!(info(&mut c, BOUNDS, &asked).is_empty());
+    assert!(info(&mut f.c, BOUNDS, &asked).is_empty());
 
     // Malformed bodies (not protobuf, required fields missing, undeclared enum values): no
     // reply, the connection goes on.
     let garbage = [0xff, 0xff, 0xff, 0xff];
-    no_reply(&mut c, &raw::<ImNormalGroupListReq>(&garbage));
-    no_reply(&mut c, &raw::<ImNormalGroupListReq>(&[]));
-    no_reply(&mut c, &raw::<ImGroupInfoListReq>(&garbage));
-    no_reply(&mut c, &raw::<ImGroupInfoListReq>(&[]));
-    no_reply(&mut c, &raw::<ImGroupCreateReq>(&garbage));
-    no_reply(&mut c, &raw::<ImGroupCreateReq>(&[]));
-    no_reply(&mut c, &raw::<ImGroupChangeMemberReq>(&garbage));
-    no_reply(&mut c, &raw::<ImGroupChangeMemberReq>(&[]));
-    no_reply(&mut c, &raw::<ImGroupShieldReq>(&garbage));
-    no_reply(&mut c, &raw::<ImGroupShieldReq>(&[]));
-    no_reply(&mut c, &raw::<ImGroupGetShieldReq>(&garbage));
-    no_reply(&mut c, &raw::<ImGroupGetShieldReq>(&[]));
+    no_reply(&mut f.c, &raw::<ImNormalGroupListReq>(&garbage));
+    no_reply(&mut f.c, &raw::<ImNormalGroupListReq>(&[]));
+    no_reply(&mut f.c, &raw::<ImGroupInfoListReq>(&garbage));
+    no_reply(&mut f.c, &raw::<ImGroupInfoListReq>(&[]));
+    no_reply(&mut f.c, &raw::<ImGroupCreateReq>(&garbage));
+    no_reply(&mut f.c, &raw::<ImGroupCreateReq>(&[]));
+    no_reply(&mut f.c, &raw::<ImGroupChangeMemberReq>(&garbage));
+    no_reply(&mut f.c, &raw::<ImGroupChangeMemberReq>(&[]));
+    no_reply(&mut f.c, &raw::<ImGroupShieldReq>(&garbage));
+    no_reply(&mut f.c, &raw::<ImGroupShieldReq>(&[]));
+    no_reply(&mut f.c, &raw::<ImGroupGetShieldReq>(&garbage));
+    no_reply(&mut f.c, &raw::<ImGroupGetShieldReq>(&[]));
     let bad_type = ImGroupCreateReq {
         user_id: BOUNDS,
         group_type: 9,
@@ -719,14 +736,10 @@ fn bounds_unknown_groups_and_malformed_bodies() {
         member_id_list: vec![BOUNDS],
         attach_data: None,
     };
-    no_reply(&mut c, &pdu(&bad_type));
+    no_reply(&mut f.c, &pdu(&bad_type));
     let mut bad_change = change_req(BOUNDS, ADD, g, &[BOUNDS]);
     bad_change.change_type = 9;
-    no_reply(&mut c, &pdu(&bad_change));
+    no_reply(&mut f.c, &pdu(&bad_change));
     // Still serving, the group untouched.
-    assert_eq!(info_of(&mut c, BOUNDS, g).group_member_list, vec![BOUNDS]);
-
-    drop(c);
-    drop(stack);
-    cleanup(&mut db, &[g], &[BOUNDS]);
+    assert_eq!(info_of(&mut f.c, BOUNDS, g).group_member_list, vec![BOUNDS]);
 }
