@@ -1,0 +1,746 @@
+//! Groups end to end: db_proxy_server, route_server, login_server and two msg_servers spawned
+//! as processes, the project-local MariaDB and Redis, clients from `tt_client`. Group
+//! management (create, list, info, members, shield), group messages (delivery on both
+//! msg_servers, ack, unread, history, read acks), a 50-member group, bad input, and what is
+//! left in the database after a db_proxy restart.
+//!
+//! The users are those of `tt_testkit::users::GROUPS`, split between the tests (each takes its
+//! own slice, so they can run in parallel). Every run creates fresh groups, so the database may
+//! keep what earlier runs left.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mysql::prelude::Queryable;
+use redis::Commands;
+use tt_client::{
+    Client, ClientType, Event, GroupModifyType, GroupType, GroupVersionInfo, Message, MsgType,
+    Session, UnreadSession, UserStatType,
+};
+use tt_proto::Command;
+use tt_proto::pb::group::{
+    ImGroupChangeMemberReq, ImGroupCreateReq, ImGroupInfoListReq, ImGroupShieldReq,
+    ImNormalGroupListReq,
+};
+use tt_proto::pb::message::ImMsgData;
+use tt_proto::pdu::Pdu;
+use tt_proto::values::{RESULT_FAILED as FAILED, RESULT_OK as OK};
+use tt_testkit::Stack;
+use tt_testkit::stack::LIMIT;
+use tt_testkit::users::{GROUPS, PASSWORD};
+
+/// Hang guard for a reply or an event that must come.
+const WAIT: Duration = Duration::from_secs(20);
+/// `GroupModifyType` values as the change events carry them.
+const ADD: i32 = GroupModifyType::Add as i32;
+const DEL: i32 = GroupModifyType::Del as i32;
+
+/// The test's users: `GROUPS.id(first + i)`.
+fn user(first: u32, i: u32) -> u32 {
+    GROUPS.id(first + i)
+}
+
+fn login_at(stack: &Stack, server: usize, user: u32, ct: ClientType) -> Client {
+    let mut c = Client::connect_to(stack.msg_addr(server)).expect("connect to msg_server");
+    c.set_timeout(WAIT);
+    let info = c
+        .login(
+            &format!("user{user}"),
+            PASSWORD,
+            ct,
+            UserStatType::UserStatusOnline,
+        )
+        .unwrap_or_else(|e| panic!("user{user} login: {e}"));
+    assert_eq!(info.user_id, user);
+    c
+}
+
+/// A group name no earlier run used.
+fn fresh_name(tag: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{tag}-{}-{nanos}", std::process::id())
+}
+
+/// Creates a temporary group of `members` and returns its id.
+fn create_group(c: &mut Client, tag: &str, members: &[u32]) -> u32 {
+    let name = fresh_name(tag);
+    let created = c.create_group(&name, "", members).expect("create reply");
+    assert_eq!(created.result_code, OK, "{created:?}");
+    assert_eq!(created.group_name, name.as_bytes());
+    let mut sorted = members.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(created.members, sorted, "the members, ascending");
+    created.group_id.expect("a created group has an id")
+}
+
+/// A request msg_server answers itself: whatever it sent this connection before has arrived
+/// (and is queued as events) once this returns.
+fn barrier(c: &mut Client) {
+    c.server_time().expect("time reply");
+}
+
+/// The next member-change event of `group`: (who, change type, current, changed).
+fn next_change(c: &mut Client, group: u32) -> (u32, i32, Vec<u32>, Vec<u32>) {
+    let e = c.wait_for(
+        WAIT,
+        |e| matches!(e, Event::GroupMembersChanged { group_id, .. } if *group_id == group),
+    );
+    match e {
+        Ok(Some(Event::GroupMembersChanged {
+            user_id,
+            change_type,
+            current,
+            changed,
+            ..
+        })) => (user_id, change_type, current, changed),
+        other => panic!(
+            "user {}: no member change of group {group}: {other:?}",
+            c.user_id()
+        ),
+    }
+}
+
+/// True if a member-change event of `group` is queued (after a [`barrier`]).
+fn has_change(c: &mut Client, group: u32) -> bool {
+    let e = c.wait_for(
+        Duration::ZERO,
+        |e| matches!(e, Event::GroupMembersChanged { group_id, .. } if *group_id == group),
+    );
+    matches!(e, Ok(Some(_)))
+}
+
+/// The next message of `group`.
+fn next_group_message(c: &mut Client, group: u32) -> Message {
+    let e = c.wait_for(
+        WAIT,
+        |e| matches!(e, Event::Message(m) if m.to == group && m.is_group()),
+    );
+    match e {
+        Ok(Some(Event::Message(m))) => m,
+        other => panic!(
+            "user {}: no message of group {group}: {other:?}",
+            c.user_id()
+        ),
+    }
+}
+
+/// Every message of `group` already queued (after a [`barrier`]).
+fn queued_group_messages(c: &mut Client, group: u32) -> Vec<Message> {
+    let mut got = Vec::new();
+    while let Ok(Some(Event::Message(m))) = c.wait_for(
+        Duration::ZERO,
+        |e| matches!(e, Event::Message(m) if m.to == group),
+    ) {
+        got.push(m);
+    }
+    got
+}
+
+/// The unread entry of `group` (None: nothing unread there).
+fn group_unread(c: &mut Client, group: u32) -> Option<UnreadSession> {
+    let unread = c.unread_counts().expect("unread counts");
+    unread.sessions.into_iter().find(|u| u.session_id == group)
+}
+
+#[test]
+fn create_list_info_members_and_shield() {
+    let mut stack = Stack::builder("groups-manage").msg_servers(2).start();
+    let (creator, m1, m2, newcomer, leaver, outsider) = (
+        user(0, 0),
+        user(0, 1),
+        user(0, 2),
+        user(0, 3),
+        user(0, 4),
+        user(0, 5),
+    );
+    let mut c = login_at(&stack, 0, creator, ClientType::Windows);
+    // The creator's other device, on the other msg_server.
+    let mut c_phone = login_at(&stack, 1, creator, ClientType::Android);
+    let mut a = login_at(&stack, 0, m1, ClientType::Windows);
+    let mut b = login_at(&stack, 1, m2, ClientType::Mac);
+    let mut n = login_at(&stack, 1, newcomer, ClientType::Windows);
+    let mut l = login_at(&stack, 0, leaver, ClientType::Windows);
+    let mut o = login_at(&stack, 0, outsider, ClientType::Windows);
+
+    let members = [creator, m1, m2, leaver];
+    let g = create_group(&mut c, "manage", &members);
+
+    // Group info from a member on the other msg_server: the record and the members.
+    let infos = b.group_info(&[g]).expect("group info");
+    assert_eq!(infos.len(), 1, "{infos:?}");
+    let info = &infos[0];
+    assert_eq!(info.group_id, g);
+    assert_eq!(info.group_creator_id, creator);
+    assert_eq!(info.group_type, GroupType::Tmp as i32);
+    assert!(info.group_name.starts_with(b"manage-"));
+    assert_eq!(info.group_member_list, members);
+    // The version rule: a group is listed only when its version is above the one known.
+    let known = [GroupVersionInfo {
+        group_id: g,
+        version: info.version,
+    }];
+    assert!(b.group_info_since(&known).expect("info").is_empty());
+    // A temporary group is not a normal group.
+    let normal = c.normal_groups().expect("normal list");
+    assert!(normal.iter().all(|v| v.group_id != g), "{normal:?}");
+
+    // Adding a member: the reply, then one notify for every member old and new, on both
+    // msg_servers, and the requester's other device; not the requesting connection.
+    let added = c.add_group_members(g, &[newcomer]).expect("add reply");
+    assert_eq!(added.result_code, OK, "{added:?}");
+    assert_eq!(added.changed, [newcomer]);
+    let after_add = vec![creator, m1, m2, newcomer, leaver];
+    assert_eq!(added.current, after_add);
+    for x in [&mut c_phone, &mut a, &mut b, &mut n, &mut l] {
+        let change = next_change(x, g);
+        assert_eq!(change, (creator, ADD, after_add.clone(), vec![newcomer]));
+    }
+    let infos = n.group_info(&[g]).expect("info");
+    assert_eq!(infos[0].group_member_list, after_add);
+    assert!(
+        infos[0].version > info.version,
+        "a change raises the version"
+    );
+
+    // Removing a member: the removed one is told too.
+    let removed = c.remove_group_members(g, &[leaver]).expect("remove reply");
+    assert_eq!(removed.result_code, OK, "{removed:?}");
+    let after_del = vec![creator, m1, m2, newcomer];
+    assert_eq!(
+        (removed.current.clone(), removed.changed),
+        (after_del.clone(), vec![leaver])
+    );
+    for x in [&mut c_phone, &mut a, &mut b, &mut n, &mut l] {
+        // The next change event is this one: the add was told once.
+        let change = next_change(x, g);
+        assert_eq!(change, (creator, DEL, after_del.clone(), vec![leaver]));
+    }
+    barrier(&mut c);
+    assert!(
+        !has_change(&mut c, g),
+        "the requesting connection gets the reply only"
+    );
+    for x in [&mut c_phone, &mut a, &mut l] {
+        barrier(x);
+        assert!(
+            !has_change(x, g),
+            "user {}: one notify per change",
+            x.user_id()
+        );
+    }
+
+    // Only the creator removes members; anyone adds to a temporary group.
+    let refused = a.remove_group_members(g, &[m2]).expect("remove reply");
+    assert_eq!(refused.result_code, FAILED, "{refused:?}");
+    barrier(&mut b);
+    assert!(!has_change(&mut b, g), "a refused change is not told");
+
+    // Push shield of the group: members only; stored per user.
+    assert_eq!(a.shield_group(g, true).expect("shield"), OK);
+    assert_eq!(
+        l.shield_group(g, true).expect("shield"),
+        FAILED,
+        "no longer a member"
+    );
+    assert_eq!(
+        o.shield_group(g, true).expect("shield"),
+        FAILED,
+        "never a member"
+    );
+    let mut redis = redis_conn(&stack, 2);
+    let shield: Option<String> = redis
+        .hget(format!("group_set_{g}"), format!("{m1}_1"))
+        .expect("HGET group_set");
+    assert_eq!(shield.as_deref(), Some("1"));
+    assert_eq!(a.shield_group(g, false).expect("unshield"), OK);
+    let shield: Option<String> = redis
+        .hget(format!("group_set_{g}"), format!("{m1}_1"))
+        .expect("HGET group_set");
+    assert_eq!(shield.as_deref(), Some("0"));
+
+    // Creating: a normal group is refused, so are an empty member list and one over the bound.
+    let normal = c
+        .create_group_of_type(GroupType::Normal, &fresh_name("normal"), "", &[creator])
+        .expect("create reply");
+    assert_eq!((normal.result_code, normal.group_id), (FAILED, None));
+    let empty = c
+        .create_group(&fresh_name("empty"), "", &[])
+        .expect("create reply");
+    assert_eq!(empty.result_code, FAILED);
+    let crowd: Vec<u32> = (1..=5000).collect();
+    let crowd_rsp = c
+        .create_group(&fresh_name("crowd"), "", &crowd)
+        .expect("create reply");
+    assert_eq!((crowd_rsp.result_code, crowd_rsp.group_id), (FAILED, None));
+    let more = c.add_group_members(g, &crowd).expect("add reply");
+    assert_eq!(more.result_code, FAILED, "thousands of ids are refused");
+    assert_eq!(
+        c.group_info(&[g]).expect("info")[0].group_member_list,
+        after_del
+    );
+
+    // A normal group made on the admin side is listed for its members.
+    let normal_id = admin_normal_group(&stack, &[m1, m2]);
+    let listed = a.normal_groups().expect("normal list");
+    assert!(listed.iter().any(|v| v.group_id == normal_id), "{listed:?}");
+    assert!(
+        o.normal_groups()
+            .expect("normal list")
+            .iter()
+            .all(|v| v.group_id != normal_id)
+    );
+
+    // Unknown groups: left out of group info; no reply to a change or a shield (db_proxy says
+    // so in its log, which is the event waited for here).
+    let nowhere = u32::MAX - 7;
+    assert!(a.group_info(&[nowhere]).expect("info").is_empty());
+    a.send_command(&ImGroupChangeMemberReq {
+        user_id: m1,
+        change_type: ADD,
+        group_id: nowhere,
+        member_id_list: vec![m2],
+        attach_data: None,
+    })
+    .expect("send");
+    let db = stack.db_proxy.as_mut().expect("db_proxy running");
+    assert!(
+        db.wait_for_line(&format!("group {nowhere} does not exist"), LIMIT),
+        "{}",
+        db.recent_log()
+    );
+    barrier(&mut a);
+    let replies = a.wait_for(Duration::ZERO, |e| matches!(e, Event::Other(_)));
+    assert!(
+        matches!(replies, Ok(None)),
+        "no reply for an unknown group: {replies:?}"
+    );
+}
+
+#[test]
+fn group_messages_reach_every_member_on_both_servers_once() {
+    let mut stack = Stack::builder("groups-messages").msg_servers(2).start();
+    let (alice, bob, carol, dave, eve) = (
+        user(10, 0),
+        user(10, 1),
+        user(10, 2),
+        user(10, 3),
+        user(10, 4),
+    );
+    let mut a = login_at(&stack, 0, alice, ClientType::Windows);
+    let mut a_phone = login_at(&stack, 1, alice, ClientType::Android);
+    let mut b = login_at(&stack, 0, bob, ClientType::Windows);
+    let mut c = login_at(&stack, 1, carol, ClientType::Windows);
+    let mut e = login_at(&stack, 0, eve, ClientType::Windows);
+    let g = create_group(&mut a, "messages", &[alice, bob, carol, dave]);
+    assert_eq!(a.latest_msg_id(Session::group(g)).expect("latest"), 0);
+
+    // From alice on msg_server 0: bob here, carol and alice's phone there.
+    let first = a.send_group_text(g, "hello group").expect("ack");
+    assert_eq!(
+        (first.session_id, first.session_type, first.msg_id),
+        (g, Session::group(g).kind as i32, 1)
+    );
+    for x in [&mut b, &mut c, &mut a_phone] {
+        let m = next_group_message(x, g);
+        assert_eq!((m.from, m.msg_id), (alice, 1), "user {}", x.user_id());
+        assert_eq!(m.text.as_deref(), Some("hello group"));
+    }
+    // bob got it: msg_server 0 has delivered it to everyone there, so it is not on its way to
+    // the sending connection either.
+    barrier(&mut a);
+    assert!(
+        queued_group_messages(&mut a, g).is_empty(),
+        "never back to the sender"
+    );
+
+    // From carol on msg_server 1.
+    let second = c
+        .send_group_text(g, "hi from the other server")
+        .expect("ack");
+    assert_eq!(second.msg_id, 2);
+    for x in [&mut a, &mut b, &mut a_phone] {
+        let m = next_group_message(x, g);
+        assert_eq!((m.from, m.msg_id), (carol, 2), "user {}", x.user_id());
+    }
+    // Each exactly once: the next message of the group is the next one sent.
+    let third = b.send_group_text(g, "third").expect("ack");
+    for x in [&mut a, &mut c, &mut a_phone] {
+        let m = next_group_message(x, g);
+        assert_eq!(
+            (m.from, m.msg_id),
+            (bob, third.msg_id),
+            "user {}",
+            x.user_id()
+        );
+    }
+    for x in [&mut a, &mut b, &mut c, &mut a_phone] {
+        barrier(x);
+        assert!(
+            queued_group_messages(x, g).is_empty(),
+            "user {}",
+            x.user_id()
+        );
+    }
+
+    // A non-member's message is neither acked nor delivered nor stored.
+    e.send_msg_nowait(g, MsgType::GroupText, b"not a member".to_vec())
+        .expect("send");
+    let db = stack.db_proxy.as_mut().expect("db_proxy running");
+    assert!(
+        db.wait_for_line(&format!("{eve} is not a member of group {g}"), LIMIT),
+        "{}",
+        db.recent_log()
+    );
+    barrier(&mut e);
+    let acks = e.wait_for(Duration::ZERO, |ev| matches!(ev, Event::Other(_)));
+    assert!(matches!(acks, Ok(None)), "no ack: {acks:?}");
+    assert_eq!(
+        a.latest_msg_id(Session::group(g)).expect("latest"),
+        third.msg_id
+    );
+    for x in [&mut a, &mut b, &mut c] {
+        barrier(x);
+        assert!(
+            queued_group_messages(x, g).is_empty(),
+            "user {}",
+            x.user_id()
+        );
+    }
+
+    // dave was offline: three unread, the latest is bob's; history newest first, by id, and
+    // paged.
+    let mut d = login_at(&stack, 1, dave, ClientType::Windows);
+    let mut d_phone = login_at(&stack, 0, dave, ClientType::Ios);
+    let unread = group_unread(&mut d, g).expect("an unread entry for the group");
+    assert_eq!(unread.unread_cnt, 3);
+    assert_eq!(unread.session_type, Session::group(g).kind as i32);
+    assert_eq!(
+        (unread.latest.msg_id, unread.latest.from),
+        (third.msg_id, bob)
+    );
+    assert_eq!(unread.latest.text.as_deref(), Some("third"));
+    let history = d.get_msg_list(Session::group(g), 0, 10).expect("history");
+    let got: Vec<(u32, u32)> = history.iter().map(|m| (m.msg_id, m.from)).collect();
+    assert_eq!(got, [(3, bob), (2, carol), (1, alice)]);
+    assert_eq!(history[1].text.as_deref(), Some("hi from the other server"));
+    let page = d
+        .get_msg_list(Session::group(g), 2, 1)
+        .expect("history page");
+    assert_eq!(page.iter().map(|m| m.msg_id).collect::<Vec<_>>(), [2]);
+    let by_id = d.get_msgs_by_id(Session::group(g), &[1, 3]).expect("by id");
+    let mut ids: Vec<u32> = by_id.iter().map(|m| m.msg_id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [1, 3]);
+    assert_eq!(d.latest_msg_id(Session::group(g)).expect("latest"), 3);
+
+    // A read ack clears the count and tells dave's other device.
+    d.read_ack(Session::group(g), 3).expect("read ack");
+    match d_phone.wait_for(WAIT, |ev| matches!(ev, Event::ReadNotify { .. })) {
+        Ok(Some(Event::ReadNotify {
+            user_id,
+            session_id,
+            msg_id,
+            session_type,
+        })) => assert_eq!(
+            (user_id, session_id, msg_id, session_type),
+            (dave, g, 3, Session::group(g).kind as i32)
+        ),
+        other => panic!("no read notify: {other:?}"),
+    }
+    // The read ack has no reply: poll until db_proxy has stored it (bounded).
+    let cleared = (0..200).any(|_| {
+        let gone = group_unread(&mut d, g).is_none();
+        if !gone {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        gone
+    });
+    assert!(cleared, "the group's unread count never went to 0");
+}
+
+#[test]
+fn a_fifty_member_group_across_two_servers() {
+    let stack = Stack::builder("groups-fifty").msg_servers(2).start();
+    let members: Vec<u32> = (0..50).map(|i| user(20, i)).collect();
+    let (online, offline) = members.split_at(30);
+    // Senders: two on each msg_server; alice also has a phone on the other one.
+    let senders = [online[0], online[1], online[15], online[16]];
+    let mut clients: BTreeMap<u32, Client> = BTreeMap::new();
+    for (i, &u) in online.iter().enumerate() {
+        clients.insert(u, login_at(&stack, i / 15, u, ClientType::Windows));
+    }
+    let mut phone = login_at(&stack, 1, senders[0], ClientType::Android);
+    let creator = clients.get_mut(&senders[0]).expect("creator");
+    let g = create_group(creator, "fifty", &members);
+
+    // 20 messages, five from each sender, the senders at the same time; each sender waits for
+    // its ack before the next message.
+    let mut threads = Vec::new();
+    for &s in &senders {
+        let mut c = clients.remove(&s).expect("sender");
+        threads.push(std::thread::spawn(move || {
+            let acks: Vec<u32> = (0..5)
+                .map(|k| {
+                    let text = format!("{s}:{k}");
+                    c.send_group_text(g, &text).expect("ack").msg_id
+                })
+                .collect();
+            (s, c, acks)
+        }));
+    }
+    let mut sent: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for t in threads {
+        let (s, c, acks) = t.join().expect("sender thread");
+        clients.insert(s, c);
+        sent.insert(s, acks);
+    }
+    let mut all_ids: Vec<u32> = sent.values().flatten().copied().collect();
+    all_ids.sort_unstable();
+    assert_eq!(
+        all_ids,
+        (1..=20).collect::<Vec<_>>(),
+        "20 stored messages, ids 1..=20"
+    );
+    let last = sent.values().flatten().copied().max().expect("ids");
+    let last_sender = *sent
+        .iter()
+        .find(|(_, ids)| ids.contains(&last))
+        .expect("sender")
+        .0;
+
+    // Offline members: 20 unread, the latest message the last one stored.
+    for &u in offline {
+        let mut c = login_at(&stack, (u % 2) as usize, u, ClientType::Windows);
+        let unread = group_unread(&mut c, g).expect("an unread entry for the group");
+        assert_eq!(unread.unread_cnt, 20, "user {u}");
+        assert_eq!(
+            (unread.latest.msg_id, unread.latest.from),
+            (last, last_sender)
+        );
+        assert_eq!(
+            unread.latest.text,
+            Some(format!("{last_sender}:{}", sent[&last_sender].len() - 1))
+        );
+        c.logout().expect("logout");
+    }
+
+    // Each sender ends with a marker: a member has everything of a sender once that sender's
+    // marker arrived (one sender's messages reach a member in order, so a duplicate of an earlier
+    // one would have come before it).
+    for s in senders {
+        let c = clients.get_mut(&s).expect("sender");
+        c.send_group_text(g, &format!("{s}:end")).expect("ack");
+    }
+    for (&u, c) in clients.iter_mut() {
+        let others: Vec<u32> = senders.iter().copied().filter(|&s| s != u).collect();
+        check_senders(u, c, g, &sent, &others);
+        if senders.contains(&u) {
+            barrier(c);
+            let own = queued_group_messages(c, g);
+            assert!(
+                own.iter().all(|m| m.from != u),
+                "user {u} got its own message back"
+            );
+        }
+    }
+    // The phone of the first sender gets its messages too.
+    let mut all = senders.to_vec();
+    all.sort_unstable();
+    check_senders(senders[0], &mut phone, g, &sent, &all);
+}
+
+/// Reads the messages of `group` at member `who` until the end marker of each of
+/// `expect_from` arrived, and checks that it got every message each of them sent
+/// (`sent[sender]`: the msg ids, in sending order), once and in order, and nothing else.
+fn check_senders(
+    who: u32,
+    c: &mut Client,
+    group: u32,
+    sent: &BTreeMap<u32, Vec<u32>>,
+    expect_from: &[u32],
+) {
+    let mut got: BTreeMap<u32, Vec<(u32, String)>> = BTreeMap::new();
+    let mut ended: Vec<u32> = Vec::new();
+    while ended.len() < expect_from.len() {
+        let m = next_group_message(c, group);
+        let text = m.text.clone().unwrap_or_default();
+        if text.ends_with(":end") {
+            ended.push(m.from);
+        } else {
+            got.entry(m.from).or_default().push((m.msg_id, text));
+        }
+    }
+    ended.sort_unstable();
+    assert_eq!(ended, expect_from, "user {who}: one marker per sender");
+    for &s in expect_from {
+        let want: Vec<(u32, String)> = sent[&s]
+            .iter()
+            .enumerate()
+            .map(|(k, &id)| (id, format!("{s}:{k}")))
+            .collect();
+        assert_eq!(
+            got.remove(&s).unwrap_or_default(),
+            want,
+            "user {who} from {s}"
+        );
+    }
+    assert!(got.is_empty(), "user {who}: messages from others {got:?}");
+}
+
+#[test]
+fn bad_input_and_what_a_db_proxy_restart_keeps() {
+    let mut stack = Stack::builder("groups-bad").msg_servers(2).start();
+    let (owner, member, other) = (user(70, 0), user(70, 1), user(70, 2));
+
+    // A body that does not parse closes the client's connection, for every group command.
+    let bodies: [(u16, u16, Vec<u8>); 5] = [
+        (
+            ImNormalGroupListReq::SERVICE_ID,
+            ImNormalGroupListReq::COMMAND_ID,
+            vec![],
+        ),
+        (
+            ImGroupInfoListReq::SERVICE_ID,
+            ImGroupInfoListReq::COMMAND_ID,
+            vec![0x08],
+        ),
+        (
+            ImGroupCreateReq::SERVICE_ID,
+            ImGroupCreateReq::COMMAND_ID,
+            vec![0x08, 0x01],
+        ),
+        (
+            ImGroupChangeMemberReq::SERVICE_ID,
+            ImGroupChangeMemberReq::COMMAND_ID,
+            {
+                // A change type the protocol does not declare.
+                let mut b = Vec::new();
+                prost::Message::encode(
+                    &ImGroupChangeMemberReq {
+                        user_id: owner,
+                        change_type: 9,
+                        group_id: 1,
+                        member_id_list: vec![],
+                        attach_data: None,
+                    },
+                    &mut b,
+                )
+                .expect("encode");
+                b
+            },
+        ),
+        (
+            ImGroupShieldReq::SERVICE_ID,
+            ImGroupShieldReq::COMMAND_ID,
+            vec![0xff, 0xff, 0xff],
+        ),
+    ];
+    for (service, command, body) in bodies {
+        let mut c = login_at(&stack, 0, owner, ClientType::Windows);
+        c.send_pdu(&Pdu::new(service, command, 1, body))
+            .expect("send");
+        match c.wait_for(WAIT, |e| matches!(e, Event::Closed)) {
+            Ok(Some(Event::Closed)) | Err(tt_client::Error::Closed) => {}
+            other => panic!("command {command:#06x}: connection not closed: {other:?}"),
+        }
+    }
+    let mut c = login_at(&stack, 0, owner, ClientType::Windows);
+    c.send_command(&ImMsgData {
+        from_user_id: owner,
+        to_session_id: 1,
+        msg_id: 0,
+        create_time: 0,
+        msg_type: MsgType::GroupText as i32,
+        msg_data: vec![],
+        attach_data: None,
+    })
+    .expect("send");
+    // An empty message is dropped, and the connection stays.
+    barrier(&mut c);
+
+    // What the database keeps across a db_proxy restart: the group, its members, a shield,
+    // the messages and the unread count.
+    let g = create_group(&mut c, "restart", &[owner, member]);
+    let mut o = login_at(&stack, 1, other, ClientType::Windows);
+    let added = o.add_group_members(g, &[other]).expect("add reply");
+    assert_eq!(added.result_code, OK, "anyone adds to a temporary group");
+    assert_eq!(o.shield_group(g, true).expect("shield"), OK);
+    let sent = c.send_group_text(g, "kept").expect("ack");
+    drop(o);
+
+    Stack::kill(&mut stack.db_proxy);
+    stack.start_db_proxy();
+    for i in 0..2 {
+        // The lines since the start are read up to the loss, then up to a new link.
+        let d = stack.msg_daemon(i);
+        assert!(d.wait_for_line("lost the link to db_proxy_server", LIMIT));
+        assert!(
+            d.wait_for_line("connected to db_proxy_server", LIMIT),
+            "msg_server {i} did not reconnect"
+        );
+    }
+    let mut m = login_at(&stack, 1, member, ClientType::Windows);
+    let info = m.group_info(&[g]).expect("info");
+    assert_eq!(info.len(), 1, "{info:?}");
+    assert_eq!(info[0].group_member_list, [owner, member, other]);
+    let unread = group_unread(&mut m, g).expect("unread entry");
+    assert_eq!((unread.unread_cnt, unread.latest.msg_id), (1, sent.msg_id));
+    let history = m.get_msg_list(Session::group(g), 0, 10).expect("history");
+    assert_eq!(
+        history
+            .iter()
+            .map(|x| x.text.as_deref())
+            .collect::<Vec<_>>(),
+        [Some("kept")]
+    );
+    let mut redis = redis_conn(&stack, 2);
+    let shield: Option<String> = redis
+        .hget(format!("group_set_{g}"), format!("{other}_1"))
+        .expect("HGET group_set");
+    assert_eq!(shield.as_deref(), Some("1"));
+    // Messages still flow: the member's message reaches the owner on the other server.
+    let after = m.send_group_text(g, "after the restart").expect("ack");
+    let got = next_group_message(&mut c, g);
+    assert_eq!((got.from, got.msg_id), (member, after.msg_id));
+}
+
+/// A connection to the Redis database `db` of the stack (its conf: 2 group_set, 5 group_member).
+fn redis_conn(stack: &Stack, db: u32) -> redis::Connection {
+    redis::Client::open(stack.db.redis_url(db))
+        .expect("redis url")
+        .get_connection()
+        .expect("connect to redis")
+}
+
+/// A normal group as the admin side makes one: the `IMGroup` row, the member rows, the
+/// members in Redis. Returns its id.
+fn admin_normal_group(stack: &Stack, members: &[u32]) -> u32 {
+    let opts = mysql::Opts::from_url(&stack.db.mysql_url()).expect("mysql url");
+    let mut conn = mysql::Conn::new(opts).expect("connect to mysql");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    conn.exec_drop(
+        "INSERT INTO IMGroup (name, avatar, creator, type, userCnt, status, version, \
+         lastChated, updated, created) VALUES (?, '', 0, 1, ?, 0, 1, 0, ?, ?)",
+        (fresh_name("normal"), members.len(), now, now),
+    )
+    .expect("insert IMGroup");
+    let g = u32::try_from(conn.last_insert_id()).expect("group id");
+    let mut redis = redis_conn(stack, 5);
+    for &u in members {
+        conn.exec_drop(
+            "INSERT INTO IMGroupMember (groupId, userId, status, created, updated) \
+             VALUES (?, ?, 0, ?, ?)",
+            (g, u, now, now),
+        )
+        .expect("insert IMGroupMember");
+        let _: () = redis
+            .hset(format!("group_member_{g}"), u, now)
+            .expect("HSET group_member");
+    }
+    g
+}
