@@ -3,6 +3,10 @@
 //! against the databases and the replies go back on the connection they came from
 //! (storage-file.md §1, §4, §5; base-login-route.md §2.12).
 //!
+//! A sync thread ([`sync`], the original's `CSyncCenter`) keeps the members' group sessions and
+//! the user change time up to date; it is stopped and joined when the event loop ends
+//! (SIGTERM, SIGINT).
+//!
 //! Conf `dbproxyserver.conf`: `ListenIP`, `ListenPort`, `ThreadNum`, `MsfsSite`, `aesKey`,
 //! `DBInstances` (+ per-pool keys), `CacheInstances` (+ per-pool keys): see `settings`.
 
@@ -12,6 +16,7 @@ mod msfs;
 mod server;
 mod settings;
 mod store;
+mod sync;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::ExitCode;
@@ -59,7 +64,6 @@ fn run(conf_path: &std::path::Path) -> Result<(), String> {
         .connect_all()
         .map_err(|e| format!("database check failed: {e}"))?;
     let last_update = model::user::initial_update_time(&mut probe);
-    drop(probe);
 
     let msfs = msfs::Msfs::new(&settings.msfs_site);
     if !msfs.has_upload_url() {
@@ -127,7 +131,11 @@ fn run(conf_path: &std::path::Path) -> Result<(), String> {
         settings.thread_num,
         settings.msfs_site
     );
-    daemon::serve("db_proxy_server", &mut ev, &mut server)
+    // The start-up connections go on serving the sync thread.
+    let sync = sync::SyncCenter::start(probe, shared)?;
+    let served = daemon::serve("db_proxy_server", &mut ev, &mut server);
+    sync.stop();
+    served
 }
 
 /// One worker thread: owns its database connections, runs jobs until the I/O thread is gone.

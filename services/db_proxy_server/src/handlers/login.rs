@@ -1,23 +1,17 @@
-//! Login check (storage-file.md §5.1, the original's `Login.cpp`) and device tokens (§5.16,
-//! §5.17).
+//! Login check (storage-file.md §5.1, the original's `Login.cpp`).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::MutexGuard;
 
 use md5::{Digest, Md5};
-use tt_proto::pb::base_define::{ClientType, UserTokenInfo};
-use tt_proto::pb::login::{ImDeviceTokenReq, ImDeviceTokenRsp};
-use tt_proto::pb::server::{
-    ImGetDeviceTokenReq, ImGetDeviceTokenRsp, ImValidateReq, ImValidateRsp,
-};
-use tt_proto::values::PUSH_TYPE_NORMAL;
+use tt_proto::pb::server::{ImValidateReq, ImValidateRsp};
 use tt_proto::values::validate::{
     INTERNAL_ERROR as VALIDATE_INTERNAL_ERROR, LOCKED as VALIDATE_LOCKED, OK as VALIDATE_OK,
     WRONG_PASSWORD as VALIDATE_WRONG_PASSWORD,
 };
 
 use super::Shared;
-use crate::model::{now_secs, token, unread, user};
+use crate::model::{now_secs, user};
 use crate::store::Stores;
 
 /// Failure window and limit of the login lockout.
@@ -141,68 +135,6 @@ pub fn validate(st: &mut Stores, sh: &Shared, req: ImValidateReq) -> Option<ImVa
         }
     }
     Some(rsp)
-}
-
-pub fn set_device_token(
-    st: &mut Stores,
-    _sh: &Shared,
-    req: ImDeviceTokenReq,
-) -> Option<ImDeviceTokenRsp> {
-    let token = &req.device_token;
-    let mut value = match req.client_type.map(ClientType::try_from) {
-        Some(Ok(ClientType::Ios)) => b"ios:".to_vec(),
-        Some(Ok(ClientType::Android)) => b"android:".to_vec(),
-        _ => Vec::new(),
-    };
-    value.extend_from_slice(token);
-    let _ = token::set(st, req.user_id, &value, token);
-    Some(ImDeviceTokenRsp {
-        user_id: req.user_id,
-        attach_data: req.attach_data,
-    })
-}
-
-/// Quiet hours for iOS pushes: 22:00 to 07:59. The original reads the server's local time;
-/// this reads UTC (there is no time zone database in the workspace).
-fn quiet_hours() -> bool {
-    let hour = (now_secs() / 3600) % 24;
-    hour >= 22 || hour <= 7
-}
-
-pub fn get_device_tokens(
-    st: &mut Stores,
-    _sh: &Shared,
-    req: ImGetDeviceTokenReq,
-) -> Option<ImGetDeviceTokenRsp> {
-    let quiet = quiet_hours();
-    let mut list = Vec::new();
-    for (user, value) in token::get_many(st, &req.user_id) {
-        let Some(i) = value.iter().position(|&b| b == b':') else {
-            continue;
-        };
-        let (kind, token) = (&value[..i], &value[i + 1..]);
-        let user_type = match kind {
-            b"ios" => {
-                if quiet && user::push_shield(&mut st.slave, user) == Some(1) {
-                    continue;
-                }
-                ClientType::Ios
-            }
-            b"android" => ClientType::Android,
-            _ => continue,
-        };
-        list.push(UserTokenInfo {
-            user_id: user,
-            user_type: user_type as i32,
-            token: token.to_vec(),
-            push_count: unread::total(st, user),
-            push_type: PUSH_TYPE_NORMAL,
-        });
-    }
-    Some(ImGetDeviceTokenRsp {
-        user_token_info: list,
-        attach_data: req.attach_data,
-    })
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 //!
 //! | module      | original                                   | commands                       |
 //! |-------------|--------------------------------------------|--------------------------------|
-//! | [`login`]   | `Login.cpp`, device tokens of `MessageCounter.cpp` | validate, set / get device tokens |
-//! | [`buddy`]   | `RecentSession.cpp`, `UserAction.cpp`, `DepartAction.cpp` | recent sessions, users, changed users, departments |
+//! | [`login`]   | `Login.cpp`                                | validate                       |
+//! | [`push`]    | `Login.cpp`, device tokens of `MessageCounter.cpp` | push shield set / query, set / get device tokens |
+//! | [`buddy`]   | `RecentSession.cpp`, `UserAction.cpp`, `DepartAction.cpp` | recent sessions, remove session, users, changed users, departments, sign info, avatar |
 //! | [`message`] | `MessageContent.cpp`, `MessageCounter.cpp` | send, read ack, unread counts, history, by id, latest id |
 //! | [`group`]   | `GroupAction.cpp`                          | normal list, info, create, change members, set / get push shield |
 //!
@@ -23,19 +24,21 @@ mod buddy;
 mod group;
 mod login;
 mod message;
+mod push;
 
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU32;
 
 use tt_proto::Command;
 use tt_proto::pb::buddy::{
-    ImAllUserReq, ImDepartmentReq, ImRecentContactSessionReq, ImUsersInfoReq,
+    ImAllUserReq, ImChangeAvatarReq, ImChangeSignInfoReq, ImDepartmentReq,
+    ImRecentContactSessionReq, ImRemoveSessionReq, ImUsersInfoReq,
 };
 use tt_proto::pb::group::{
     ImGroupChangeMemberReq, ImGroupCreateReq, ImGroupInfoListReq, ImGroupShieldReq,
     ImNormalGroupListReq,
 };
-use tt_proto::pb::login::ImDeviceTokenReq;
+use tt_proto::pb::login::{ImDeviceTokenReq, ImPushShieldReq, ImQueryPushShieldReq};
 use tt_proto::pb::message::{
     ImGetLatestMsgIdReq, ImGetMsgByIdReq, ImGetMsgListReq, ImMsgData, ImMsgDataReadAck,
     ImUnreadMsgCntReq,
@@ -126,12 +129,17 @@ macro_rules! routes {
 
 routes! {
     ImValidateReq => login::validate, unparsable: login::unparsable;
-    ImDeviceTokenReq => login::set_device_token;
-    ImGetDeviceTokenReq => login::get_device_tokens;
+    ImDeviceTokenReq => push::set_device_token;
+    ImGetDeviceTokenReq => push::get_device_tokens;
+    ImPushShieldReq => push::set_push_shield;
+    ImQueryPushShieldReq => push::query_push_shield;
     ImRecentContactSessionReq => buddy::recent_sessions;
+    ImRemoveSessionReq => buddy::remove_session;
     ImUsersInfoReq => buddy::users_info;
     ImAllUserReq => buddy::changed_users;
     ImDepartmentReq => buddy::departments;
+    ImChangeSignInfoReq => buddy::change_sign_info;
+    ImChangeAvatarReq => buddy::change_avatar;
     ImMsgData => message::send;
     ImMsgDataReadAck => message::read_ack;
     ImUnreadMsgCntReq => message::unread_counts;

@@ -1,9 +1,15 @@
-//! Recent sessions (`SessionModel`; storage-file.md §4.2, §5.4): one row per (owner, peer,
-//! type); status 0 shown, 1 removed; `updated` orders them.
+//! Recent sessions (`SessionModel`; storage-file.md §4.2, §5.4, §5.5): one row per (owner,
+//! peer, type); status 0 shown, 1 removed; `updated` orders them. Also what the sync center's
+//! group-session upkeep reads and writes (§6.3): the groups chatted since its cursor, and the
+//! cursor `last_update_group` (pool unread).
 
 use tt_proto::pb::base_define::SessionType;
 
-use crate::store::{Db, StoreError, StoreResult, col_u32};
+use super::user::{store_time, stored_time};
+use crate::store::{Db, StoreError, StoreResult, Stores, col_u32};
+
+/// The sync center's cursor: the start of its last pass over the chatted groups.
+const LAST_UPDATE_GROUP: &str = "last_update_group";
 
 /// The session id of (user, peer, type): only a visible one (status 0) unless `all`; 0 if none.
 pub fn find(db: &mut Db, user: u32, peer: u32, kind: SessionType, all: bool) -> StoreResult<u32> {
@@ -51,6 +57,35 @@ pub fn touch(db: &mut Db, sid: u32, t: u32) -> StoreResult<()> {
     Ok(())
 }
 
+/// Hides a session (the owner removed it), with `updated = now`; true if a row changed.
+pub fn remove(db: &mut Db, sid: u32, now: u32) -> StoreResult<bool> {
+    if sid == 0 {
+        return Ok(false);
+    }
+    let (affected, _) = db.exec(
+        "UPDATE IMRecentSession SET status=1, updated=? WHERE id=?",
+        (now, sid),
+    )?;
+    Ok(affected > 0)
+}
+
+/// The sync center's upkeep of a member's group session (§6.3) after the group's last chat
+/// at `chatted`: an existing row gets `updated = chatted`, and is shown again if the owner
+/// removed it before that chat; a missing one is created (`updated = now`).
+pub fn sync_group(db: &mut Db, user: u32, group: u32, chatted: u32, now: u32) -> StoreResult<()> {
+    let sid = find(db, user, group, SessionType::Group, true)?;
+    if sid == 0 {
+        add(db, user, group, SessionType::Group, now)?;
+        return Ok(());
+    }
+    // Assignments run left to right: the status test reads the removal time.
+    db.exec(
+        "UPDATE IMRecentSession SET status=IF(updated<?, 0, status), updated=? WHERE id=?",
+        (chatted, chatted, sid),
+    )?;
+    Ok(())
+}
+
 /// One row of a user's session list.
 pub struct Recent {
     pub peer: u32,
@@ -79,4 +114,27 @@ pub fn recent(db: &mut Db, user: u32, since: u32) -> StoreResult<Vec<Recent>> {
             })
         })
         .collect())
+}
+
+/// (group, lastChated) of the active groups chatted at or after `since`, by group id; groups
+/// never chatted in (lastChated 0) are left out.
+pub fn groups_chatted_since(db: &mut Db, since: u32) -> StoreResult<Vec<(u32, u32)>> {
+    let rows = db.rows(
+        "SELECT id, lastChated FROM IMGroup WHERE status=0 AND lastChated>=? AND lastChated!=0 \
+         ORDER BY id",
+        (since,),
+    )?;
+    Ok(rows
+        .iter()
+        .map(|row| (col_u32(row, 0), col_u32(row, 1)))
+        .collect())
+}
+
+/// The stored group cursor (None when unset).
+pub fn group_cursor(st: &mut Stores) -> StoreResult<Option<u32>> {
+    stored_time(st, LAST_UPDATE_GROUP)
+}
+
+pub fn set_group_cursor(st: &mut Stores, t: u32) -> StoreResult<()> {
+    store_time(st, LAST_UPDATE_GROUP, t)
 }
