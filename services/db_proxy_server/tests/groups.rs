@@ -681,6 +681,13 @@ fn a_group_whose_members_all_leave() {
     assert_eq!(rsp.cur_user_id_list, vec![L_B]);
     assert_eq!(group_row(&mut f.db, g), Some((L_A, 2, 1, 0, 3)));
     assert_eq!(send_ok(&mut f.c, L_B, g, "back"), 1);
+
+    // Emptied again and its row marked deleted (status 1): then it no longer exists.
+    assert_eq!(change(&mut f.c, L_A, DEL, g, &[L_B]).result_code, 0);
+    f.db.exec_drop("UPDATE IMGroup SET status=1 WHERE id=?", (g,))
+        .expect("mark deleted");
+    assert!(info(&mut f.c, L_A, &[(g, 0)]).is_empty());
+    no_reply(&mut f.c, &pdu(&change_req(L_A, ADD, g, &[L_A])));
 }
 
 #[test]

@@ -62,7 +62,7 @@ pub fn normal_list(
     _sh: &Shared,
     req: ImNormalGroupListReq,
 ) -> Option<ImNormalGroupListRsp> {
-    let groups = group::of_user(&mut st.slave, req.user_id).unwrap_or_default();
+    let groups = id_set(&group::of_user(&mut st.slave, req.user_id).unwrap_or_default());
     let versions = if groups.is_empty() {
         Vec::new()
     } else {
@@ -96,14 +96,14 @@ pub fn info(st: &mut Stores, _sh: &Shared, req: ImGroupInfoListReq) -> Option<Im
             .iter()
             .map(|v| (v.group_id, v.version))
             .collect();
-        let valid: Vec<u32> = asked
-            .keys()
-            .copied()
-            .filter(|&g| matches!(group::exists(st, g), Ok(true)))
-            .collect();
-        for row in group::rows(&mut st.slave, &valid).unwrap_or_default() {
+        let ids: Vec<u32> = asked.keys().copied().collect();
+        for row in group::rows(&mut st.slave, &ids).unwrap_or_default() {
             let newer = asked.get(&row.id).is_some_and(|&v| v < row.version);
             if !newer || GroupType::try_from(row.kind).is_err() {
+                continue;
+            }
+            // What `group::exists` says, from the row at hand.
+            if !row.active && !matches!(group::has_member_hash(st, row.id), Ok(true)) {
                 continue;
             }
             let Ok(members) = group::members(st, row.id) else {

@@ -22,17 +22,21 @@ pub(super) fn member_key(group: u32) -> String {
     format!("group_member_{group}")
 }
 
-/// A group exists if its Redis member hash does (the original's `isValidateGroupId`), or if
-/// its IMGroup row is active (status 0): a group whose last member left keeps existing, with
-/// no members.
+/// Whether the group's Redis member hash exists (the original's `isValidateGroupId`).
+pub fn has_member_hash(st: &mut Stores, group: u32) -> StoreResult<bool> {
+    let n: i64 = st
+        .cache(CACHE_GROUP_MEMBER)?
+        .query(redis::cmd("EXISTS").arg(member_key(group)))?;
+    Ok(n > 0)
+}
+
+/// A group exists if its Redis member hash does, or if its IMGroup row is active (status 0):
+/// a group whose last member left keeps existing, with no members.
 pub fn exists(st: &mut Stores, group: u32) -> StoreResult<bool> {
     if group == 0 {
         return Ok(false);
     }
-    let n: i64 = st
-        .cache(CACHE_GROUP_MEMBER)?
-        .query(redis::cmd("EXISTS").arg(member_key(group)))?;
-    if n > 0 {
+    if has_member_hash(st, group)? {
         return Ok(true);
     }
     let rows = st
@@ -105,8 +109,8 @@ pub fn mark_chatted(db: &mut Db, group: u32, now: u32) -> StoreResult<()> {
     Ok(())
 }
 
-/// `(group id, version)` of the normal groups (type 1) among `groups`, most recently updated
-/// first (slave).
+/// `(group id, version)` of the normal groups (type 1) among `groups` (distinct), most recently
+/// updated first (slave).
 pub fn normal_versions(db: &mut Db, groups: &[u32]) -> StoreResult<Vec<(u32, u32)>> {
     let mut found = Vec::with_capacity(groups.len());
     for chunk in groups.chunks(MAX_IN_LIST) {
@@ -133,6 +137,8 @@ pub struct GroupRow {
     /// The raw `type` column (1 normal, 2 temporary).
     pub kind: i32,
     pub version: u32,
+    /// `status` is 0.
+    pub active: bool,
 }
 
 /// The rows of `groups` (at most [`MAX_IN_LIST`]), most recently updated first (slave).
@@ -142,7 +148,7 @@ pub fn rows(db: &mut Db, groups: &[u32]) -> StoreResult<Vec<GroupRow>> {
     }
     let groups = &groups[..groups.len().min(MAX_IN_LIST)];
     let sql = format!(
-        "SELECT id, name, avatar, creator, type, version FROM IMGroup WHERE id IN ({}) \
+        "SELECT id, name, avatar, creator, type, version, status FROM IMGroup WHERE id IN ({}) \
          ORDER BY updated DESC",
         placeholders(groups.len())
     );
@@ -156,6 +162,7 @@ pub fn rows(db: &mut Db, groups: &[u32]) -> StoreResult<Vec<GroupRow>> {
             creator: col_u32(r, 3),
             kind: col_u32(r, 4) as i32,
             version: col_u32(r, 5),
+            active: col_u32(r, 6) == 0,
         })
         .collect())
 }
