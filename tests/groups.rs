@@ -35,9 +35,9 @@ const WAIT: Duration = Duration::from_secs(20);
 const ADD: i32 = GroupModifyType::Add as i32;
 const DEL: i32 = GroupModifyType::Del as i32;
 
-/// The test's users: `GROUPS.id(first + i)`.
-fn user(first: u32, i: u32) -> u32 {
-    GROUPS.id(first + i)
+/// `N` users of the test's slice of `GROUPS`, from its index `first` on.
+fn users<const N: usize>(first: u32) -> [u32; N] {
+    std::array::from_fn(|i| GROUPS.id(first + i as u32))
 }
 
 fn login_at(stack: &Stack, server: usize, user: u32, ct: ClientType) -> Client {
@@ -148,14 +148,7 @@ fn group_unread(c: &mut Client, group: u32) -> Option<UnreadSession> {
 #[test]
 fn create_list_info_members_and_shield() {
     let mut stack = Stack::builder("groups-manage").msg_servers(2).start();
-    let (creator, m1, m2, newcomer, leaver, outsider) = (
-        user(0, 0),
-        user(0, 1),
-        user(0, 2),
-        user(0, 3),
-        user(0, 4),
-        user(0, 5),
-    );
+    let [creator, m1, m2, newcomer, leaver, outsider] = users(0);
     let mut c = login_at(&stack, 0, creator, ClientType::Windows);
     // The creator's other device, on the other msg_server.
     let mut c_phone = login_at(&stack, 1, creator, ClientType::Android);
@@ -250,16 +243,9 @@ fn create_list_info_members_and_shield() {
         FAILED,
         "never a member"
     );
-    let mut redis = redis_conn(&stack, 2);
-    let shield: Option<String> = redis
-        .hget(format!("group_set_{g}"), format!("{m1}_1"))
-        .expect("HGET group_set");
-    assert_eq!(shield.as_deref(), Some("1"));
+    assert_eq!(stored_shield(&stack, g, m1).as_deref(), Some("1"));
     assert_eq!(a.shield_group(g, false).expect("unshield"), OK);
-    let shield: Option<String> = redis
-        .hget(format!("group_set_{g}"), format!("{m1}_1"))
-        .expect("HGET group_set");
-    assert_eq!(shield.as_deref(), Some("0"));
+    assert_eq!(stored_shield(&stack, g, m1).as_deref(), Some("0"));
 
     // Creating: a normal group is refused, so are an empty member list and one over the bound.
     let normal = c
@@ -322,13 +308,7 @@ fn create_list_info_members_and_shield() {
 #[test]
 fn group_messages_reach_every_member_on_both_servers_once() {
     let mut stack = Stack::builder("groups-messages").msg_servers(2).start();
-    let (alice, bob, carol, dave, eve) = (
-        user(10, 0),
-        user(10, 1),
-        user(10, 2),
-        user(10, 3),
-        user(10, 4),
-    );
+    let [alice, bob, carol, dave, eve] = users(10);
     let mut a = login_at(&stack, 0, alice, ClientType::Windows);
     let mut a_phone = login_at(&stack, 1, alice, ClientType::Android);
     let mut b = login_at(&stack, 0, bob, ClientType::Windows);
@@ -464,7 +444,7 @@ fn group_messages_reach_every_member_on_both_servers_once() {
 #[test]
 fn a_fifty_member_group_across_two_servers() {
     let stack = Stack::builder("groups-fifty").msg_servers(2).start();
-    let members: Vec<u32> = (0..50).map(|i| user(20, i)).collect();
+    let members: [u32; 50] = users(20);
     let (online, offline) = members.split_at(30);
     // Senders: two on each msg_server; alice also has a phone on the other one.
     let senders = [online[0], online[1], online[15], online[16]];
@@ -593,7 +573,7 @@ fn check_senders(
 #[test]
 fn bad_input_and_what_a_db_proxy_restart_keeps() {
     let mut stack = Stack::builder("groups-bad").msg_servers(2).start();
-    let (owner, member, other) = (user(70, 0), user(70, 1), user(70, 2));
+    let [owner, member, other] = users(70);
 
     // A body that does not parse closes the client's connection, for every group command.
     let bodies: [(u16, u16, Vec<u8>); 5] = [
@@ -696,15 +676,19 @@ fn bad_input_and_what_a_db_proxy_restart_keeps() {
             .collect::<Vec<_>>(),
         [Some("kept")]
     );
-    let mut redis = redis_conn(&stack, 2);
-    let shield: Option<String> = redis
-        .hget(format!("group_set_{g}"), format!("{other}_1"))
-        .expect("HGET group_set");
-    assert_eq!(shield.as_deref(), Some("1"));
+    assert_eq!(stored_shield(&stack, g, other).as_deref(), Some("1"));
     // Messages still flow: the member's message reaches the owner on the other server.
     let after = m.send_group_text(g, "after the restart").expect("ack");
     let got = next_group_message(&mut c, g);
     assert_eq!((got.from, got.msg_id), (member, after.msg_id));
+}
+
+/// The push shield of `user` for `group` as db_proxy stored it (Redis `group_set_<group>`,
+/// field `<user>_1`).
+fn stored_shield(stack: &Stack, group: u32, user: u32) -> Option<String> {
+    redis_conn(stack, 2)
+        .hget(format!("group_set_{group}"), format!("{user}_1"))
+        .expect("HGET group_set")
 }
 
 /// A connection to the Redis database `db` of the stack (its conf: 2 group_set, 5 group_member).
