@@ -4,13 +4,13 @@
 mod common;
 
 use std::io::Write;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::process::{Command, Output, Stdio};
 use std::thread;
 
 use common::{FakeMsgServer, serve, serve_user};
 use tt_client::MsgCipher;
-use tt_client::tt_proto::pb::{base_define, login, message};
+use tt_client::tt_proto::pb::{base_define, buddy, group, login, message};
 
 fn cli() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_tt-cli"));
@@ -156,23 +156,15 @@ fn piped_commands_run_in_order_and_print_events() {
         let p = conn.expect_request(0x0105);
         conn.reply(&p.header, &login::ImLogoutRsp { result_code: 0 });
     });
-    let mut cmd = cli();
-    cmd.args([
-        "--msg-server",
-        &fake.addr.to_string(),
-        "login",
+    let out = piped_session(
+        fake.addr,
+        &[],
         "user46",
-        "123456",
-    ]);
-    let out = run_with_stdin(
-        cmd,
         "unread\nstatus 47\n# a comment\n\nrecv 10\nread 47 10\nbogus\nlogout\nsend 1 never\n",
     );
-    let text = stdout(&out);
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(
-        lines,
-        vec![
+    assert_lines(
+        &out,
+        &[
             "login ok user_id=46 name=user46 nick=nick user46 status=online server_time=1700000000",
             "unread total=3 sessions=1",
             "unread session=47 type=single count=3 latest_id=9 from=47 text=latest\\nline",
@@ -181,8 +173,6 @@ fn piped_commands_run_in_order_and_print_events() {
             "read session=47 msg_id=10",
             "logout result=0",
         ],
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
     );
     // `bogus` failed: exit status 1, error on stderr.
     assert_eq!(out.status.code(), Some(1));
@@ -229,15 +219,49 @@ fn discover_command_and_bad_usage() {
     assert!(stdout(&out).contains("usage: tt-cli"));
 }
 
+/// A piped tt-cli session of `user` against the fake at `addr`, with `options` before the
+/// login; its output once stdin (`input`) is done.
+fn piped_session(addr: SocketAddr, options: &[&str], user: &str, input: &str) -> Output {
+    let mut cmd = cli();
+    cmd.args(["--msg-server", &addr.to_string()])
+        .args(options)
+        .args(["login", user, "123456"]);
+    run_with_stdin(cmd, input)
+}
+
+/// Asserts the session's stdout, line by line (stderr shown on a mismatch).
+fn assert_lines(out: &Output, want: &[&str]) {
+    assert_eq!(
+        stdout(out).lines().collect::<Vec<_>>(),
+        want,
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A member-change reply of user 48 for group 9.
+fn members_changed(
+    change_type: i32,
+    result_code: u32,
+    current: Vec<u32>,
+    changed: Vec<u32>,
+) -> group::ImGroupChangeMemberRsp {
+    group::ImGroupChangeMemberRsp {
+        user_id: 48,
+        change_type,
+        result_code,
+        group_id: 9,
+        cur_user_id_list: current,
+        chg_user_id_list: changed,
+        attach_data: None,
+    }
+}
+
 #[test]
 fn group_commands_print_their_replies_and_events() {
-    use tt_client::tt_proto::pb::group;
     let fake = serve_user(48, "user48", |conn| {
-        // groups
-        let p = conn.expect_request(0x0401);
-        conn.reply(
-            &p.header,
-            &group::ImNormalGroupListRsp {
+        conn.answer(
+            |_, _: group::ImNormalGroupListReq| group::ImNormalGroupListRsp {
                 user_id: 48,
                 group_version_list: vec![base_define::GroupVersionInfo {
                     group_id: 3,
@@ -246,69 +270,40 @@ fn group_commands_print_their_replies_and_events() {
                 attach_data: None,
             },
         );
-        // group create lunch 48 49 50
-        let p = conn.expect_request(0x0405);
-        let req: group::ImGroupCreateReq = p.decode_checked().expect("create");
-        assert_eq!(
-            (req.group_type, req.group_name.as_slice()),
-            (2, &b"lunch"[..])
-        );
-        assert_eq!(req.member_id_list, vec![48, 49, 50]);
-        conn.reply(
-            &p.header,
-            &group::ImGroupCreateRsp {
+        conn.answer(|_, req: group::ImGroupCreateReq| {
+            assert_eq!(
+                (req.group_type, req.group_name.as_slice()),
+                (2, &b"lunch"[..])
+            );
+            assert_eq!(req.member_id_list, vec![48, 49, 50]);
+            group::ImGroupCreateRsp {
                 user_id: 48,
                 result_code: 0,
                 group_id: Some(9),
                 group_name: req.group_name,
                 user_id_list: vec![48, 49, 50],
                 attach_data: None,
-            },
-        );
-        // group add 9 51, with a notify first
-        let p = conn.expect_request(0x0407);
-        let req: group::ImGroupChangeMemberReq = p.decode_checked().expect("add");
-        assert_eq!((req.change_type, req.group_id), (1, 9));
-        conn.notify(&group::ImGroupChangeMemberNotify {
-            user_id: 49,
-            change_type: 2,
-            group_id: 3,
-            cur_user_id_list: vec![48],
-            chg_user_id_list: vec![49],
+            }
         });
-        conn.reply(
-            &p.header,
-            &group::ImGroupChangeMemberRsp {
-                user_id: 48,
-                change_type: 1,
-                result_code: 0,
-                group_id: 9,
-                cur_user_id_list: vec![48, 49, 50, 51],
-                chg_user_id_list: vec![51],
-                attach_data: None,
-            },
-        );
-        // group remove 9 49: refused
-        let p = conn.expect_request(0x0407);
-        let req: group::ImGroupChangeMemberReq = p.decode_checked().expect("remove");
-        assert_eq!((req.change_type, req.member_id_list), (2, vec![49]));
-        conn.reply(
-            &p.header,
-            &group::ImGroupChangeMemberRsp {
-                user_id: 48,
+        // `group add`, with a notify first.
+        conn.answer(|conn, req: group::ImGroupChangeMemberReq| {
+            assert_eq!((req.change_type, req.group_id), (1, 9));
+            conn.notify(&group::ImGroupChangeMemberNotify {
+                user_id: 49,
                 change_type: 2,
-                result_code: 1,
-                group_id: 9,
-                cur_user_id_list: vec![],
-                chg_user_id_list: vec![],
-                attach_data: None,
-            },
-        );
-        // group info 9
-        let p = conn.expect_request(0x0403);
-        conn.reply(
-            &p.header,
-            &group::ImGroupInfoListRsp {
+                group_id: 3,
+                cur_user_id_list: vec![48],
+                chg_user_id_list: vec![49],
+            });
+            members_changed(1, 0, vec![48, 49, 50, 51], vec![51])
+        });
+        // `group remove`: refused.
+        conn.answer(|_, req: group::ImGroupChangeMemberReq| {
+            assert_eq!((req.change_type, req.member_id_list), (2, vec![49]));
+            members_changed(2, 1, vec![], vec![])
+        });
+        conn.answer(
+            |_, _: group::ImGroupInfoListReq| group::ImGroupInfoListRsp {
                 user_id: 48,
                 group_info_list: vec![base_define::GroupInfo {
                     group_id: 9,
@@ -323,39 +318,27 @@ fn group_commands_print_their_replies_and_events() {
                 attach_data: None,
             },
         );
-        // shield 9 on
-        let p = conn.expect_request(0x0409);
-        let req: group::ImGroupShieldReq = p.decode_checked().expect("shield");
-        assert_eq!((req.group_id, req.shield_status), (9, 1));
-        conn.reply(
-            &p.header,
-            &group::ImGroupShieldRsp {
+        conn.answer(|_, req: group::ImGroupShieldReq| {
+            assert_eq!((req.group_id, req.shield_status), (9, 1));
+            group::ImGroupShieldRsp {
                 user_id: 48,
                 group_id: 9,
                 result_code: 0,
                 attach_data: None,
-            },
-        );
-        // gsend 9 hi all
-        let p = conn.expect_request(0x0301);
-        let m: message::ImMsgData = p.decode_checked().expect("msg");
-        assert_eq!((m.to_session_id, m.msg_type), (9, 17));
-        conn.reply(
-            &p.header,
-            &message::ImMsgDataAck {
+            }
+        });
+        conn.answer(|_, m: message::ImMsgData| {
+            assert_eq!((m.to_session_id, m.msg_type), (9, 17));
+            message::ImMsgDataAck {
                 user_id: 48,
                 session_id: 9,
                 msg_id: 4,
                 session_type: 2,
-            },
-        );
-        // history g9 1
-        let p = conn.expect_request(0x0309);
-        let req: message::ImGetMsgListReq = p.decode_checked().expect("history");
-        assert_eq!((req.session_type, req.session_id, req.msg_cnt), (2, 9, 1));
-        conn.reply(
-            &p.header,
-            &message::ImGetMsgListRsp {
+            }
+        });
+        conn.answer(|_, req: message::ImGetMsgListReq| {
+            assert_eq!((req.session_type, req.session_id, req.msg_cnt), (2, 9, 1));
+            message::ImGetMsgListRsp {
                 user_id: 48,
                 session_type: 2,
                 session_id: 9,
@@ -368,28 +351,21 @@ fn group_commands_print_their_replies_and_events() {
                     msg_data: MsgCipher::default().encrypt(b"hi all").expect("e"),
                 }],
                 attach_data: None,
-            },
-        );
+            }
+        });
         // Open until the client quits, so `recv 0` sees no close.
         conn.expect_end_of_stream();
     });
-    let mut cmd = cli();
-    cmd.args([
-        "--msg-server",
-        &fake.addr.to_string(),
-        "login",
+    let out = piped_session(
+        fake.addr,
+        &[],
         "user48",
-        "123456",
-    ]);
-    let out = run_with_stdin(
-        cmd,
         "groups\ngroup create lunch 48 49 50\ngroup add 9 51\ngroup remove 9 49\n\
          group info 9\nshield 9 on\ngsend 9 hi all\nhistory g9 1\nrecv 0\nquit\n",
     );
-    let text = stdout(&out);
-    assert_eq!(
-        text.lines().collect::<Vec<_>>(),
-        vec![
+    assert_lines(
+        &out,
+        &[
             "login ok user_id=48 name=user48 nick=nick user48 status=online server_time=1700000000",
             "groups count=1",
             "group id=3 version=2",
@@ -404,8 +380,6 @@ fn group_commands_print_their_replies_and_events() {
             "msg from=48 to=9 id=4 type=17 time=7 text=hi all",
             "group-members user_id=49 group=3 change=remove changed=49 current=48",
         ],
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
     );
     // The refused removal makes the session's exit status 1.
     assert_eq!(out.status.code(), Some(1));
@@ -414,120 +388,88 @@ fn group_commands_print_their_replies_and_events() {
 
 #[test]
 fn buddy_and_push_commands_and_text_printed_as_it_is() {
-    use tt_client::tt_proto::pb::buddy;
     let fake = serve_user(49, "user49", |conn| {
-        // sign
-        let p = conn.expect_request(0x0213);
-        let req: buddy::ImChangeSignInfoReq = p.decode_checked().expect("sign");
-        assert_eq!(req.sign_info, "out to lunch 🍜".as_bytes());
-        conn.reply(
-            &p.header,
-            &buddy::ImChangeSignInfoRsp {
+        conn.answer(|_, req: buddy::ImChangeSignInfoReq| {
+            assert_eq!(req.sign_info, "out to lunch 🍜".as_bytes());
+            buddy::ImChangeSignInfoRsp {
                 user_id: 49,
                 result_code: 0,
                 sign_info: Some(req.sign_info),
                 attach_data: None,
-            },
-        );
-        // avatar
-        let p = conn.expect_request(0x020c);
-        let req: buddy::ImChangeAvatarReq = p.decode_checked().expect("avatar");
-        assert_eq!(req.avatar_url, b"http://x/49.png");
-        conn.reply(
-            &p.header,
-            &buddy::ImChangeAvatarRsp {
+            }
+        });
+        conn.answer(|_, req: buddy::ImChangeAvatarReq| {
+            assert_eq!(req.avatar_url, b"http://x/49.png");
+            buddy::ImChangeAvatarRsp {
                 user_id: 49,
                 result_code: 0,
                 attach_data: None,
-            },
-        );
-        // whois 50: text with spaces, a control character and bytes that are not UTF-8
-        let p = conn.expect_request(0x0204);
-        let mut u = common::user(50, "user50");
-        u.user_nick_name = b"User 50".to_vec();
-        u.user_real_name = b"bad \xff byte".to_vec();
-        u.avatar_url = b"http://x/50.png".to_vec();
-        u.sign_info = Some(b"line1\nline2\x07 \\".to_vec());
-        conn.reply(
-            &p.header,
-            &buddy::ImUsersInfoRsp {
+            }
+        });
+        // Text with spaces, a control character and bytes that are not UTF-8.
+        conn.answer(|_, _: buddy::ImUsersInfoReq| {
+            let mut u = common::user(50, "user50");
+            u.user_nick_name = b"User 50".to_vec();
+            u.user_real_name = b"bad \xff byte".to_vec();
+            u.avatar_url = b"http://x/50.png".to_vec();
+            u.sign_info = Some(b"line1\nline2\x07 \\".to_vec());
+            buddy::ImUsersInfoRsp {
                 user_id: 49,
                 user_info_list: vec![u],
                 attach_data: None,
-            },
-        );
-        // rmsession single 50, with the sign notify of another user first
-        let p = conn.expect_request(0x0206);
-        let req: buddy::ImRemoveSessionReq = p.decode_checked().expect("rm");
-        assert_eq!((req.session_type, req.session_id), (1, 50));
-        conn.notify(&buddy::ImSignInfoChangedNotify {
-            changed_user_id: 50,
-            sign_info: "busy now".into(),
+            }
         });
-        conn.reply(
-            &p.header,
-            &buddy::ImRemoveSessionRsp {
+        // `rmsession single 50`, with another user's signature notify first.
+        conn.answer(|conn, req: buddy::ImRemoveSessionReq| {
+            assert_eq!((req.session_type, req.session_id), (1, 50));
+            conn.notify(&buddy::ImSignInfoChangedNotify {
+                changed_user_id: 50,
+                sign_info: "busy now".into(),
+            });
+            buddy::ImRemoveSessionRsp {
                 user_id: 49,
                 result_code: 0,
                 session_type: 1,
                 session_id: 50,
                 attach_data: None,
-            },
-        );
-        // shield (query), shield on
-        let p = conn.expect_request(0x010e);
-        conn.reply(
-            &p.header,
-            &login::ImQueryPushShieldRsp {
+            }
+        });
+        conn.answer(
+            |_, _: login::ImQueryPushShieldReq| login::ImQueryPushShieldRsp {
                 user_id: 49,
                 result_code: 0,
                 shield_status: Some(0),
                 attach_data: None,
             },
         );
-        let p = conn.expect_request(0x010c);
-        let req: login::ImPushShieldReq = p.decode_checked().expect("shield");
-        assert_eq!(req.shield_status, 1);
-        conn.reply(
-            &p.header,
-            &login::ImPushShieldRsp {
+        conn.answer(|_, req: login::ImPushShieldReq| {
+            assert_eq!(req.shield_status, 1);
+            login::ImPushShieldRsp {
                 user_id: 49,
                 result_code: 0,
                 shield_status: Some(1),
                 attach_data: None,
-            },
-        );
-        // token
-        let p = conn.expect_request(0x0108);
-        let req: login::ImDeviceTokenReq = p.decode_checked().expect("token");
-        assert_eq!(req.device_token, b"abc123");
-        conn.reply(
-            &p.header,
-            &login::ImDeviceTokenRsp {
+            }
+        });
+        conn.answer(|_, req: login::ImDeviceTokenReq| {
+            assert_eq!(req.device_token, b"abc123");
+            login::ImDeviceTokenRsp {
                 user_id: 49,
                 attach_data: None,
-            },
-        );
+            }
+        });
         conn.expect_end_of_stream();
     });
-    let mut cmd = cli();
-    cmd.args([
-        "--msg-server",
-        &fake.addr.to_string(),
-        "--client-type",
-        "android",
-        "login",
+    let out = piped_session(
+        fake.addr,
+        &["--client-type", "android"],
         "user49",
-        "123456",
-    ]);
-    let out = run_with_stdin(
-        cmd,
         "sign out to  lunch 🍜\navatar http://x/49.png\nwhois 50\nrmsession single 50\n\
          shield\nshield on\ntoken abc123\nrmsession both 50\nrecv 0\nquit\n",
     );
-    assert_eq!(
-        stdout(&out).lines().collect::<Vec<_>>(),
-        vec![
+    assert_lines(
+        &out,
+        &[
             "login ok user_id=49 name=user49 nick=nick user49 status=online server_time=1700000000",
             "sign result=0 sign=out to lunch 🍜",
             "avatar result=0",
@@ -540,8 +482,6 @@ fn buddy_and_push_commands_and_text_printed_as_it_is() {
             "token ok",
             "sign-changed user_id=50 sign=busy now",
         ],
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
     );
     // `rmsession both 50` is bad usage: reported, and the exit status is 1.
     assert_eq!(out.status.code(), Some(1));
@@ -553,12 +493,9 @@ fn buddy_and_push_commands_and_text_printed_as_it_is() {
 
 #[test]
 fn a_refused_one_shot_command_exits_with_1() {
-    use tt_client::tt_proto::pb::buddy;
     let fake = serve_user(44, "user44", |conn| {
-        let p = conn.expect_request(0x0213);
-        conn.reply(
-            &p.header,
-            &buddy::ImChangeSignInfoRsp {
+        conn.answer(
+            |_, _: buddy::ImChangeSignInfoReq| buddy::ImChangeSignInfoRsp {
                 user_id: 44,
                 result_code: 1,
                 sign_info: None,

@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{FakeMsgServer, serve_user};
-use tt_client::tt_proto::ids::cid;
 use tt_client::tt_proto::pb::{base_define, buddy, group, login};
 use tt_client::{
     Client, ClientType, Event, GroupModifyType, GroupType, GroupVersionInfo, PushShield, Session,
@@ -29,14 +28,29 @@ fn logged_in(addr: SocketAddr, client_type: ClientType) -> Client {
     c
 }
 
+/// A member-change reply of user 41 for group 9.
+fn members_changed(
+    change_type: i32,
+    result_code: u32,
+    current: Vec<u32>,
+    changed: Vec<u32>,
+) -> group::ImGroupChangeMemberRsp {
+    group::ImGroupChangeMemberRsp {
+        user_id: 41,
+        change_type,
+        result_code,
+        group_id: 9,
+        cur_user_id_list: current,
+        chg_user_id_list: changed,
+        attach_data: None,
+    }
+}
+
 #[test]
 fn group_requests_and_the_member_change_notify() {
     let fake = serve_user(41, "user41", |conn| {
-        let p = conn.expect_request(cid::CID_GROUP_NORMAL_LIST_REQUEST);
-        let _: group::ImNormalGroupListReq = p.decode_checked().expect("list req");
-        conn.reply(
-            &p.header,
-            &group::ImNormalGroupListRsp {
+        conn.answer(
+            |_, _: group::ImNormalGroupListReq| group::ImNormalGroupListRsp {
                 user_id: 41,
                 group_version_list: vec![GroupVersionInfo {
                     group_id: 3,
@@ -45,19 +59,15 @@ fn group_requests_and_the_member_change_notify() {
                 attach_data: None,
             },
         );
-
         // Info by id asks with version 0, so every group comes back.
-        let p = conn.expect_request(cid::CID_GROUP_INFO_REQUEST);
-        let req: group::ImGroupInfoListReq = p.decode_checked().expect("info req");
-        let asked: Vec<(u32, u32)> = req
-            .group_version_list
-            .iter()
-            .map(|v| (v.group_id, v.version))
-            .collect();
-        assert_eq!(asked, vec![(3, 0), (4, 0)]);
-        conn.reply(
-            &p.header,
-            &group::ImGroupInfoListRsp {
+        conn.answer(|_, req: group::ImGroupInfoListReq| {
+            let asked: Vec<(u32, u32)> = req
+                .group_version_list
+                .iter()
+                .map(|v| (v.group_id, v.version))
+                .collect();
+            assert_eq!(asked, vec![(3, 0), (4, 0)]);
+            group::ImGroupInfoListRsp {
                 user_id: 41,
                 group_info_list: vec![base_define::GroupInfo {
                     group_id: 3,
@@ -70,84 +80,50 @@ fn group_requests_and_the_member_change_notify() {
                     group_member_list: vec![41, 42],
                 }],
                 attach_data: None,
-            },
-        );
-
-        // Create: a temporary group; a member-change notify arrives before the reply.
-        let p = conn.expect_request(cid::CID_GROUP_CREATE_REQUEST);
-        let req: group::ImGroupCreateReq = p.decode_checked().expect("create req");
-        assert_eq!(req.group_type, GroupType::Tmp as i32);
-        assert_eq!(req.group_name, "今天 lunch".as_bytes());
-        assert_eq!(req.member_id_list, vec![43, 41, 42]);
-        conn.notify(&group::ImGroupChangeMemberNotify {
-            user_id: 42,
-            change_type: GroupModifyType::Add as i32,
-            group_id: 3,
-            cur_user_id_list: vec![41, 42, 44],
-            chg_user_id_list: vec![44],
+            }
         });
-        conn.reply(
-            &p.header,
-            &group::ImGroupCreateRsp {
+        // Create: a temporary group; a member-change notify arrives before the reply.
+        conn.answer(|conn, req: group::ImGroupCreateReq| {
+            assert_eq!(req.group_type, GroupType::Tmp as i32);
+            assert_eq!(req.group_name, "今天 lunch".as_bytes());
+            assert_eq!(req.member_id_list, vec![43, 41, 42]);
+            conn.notify(&group::ImGroupChangeMemberNotify {
+                user_id: 42,
+                change_type: GroupModifyType::Add as i32,
+                group_id: 3,
+                cur_user_id_list: vec![41, 42, 44],
+                chg_user_id_list: vec![44],
+            });
+            group::ImGroupCreateRsp {
                 user_id: 41,
                 result_code: 0,
                 group_id: Some(9),
                 group_name: req.group_name,
                 user_id_list: vec![41, 42, 43],
                 attach_data: None,
-            },
-        );
-
-        // Remove members, refused.
-        let p = conn.expect_request(cid::CID_GROUP_CHANGE_MEMBER_REQUEST);
-        let req: group::ImGroupChangeMemberReq = p.decode_checked().expect("change req");
-        assert_eq!(
-            (req.change_type, req.group_id, req.member_id_list.clone()),
-            (GroupModifyType::Del as i32, 9, vec![42])
-        );
-        conn.reply(
-            &p.header,
-            &group::ImGroupChangeMemberRsp {
-                user_id: 41,
-                change_type: req.change_type,
-                result_code: 1,
-                group_id: 9,
-                cur_user_id_list: vec![],
-                chg_user_id_list: vec![],
-                attach_data: None,
-            },
-        );
-
-        // Add members.
-        let p = conn.expect_request(cid::CID_GROUP_CHANGE_MEMBER_REQUEST);
-        let req: group::ImGroupChangeMemberReq = p.decode_checked().expect("change req");
-        assert_eq!(req.change_type, GroupModifyType::Add as i32);
-        conn.reply(
-            &p.header,
-            &group::ImGroupChangeMemberRsp {
-                user_id: 41,
-                change_type: req.change_type,
-                result_code: 0,
-                group_id: 9,
-                cur_user_id_list: vec![41, 42, 43, 45],
-                chg_user_id_list: vec![45],
-                attach_data: None,
-            },
-        );
-
-        // Shield.
-        let p = conn.expect_request(cid::CID_GROUP_SHIELD_GROUP_REQUEST);
-        let req: group::ImGroupShieldReq = p.decode_checked().expect("shield req");
-        assert_eq!((req.group_id, req.shield_status), (9, 1));
-        conn.reply(
-            &p.header,
-            &group::ImGroupShieldRsp {
+            }
+        });
+        // Remove members, refused; then add members.
+        conn.answer(|_, req: group::ImGroupChangeMemberReq| {
+            assert_eq!(
+                (req.change_type, req.group_id, req.member_id_list),
+                (GroupModifyType::Del as i32, 9, vec![42])
+            );
+            members_changed(req.change_type, 1, vec![], vec![])
+        });
+        conn.answer(|_, req: group::ImGroupChangeMemberReq| {
+            assert_eq!(req.change_type, GroupModifyType::Add as i32);
+            members_changed(req.change_type, 0, vec![41, 42, 43, 45], vec![45])
+        });
+        conn.answer(|_, req: group::ImGroupShieldReq| {
+            assert_eq!((req.group_id, req.shield_status), (9, 1));
+            group::ImGroupShieldRsp {
                 user_id: 41,
                 group_id: 9,
                 result_code: 0,
                 attach_data: None,
-            },
-        );
+            }
+        });
     });
 
     let mut c = logged_in(fake.addr, ClientType::Windows);
@@ -201,7 +177,7 @@ fn group_requests_and_the_member_change_notify() {
 fn a_normal_group_can_be_asked_for_and_goes_unanswered() {
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let fake = serve_user(41, "user41", move |conn| {
-        let p = conn.expect_request(cid::CID_GROUP_CREATE_REQUEST);
+        let p = conn.expect_request(tt_client::tt_proto::ids::cid::CID_GROUP_CREATE_REQUEST);
         let req: group::ImGroupCreateReq = p.decode_checked().expect("create req");
         assert_eq!(req.group_type, GroupType::Normal as i32);
         // msg_server drops it: no answer.
@@ -220,60 +196,50 @@ fn a_normal_group_can_be_asked_for_and_goes_unanswered() {
 #[test]
 fn buddy_list_changes_and_their_notifications() {
     let fake = serve_user(41, "user41", |conn| {
-        let p = conn.expect_request(cid::CID_BUDDY_LIST_CHANGE_SIGN_INFO_REQUEST);
-        let req: buddy::ImChangeSignInfoReq = p.decode_checked().expect("sign req");
-        assert_eq!(req.sign_info, "在 work".as_bytes());
-        conn.reply(
-            &p.header,
-            &buddy::ImChangeSignInfoRsp {
+        conn.answer(|conn, req: buddy::ImChangeSignInfoReq| {
+            assert_eq!(req.sign_info, "在 work".as_bytes());
+            // The notify (from route_server) may overtake the reply.
+            conn.notify(&buddy::ImSignInfoChangedNotify {
+                changed_user_id: 41,
+                sign_info: req.sign_info.clone(),
+            });
+            buddy::ImChangeSignInfoRsp {
                 user_id: 41,
                 result_code: 0,
-                sign_info: Some(req.sign_info.clone()),
+                sign_info: Some(req.sign_info),
                 attach_data: None,
-            },
-        );
-        conn.notify(&buddy::ImSignInfoChangedNotify {
-            changed_user_id: 41,
-            sign_info: req.sign_info,
+            }
         });
-
-        let p = conn.expect_request(cid::CID_BUDDY_LIST_CHANGE_AVATAR_REQUEST);
-        let req: buddy::ImChangeAvatarReq = p.decode_checked().expect("avatar req");
-        assert_eq!(req.avatar_url, b"http://a/1.png");
-        conn.notify(&buddy::ImAvatarChangedNotify {
-            changed_user_id: 42,
-            avatar_url: b"http://a/42.png".to_vec(),
-        });
-        conn.reply(
-            &p.header,
-            &buddy::ImChangeAvatarRsp {
+        conn.answer(|conn, req: buddy::ImChangeAvatarReq| {
+            assert_eq!(req.avatar_url, b"http://a/1.png");
+            conn.notify(&buddy::ImAvatarChangedNotify {
+                changed_user_id: 42,
+                avatar_url: b"http://a/42.png".to_vec(),
+            });
+            buddy::ImChangeAvatarRsp {
                 user_id: 41,
                 result_code: 0,
                 attach_data: None,
-            },
-        );
-
-        let p = conn.expect_request(cid::CID_BUDDY_LIST_REMOVE_SESSION_REQ);
-        let req: buddy::ImRemoveSessionReq = p.decode_checked().expect("remove req");
-        assert_eq!(
-            (req.session_type, req.session_id),
-            (SessionType::Group as i32, 9)
-        );
-        conn.notify(&buddy::ImRemoveSessionNotify {
-            user_id: 41,
-            session_type: SessionType::Single as i32,
-            session_id: 42,
+            }
         });
-        conn.reply(
-            &p.header,
-            &buddy::ImRemoveSessionRsp {
+        conn.answer(|conn, req: buddy::ImRemoveSessionReq| {
+            assert_eq!(
+                (req.session_type, req.session_id),
+                (SessionType::Group as i32, 9)
+            );
+            conn.notify(&buddy::ImRemoveSessionNotify {
+                user_id: 41,
+                session_type: SessionType::Single as i32,
+                session_id: 42,
+            });
+            buddy::ImRemoveSessionRsp {
                 user_id: 41,
                 result_code: 1,
                 session_type: SessionType::Group as i32,
                 session_id: 9,
                 attach_data: None,
-            },
-        );
+            }
+        });
     });
 
     let mut c = logged_in(fake.addr, ClientType::Windows);
@@ -314,39 +280,30 @@ fn buddy_list_changes_and_their_notifications() {
 #[test]
 fn push_shield_and_device_token() {
     let fake = serve_user(41, "user41", |conn| {
-        let p = conn.expect_request(cid::CID_LOGIN_REQ_PUSH_SHIELD);
-        let req: login::ImPushShieldReq = p.decode_checked().expect("shield req");
-        assert_eq!(req.shield_status, 1);
-        conn.reply(
-            &p.header,
-            &login::ImPushShieldRsp {
+        conn.answer(|_, req: login::ImPushShieldReq| {
+            assert_eq!(req.shield_status, 1);
+            login::ImPushShieldRsp {
                 user_id: 41,
                 result_code: 0,
                 shield_status: Some(1),
                 attach_data: None,
-            },
-        );
-        let p = conn.expect_request(cid::CID_LOGIN_REQ_QUERY_PUSH_SHIELD);
-        let _: login::ImQueryPushShieldReq = p.decode_checked().expect("query req");
-        conn.reply(
-            &p.header,
-            &login::ImQueryPushShieldRsp {
+            }
+        });
+        conn.answer(
+            |_, _: login::ImQueryPushShieldReq| login::ImQueryPushShieldRsp {
                 user_id: 41,
                 result_code: 1,
                 shield_status: None,
                 attach_data: None,
             },
         );
-        let p = conn.expect_request(cid::CID_LOGIN_REQ_DEVICETOKEN);
-        let req: login::ImDeviceTokenReq = p.decode_checked().expect("token req");
-        assert_eq!(req.device_token, b"tok-41");
-        conn.reply(
-            &p.header,
-            &login::ImDeviceTokenRsp {
+        conn.answer(|_, req: login::ImDeviceTokenReq| {
+            assert_eq!(req.device_token, b"tok-41");
+            login::ImDeviceTokenRsp {
                 user_id: 41,
                 attach_data: None,
-            },
-        );
+            }
+        });
     });
     let mut c = logged_in(fake.addr, ClientType::Ios);
     assert_eq!(

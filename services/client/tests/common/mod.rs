@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use tt_client::tt_proto::Pdu;
 use tt_client::tt_proto::ids::cid;
 use tt_client::tt_proto::pb::{base_define, login};
+use tt_client::tt_proto::{Command, Pdu};
 use tt_testkit::{PduClient, PduListener};
 
 /// Hang guard for every blocking wait of the fake server.
@@ -84,6 +84,11 @@ pub trait FakeMsgServer {
     /// The next request (as [`read_request`](Self::read_request)), asserted to be `command_id`.
     fn expect_request(&mut self, command_id: u16) -> Pdu;
 
+    /// The next request, asserted to be a `Q` that parses with the original's rules, answered
+    /// with what `reply` makes of it (under the request's seq). `reply` may send other PDUs
+    /// first on the connection it is given.
+    fn answer<Q: Command, R: Command>(&mut self, reply: impl FnOnce(&mut FakeConn, Q) -> R);
+
     /// Reads the login request and accepts it as user `id`.
     fn accept_login(&mut self, id: u32, name: &str) -> login::ImLoginReq;
 
@@ -110,6 +115,15 @@ impl FakeMsgServer for FakeConn {
             p.header.command_id
         );
         p
+    }
+
+    fn answer<Q: Command, R: Command>(&mut self, reply: impl FnOnce(&mut FakeConn, Q) -> R) {
+        let p = self.expect_request(Q::COMMAND_ID);
+        let q = p
+            .decode_checked::<Q>()
+            .unwrap_or_else(|e| panic!("{}: {e}", Q::NAME));
+        let r = reply(self, q);
+        self.reply(&p.header, &r);
     }
 
     fn accept_login(&mut self, id: u32, name: &str) -> login::ImLoginReq {
