@@ -69,6 +69,8 @@ pub struct GroupQueues<L = ConnId> {
     groups: HashMap<u32, Queue<L>>,
     msgs: usize,
     bytes: usize,
+    /// Messages refused as [`Pushed::Full`] since [`GroupQueues::take_refused`].
+    refused: usize,
 }
 
 impl<L> Default for GroupQueues<L> {
@@ -77,6 +79,7 @@ impl<L> Default for GroupQueues<L> {
             groups: HashMap::new(),
             msgs: 0,
             bytes: 0,
+            refused: 0,
         }
     }
 }
@@ -86,6 +89,7 @@ impl<L: Copy + Eq> GroupQueues<L> {
     pub fn push(&mut self, p: Pending) -> Pushed {
         let size = p.msg.msg_data.len();
         if self.msgs >= MAX_QUEUED_MSGS || self.bytes.saturating_add(size) > MAX_QUEUED_BYTES {
+            self.refused += 1;
             return Pushed::Full;
         }
         self.msgs += 1;
@@ -184,6 +188,17 @@ impl<L: Copy + Eq> GroupQueues<L> {
         self.msgs
     }
 
+    /// How many messages were refused as [`Pushed::Full`] since the last
+    /// [`GroupQueues::take_refused`].
+    pub fn refused(&self) -> usize {
+        self.refused
+    }
+
+    /// [`GroupQueues::refused`], counted from 0 again.
+    pub fn take_refused(&mut self) -> usize {
+        std::mem::take(&mut self.refused)
+    }
+
     /// Takes the first `n` messages of `group`; a group left without messages or request goes.
     fn take(&mut self, group: u32, n: usize) -> Vec<Pending> {
         let Some(q) = self.groups.get_mut(&group) else {
@@ -280,5 +295,7 @@ mod tests {
         assert_eq!(q.push(msg(5, 2, &big)), Pushed::Waiting);
         assert_eq!(q.push(msg(5, 3, b"x")), Pushed::Full);
         assert_eq!(q.len(), 2);
+        assert_eq!(q.refused(), 1);
+        assert_eq!((q.take_refused(), q.refused()), (1, 0));
     }
 }

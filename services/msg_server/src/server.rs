@@ -156,6 +156,6 @@ impl PduService for MsgServer {
     fn tick(&mut self, net: &mut Net) {
         self.state.clients.tick(net);
         self.state.links.tick(net);
-        self.state.expire_group_requests(net);
+        self.state.tick_group_messages(net);
     }
 }

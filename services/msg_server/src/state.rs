@@ -228,11 +228,16 @@ impl State {
         match self.group_msgs.push(Pending { msg, handle }) {
             Pushed::AskMembers => self.ask_group_members(net, group),
             Pushed::Waiting => {}
-            Pushed::Full => log::warn!(
-                "{} group messages wait for their members: message {msg_id} of group {group} \
-                 dropped",
-                self.group_msgs.len()
-            ),
+            // The first refusal of a second is logged here, the rest summed up by the tick.
+            Pushed::Full => {
+                if self.group_msgs.refused() == 1 {
+                    log::warn!(
+                        "{} group messages wait for their members: message {msg_id} of group \
+                         {group} dropped",
+                        self.group_msgs.len()
+                    );
+                }
+            }
         }
     }
 
@@ -271,8 +276,16 @@ impl State {
         }
     }
 
-    /// Once a second: member requests without a reply for too long are given up.
-    pub fn expire_group_requests(&mut self, net: &mut Net) {
+    /// Once a second: member requests without a reply for too long are given up, and the
+    /// group messages refused since the last tick beyond the first are logged.
+    pub fn tick_group_messages(&mut self, net: &mut Net) {
+        let refused = self.group_msgs.take_refused();
+        if refused > 1 {
+            log::warn!(
+                "{} more group messages dropped: too many waiting",
+                refused - 1
+            );
+        }
         for (group, n) in self.group_msgs.expire(net.now()) {
             log::warn!(
                 "db_proxy did not answer for the members of group {group}: {n} messages not delivered"
