@@ -24,7 +24,7 @@ use tt_proto::pb::login::{
 use tt_proto::pb::message::ImMsgData;
 use tt_proto::{Command, Pdu};
 use tt_testkit::users::DB_PROXY_BUDDY;
-use tt_testkit::{DbEnv, PduClient, Stack};
+use tt_testkit::{PduClient, Stack, mysql_conn, redis_conn};
 
 /// Changes its signature.
 const SIGN: u32 = DB_PROXY_BUDDY.id(0);
@@ -77,18 +77,6 @@ fn restart(stack: &mut Stack) -> PduClient {
     Stack::kill(&mut stack.db_proxy);
     stack.start_db_proxy();
     connect(stack)
-}
-
-fn mysql_conn() -> mysql::Conn {
-    mysql::Conn::new(mysql::Opts::from_url(&DbEnv::from_env().mysql_url()).expect("mysql url"))
-        .expect("mysql connect")
-}
-
-fn redis_conn(db: u32) -> redis::Connection {
-    redis::Client::open(DbEnv::from_env().redis_url(db).as_str())
-        .expect("redis url")
-        .get_connection()
-        .expect("redis connect")
 }
 
 fn now() -> u32 {

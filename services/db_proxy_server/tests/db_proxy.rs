@@ -24,7 +24,7 @@ use tt_proto::pb::message::{
 use tt_proto::pb::server::{ImValidateReq, ImValidateRsp};
 use tt_proto::pdu::Header;
 use tt_testkit::users::{DB_PROXY, PASSWORD};
-use tt_testkit::{Daemon, DbEnv, PduClient, TempDir, free_port};
+use tt_testkit::{Daemon, DbEnv, PduClient, TempDir, free_port, mysql_conn, redis_conn};
 
 /// Hang guard for every read.
 const LIMIT: Duration = tt_testkit::HANG_GUARD;
@@ -170,11 +170,6 @@ fn unread(c: &mut PduClient, user: u32) -> ImUnreadMsgCntRsp {
         attach_data: None,
     };
     c.call(&req)
-}
-
-fn mysql_conn() -> mysql::Conn {
-    mysql::Conn::new(mysql::Opts::from_url(&DbEnv::from_env().mysql_url()).expect("mysql url"))
-        .expect("mysql connect")
 }
 
 #[test]
@@ -923,13 +918,6 @@ fn a_flooding_connection_is_closed_and_others_are_served() {
     drop(c);
     drop(p);
     cleanup_pair(&mut db, x, y);
-}
-
-fn redis_conn(db: u32) -> redis::Connection {
-    redis::Client::open(DbEnv::from_env().redis_url(db).as_str())
-        .expect("redis url")
-        .get_connection()
-        .expect("redis connect")
 }
 
 #[test]

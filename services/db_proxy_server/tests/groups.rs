@@ -25,7 +25,7 @@ use tt_proto::pb::message::{ImMsgData, ImUnreadMsgCntReq, ImUnreadMsgCntRsp};
 use tt_proto::pb::server::{ImGroupGetShieldReq, ImGroupGetShieldRsp};
 use tt_proto::{Command, Pdu};
 use tt_testkit::users::DB_PROXY_GROUPS as USERS;
-use tt_testkit::{DbEnv, PduClient, Stack};
+use tt_testkit::{PduClient, Stack, mysql_conn, redis_conn, redis_db};
 
 /// Lifecycle: the creator, two first members, one added later.
 const OWNER: u32 = USERS.id(0);
@@ -78,40 +78,21 @@ fn fresh_name(label: &str) -> Vec<u8> {
 
 /// db_proxy_server alone, with one worker (see the module doc).
 fn start(label: &str) -> Stack {
-    let mut stack = Stack::builder(label)
+    Stack::builder(label)
         .msg_servers(0)
         .route(false)
         .login(false)
-        .start();
-    Stack::kill(&mut stack.db_proxy);
-    let conf = stack.daemon_dir("db_proxy").join("dbproxyserver.conf");
-    let text = std::fs::read_to_string(&conf).expect("reading the conf");
-    assert!(text.contains("ThreadNum=2\n"));
-    std::fs::write(&conf, text.replace("ThreadNum=2\n", "ThreadNum=1\n")).expect("conf");
-    stack.start_db_proxy();
-    stack
+        .db_threads(1)
+        .start()
 }
 
 fn connect(stack: &Stack) -> PduClient {
     PduClient::connect(stack.ports.db_proxy)
 }
 
-fn mysql_conn() -> mysql::Conn {
-    mysql::Conn::new(mysql::Opts::from_url(&DbEnv::from_env().mysql_url()).expect("mysql url"))
-        .expect("mysql connect")
-}
-
-/// Redis database `db` of db_proxy's pools (unread 1, group_set 2, group_member 5).
-fn redis_conn(db: u32) -> redis::Connection {
-    redis::Client::open(DbEnv::from_env().redis_url(db).as_str())
-        .expect("redis url")
-        .get_connection()
-        .expect("redis connect")
-}
-
-const UNREAD_DB: u32 = 1;
-const GROUP_SET_DB: u32 = 2;
-const GROUP_MEMBER_DB: u32 = 5;
+const UNREAD_DB: u32 = redis_db::UNREAD;
+const GROUP_SET_DB: u32 = redis_db::GROUP_SET;
+const GROUP_MEMBER_DB: u32 = redis_db::GROUP_MEMBER;
 
 // ---- requests ----
 

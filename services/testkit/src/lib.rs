@@ -138,6 +138,29 @@ impl DbEnv {
     }
 }
 
+/// The Redis database of each of db_proxy_server's cache pools in a [`Stack`]'s conf.
+pub mod redis_db {
+    pub const UNREAD: u32 = 1;
+    pub const GROUP_SET: u32 = 2;
+    pub const SYNC: u32 = 3;
+    pub const TOKEN: u32 = 4;
+    pub const GROUP_MEMBER: u32 = 5;
+}
+
+/// A connection to the test MariaDB ([`DbEnv::from_env`]), to check what the daemons stored.
+pub fn mysql_conn() -> mysql::Conn {
+    let opts = mysql::Opts::from_url(&DbEnv::from_env().mysql_url()).expect("mysql url");
+    mysql::Conn::new(opts).expect("connecting to MariaDB (scripts/db-up.sh starts it)")
+}
+
+/// A connection to Redis database `db` (see [`redis_db`]).
+pub fn redis_conn(db: u32) -> redis::Connection {
+    redis::Client::open(DbEnv::from_env().redis_url(db).as_str())
+        .expect("redis url")
+        .get_connection()
+        .expect("connecting to Redis (scripts/db-up.sh starts it)")
+}
+
 enum Line {
     Text(String),
     Eof,

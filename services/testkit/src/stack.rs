@@ -53,6 +53,7 @@ pub struct StackBuilder {
     login: bool,
     wait_links: bool,
     msg_conf_extra: String,
+    db_threads: usize,
 }
 
 impl StackBuilder {
@@ -87,6 +88,13 @@ impl StackBuilder {
         self
     }
 
+    /// db_proxy_server's `ThreadNum` (default 2). With 1, replies of one connection come in
+    /// request order.
+    pub fn db_threads(mut self, n: usize) -> StackBuilder {
+        self.db_threads = n;
+        self
+    }
+
     /// Conf lines (each ending in `\n`) for every msg_server. They come first in the file and
     /// the conf reader keeps the first value of a key, so they may also override a default.
     pub fn msg_conf_extra(mut self, lines: &str) -> StackBuilder {
@@ -116,6 +124,7 @@ impl StackBuilder {
             msg: (0..n).map(|_| None).collect(),
             wait_links: self.wait_links,
             msg_conf_extra: self.msg_conf_extra,
+            db_threads: self.db_threads,
             starting: true,
         };
         stack.write_confs();
@@ -150,6 +159,7 @@ pub struct Stack {
     pub dir: TempDir,
     wait_links: bool,
     msg_conf_extra: String,
+    db_threads: usize,
     /// In [`StackBuilder::start`]: a daemon whose port was taken may move to another.
     starting: bool,
 }
@@ -210,6 +220,7 @@ impl Stack {
             login: true,
             wait_links: true,
             msg_conf_extra: String::new(),
+            db_threads: 2,
         }
     }
 
@@ -356,10 +367,11 @@ impl Stack {
             "db_proxy",
             "dbproxyserver.conf",
             &format!(
-                "ListenIP=127.0.0.1\nListenPort={}\nThreadNum=2\nMsfsSite=http://127.0.0.1:8700\n\
+                "ListenIP=127.0.0.1\nListenPort={}\nThreadNum={}\nMsfsSite=http://127.0.0.1:8700\n\
                  aesKey={AES_KEY}\nDBInstances=teamtalk_master,teamtalk_slave\n{}{}\
                  CacheInstances=unread,group_set,token,sync,group_member\n{}{}{}{}{}",
                 p.db_proxy,
+                self.db_threads,
                 pool("teamtalk_master"),
                 pool("teamtalk_slave"),
                 cache("unread", 1),
