@@ -3,42 +3,16 @@
 //! servers), the project-local MariaDB and Redis, clients from `tt_client`. The seeded users
 //! of `tt_testkit::users::BUDDY` belong to these tests, each test its own.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+mod live_client;
 
-use tt_client::tt_proto::pb::{buddy, login};
+use std::time::Duration;
+
+use live_client::{WAIT, closes_on, fresh, login_at, restart_db_proxy};
+use tt_client::tt_proto::pb::buddy;
 use tt_client::tt_proto::prost::Message as _;
-use tt_client::tt_proto::{Command, Pdu};
-use tt_client::{Client, ClientType, Event, Session, UserInfo, UserStatType};
-use tt_testkit::stack::LIMIT;
-use tt_testkit::users::{BUDDY, PASSWORD, PASSWORD_MD5};
-use tt_testkit::{PduClient, Stack};
-
-/// Hang guard for a reply or an event that must come.
-const WAIT: Duration = Duration::from_secs(20);
-
-fn login_at(stack: &Stack, server: usize, user: u32, ct: ClientType) -> Client {
-    let mut c = Client::connect_to(stack.msg_addr(server)).expect("connect to msg_server");
-    c.set_timeout(WAIT);
-    let info = c
-        .login(
-            &format!("user{user}"),
-            PASSWORD,
-            ct,
-            UserStatType::UserStatusOnline,
-        )
-        .unwrap_or_else(|e| panic!("user{user} login: {e}"));
-    assert_eq!(info.user_id, user);
-    c
-}
-
-/// A text no earlier run has stored: `what` and the current time in nanoseconds.
-fn fresh(what: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos();
-    format!("{what} {nanos}")
-}
+use tt_client::{Client, ClientType, Event, Session, UserInfo};
+use tt_testkit::Stack;
+use tt_testkit::users::BUDDY;
 
 /// The record of `user` as another client reads it.
 fn user_record(c: &mut Client, user: u32) -> UserInfo {
@@ -58,29 +32,6 @@ fn expect_sign_notify(c: &mut Client, user: u32, sign: &str) {
         "user{} was not told of user{user}'s signature: {got:?}",
         c.user_id()
     );
-}
-
-/// Kills db_proxy_server and starts it again; returns once every msg_server has its link
-/// back.
-fn restart_db_proxy(stack: &mut Stack) {
-    Stack::kill(&mut stack.db_proxy);
-    for i in 0..stack.msg.len() {
-        assert!(
-            stack
-                .msg_daemon(i)
-                .wait_for_line("lost the link to db_proxy_server", LIMIT),
-            "msg_server {i} did not notice db_proxy_server going away"
-        );
-    }
-    stack.start_db_proxy();
-    for i in 0..stack.msg.len() {
-        assert!(
-            stack
-                .msg_daemon(i)
-                .wait_for_line("connected to db_proxy_server", LIMIT),
-            "msg_server {i} did not reconnect to db_proxy_server"
-        );
-    }
 }
 
 #[test]
@@ -290,40 +241,9 @@ fn profile_changes_and_removed_sessions_survive_a_db_proxy_restart() {
     assert!(!has_session(&mut c, single), "the removal was lost");
 }
 
-/// A logged-in raw connection, for bodies the library would never send.
-fn raw_login(stack: &Stack, server: usize, user: u32) -> PduClient {
-    let mut c = PduClient::connect_to(stack.msg_addr(server));
-    c.set_hang_guard(WAIT);
-    c.skip_heartbeats(true);
-    c.send(&login::ImLoginReq {
-        user_name: format!("user{user}").into_bytes(),
-        password: PASSWORD_MD5.into(),
-        online_status: UserStatType::UserStatusOnline as i32,
-        client_type: ClientType::Windows as i32,
-        client_version: None,
-    });
-    let (_, res) = c.recv::<login::ImLoginRes>();
-    assert_eq!(res.result_code, 0, "user{user} logs in");
-    c
-}
-
-/// Sends request type `Q` with `body` instead of its encoding: the server closes the
-/// connection without a reply of type `R`.
-fn closes_on<Q: Command + Default, R: Command>(stack: &Stack, user: u32, body: &[u8]) {
-    let mut c = raw_login(stack, 0, user);
-    let mut pdu = Pdu::command(c.next_seq(), &Q::default());
-    pdu.body = body.to_vec();
-    c.send_pdu(&pdu);
-    let seen = c.expect_closed();
-    assert!(
-        seen.iter().all(|p| p.header.command_id != R::COMMAND_ID),
-        "{} with body {body:?} was answered: {seen:?}",
-        Q::NAME
-    );
-}
-
 #[test]
 fn malformed_bodies_close_the_connection_and_others_are_still_served() {
+    const PC: ClientType = ClientType::Windows;
     let stack = Stack::start("buddy-bad", 1);
     let me = BUDDY.id(12);
     // A body lacking the required fields, bytes that are no protobuf, and a remove-session
@@ -336,12 +256,12 @@ fn malformed_bodies_close_the_connection_and_others_are_still_served() {
     }
     .encode_to_vec();
     for body in [&[][..], &[0xff, 0xff, 0xff][..]] {
-        closes_on::<buddy::ImChangeSignInfoReq, buddy::ImChangeSignInfoRsp>(&stack, me, body);
-        closes_on::<buddy::ImChangeAvatarReq, buddy::ImChangeAvatarRsp>(&stack, me, body);
-        closes_on::<buddy::ImRemoveSessionReq, buddy::ImRemoveSessionRsp>(&stack, me, body);
-        closes_on::<buddy::ImAllUserReq, buddy::ImAllUserRsp>(&stack, me, body);
+        closes_on::<buddy::ImChangeSignInfoReq, buddy::ImChangeSignInfoRsp>(&stack, me, PC, body);
+        closes_on::<buddy::ImChangeAvatarReq, buddy::ImChangeAvatarRsp>(&stack, me, PC, body);
+        closes_on::<buddy::ImRemoveSessionReq, buddy::ImRemoveSessionRsp>(&stack, me, PC, body);
+        closes_on::<buddy::ImAllUserReq, buddy::ImAllUserRsp>(&stack, me, PC, body);
     }
-    closes_on::<buddy::ImRemoveSessionReq, buddy::ImRemoveSessionRsp>(&stack, me, &bad_type);
+    closes_on::<buddy::ImRemoveSessionReq, buddy::ImRemoveSessionRsp>(&stack, me, PC, &bad_type);
 
     // The server goes on serving, the user included.
     let mut c = login_at(&stack, 0, me, ClientType::Windows);

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::process::{Command, Output, Stdio};
 use std::thread;
 
-use common::{FakeMsgServer, serve, serve_user};
+use common::{FakeMsgServer, members_changed, serve, serve_user};
 use tt_client::MsgCipher;
 use tt_client::tt_proto::pb::{base_define, buddy, group, login, message};
 
@@ -239,24 +239,6 @@ fn assert_lines(out: &Output, want: &[&str]) {
     );
 }
 
-/// A member-change reply of user 48 for group 9.
-fn members_changed(
-    change_type: i32,
-    result_code: u32,
-    current: Vec<u32>,
-    changed: Vec<u32>,
-) -> group::ImGroupChangeMemberRsp {
-    group::ImGroupChangeMemberRsp {
-        user_id: 48,
-        change_type,
-        result_code,
-        group_id: 9,
-        cur_user_id_list: current,
-        chg_user_id_list: changed,
-        attach_data: None,
-    }
-}
-
 #[test]
 fn group_commands_print_their_replies_and_events() {
     let fake = serve_user(48, "user48", |conn| {
@@ -295,12 +277,12 @@ fn group_commands_print_their_replies_and_events() {
                 cur_user_id_list: vec![48],
                 chg_user_id_list: vec![49],
             });
-            members_changed(1, 0, vec![48, 49, 50, 51], vec![51])
+            members_changed(48, 9, 1, 0, vec![48, 49, 50, 51], vec![51])
         });
         // `group remove`: refused.
         conn.answer(|_, req: group::ImGroupChangeMemberReq| {
             assert_eq!((req.change_type, req.member_id_list), (2, vec![49]));
-            members_changed(2, 1, vec![], vec![])
+            members_changed(48, 9, 2, 1, vec![], vec![])
         });
         conn.answer(
             |_, _: group::ImGroupInfoListReq| group::ImGroupInfoListRsp {

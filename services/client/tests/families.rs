@@ -7,7 +7,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{FakeMsgServer, serve_user};
+use common::{FakeMsgServer, members_changed, serve_user};
 use tt_client::tt_proto::pb::{base_define, buddy, group, login};
 use tt_client::{
     Client, ClientType, Event, GroupModifyType, GroupType, GroupVersionInfo, PushShield, Session,
@@ -26,24 +26,6 @@ fn logged_in(addr: SocketAddr, client_type: ClientType) -> Client {
     )
     .expect("login");
     c
-}
-
-/// A member-change reply of user 41 for group 9.
-fn members_changed(
-    change_type: i32,
-    result_code: u32,
-    current: Vec<u32>,
-    changed: Vec<u32>,
-) -> group::ImGroupChangeMemberRsp {
-    group::ImGroupChangeMemberRsp {
-        user_id: 41,
-        change_type,
-        result_code,
-        group_id: 9,
-        cur_user_id_list: current,
-        chg_user_id_list: changed,
-        attach_data: None,
-    }
 }
 
 #[test]
@@ -109,11 +91,11 @@ fn group_requests_and_the_member_change_notify() {
                 (req.change_type, req.group_id, req.member_id_list),
                 (GroupModifyType::Del as i32, 9, vec![42])
             );
-            members_changed(req.change_type, 1, vec![], vec![])
+            members_changed(41, 9, req.change_type, 1, vec![], vec![])
         });
         conn.answer(|_, req: group::ImGroupChangeMemberReq| {
             assert_eq!(req.change_type, GroupModifyType::Add as i32);
-            members_changed(req.change_type, 0, vec![41, 42, 43, 45], vec![45])
+            members_changed(41, 9, req.change_type, 0, vec![41, 42, 43, 45], vec![45])
         });
         conn.answer(|_, req: group::ImGroupShieldReq| {
             assert_eq!((req.group_id, req.shield_status), (9, 1));

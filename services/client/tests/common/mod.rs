@@ -8,7 +8,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use tt_client::tt_proto::ids::cid;
-use tt_client::tt_proto::pb::{base_define, login};
+use tt_client::tt_proto::pb::{base_define, group, login};
 use tt_client::tt_proto::{Command, Pdu};
 use tt_testkit::{PduClient, PduListener};
 
@@ -172,5 +172,25 @@ pub fn user(id: u32, name: &str) -> base_define::UserInfo {
         user_domain: name.as_bytes().to_vec(),
         status: 0,
         sign_info: Some(Vec::new()),
+    }
+}
+
+/// A member-change reply to `user` about group `group_id`.
+pub fn members_changed(
+    user: u32,
+    group_id: u32,
+    change_type: i32,
+    result_code: u32,
+    current: Vec<u32>,
+    changed: Vec<u32>,
+) -> group::ImGroupChangeMemberRsp {
+    group::ImGroupChangeMemberRsp {
+        user_id: user,
+        change_type,
+        result_code,
+        group_id,
+        cur_user_id_list: current,
+        chg_user_id_list: changed,
+        attach_data: None,
     }
 }
