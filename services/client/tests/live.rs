@@ -174,38 +174,13 @@ fn cli_one_shot_and_piped_against_the_daemons() {
     }
 
     // Piped session of a: history shows the message, decrypted.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tt-cli"))
-        .args([
-            "--msg-server",
-            &format!("{}:{}", addr.prior_ip, addr.port),
-            "login",
-            &a_name,
-            PASSWORD,
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn tt-cli");
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin
-            .write_all(
-                format!(
-                    "history {b_id} 1\nlatest {b_id}\nwhois {b_id}\nstatus {b_id}\nsessions\nusers\n\
-                     depts\ntime\nheartbeat\nrecv 0\nlogout\n"
-                )
-                .as_bytes(),
-            )
-            .expect("write");
-    }
-    let out = child.wait_with_output().expect("tt-cli output");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "tt-cli failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let server = format!("{}:{}", addr.prior_ip, addr.port);
+    let stdout = run_cli(
+        &["--msg-server", &server, "login", &a_name, PASSWORD],
+        &format!(
+            "history {b_id} 1\nlatest {b_id}\nwhois {b_id}\nstatus {b_id}\nsessions\nusers\n\
+             depts\ntime\nheartbeat\nrecv 0\nlogout\n"
+        ),
     );
     assert!(
         stdout.contains(&format!("history session={b_id} count=1")),
@@ -260,4 +235,132 @@ fn cli_one_shot_and_piped_against_the_daemons() {
     );
     assert!(stdout.contains("logout result=0"), "{stdout}");
     b.read_ack(a_id, sent).expect("read ack");
+}
+
+/// Runs tt-cli with `args`, `input` on its stdin; its stdout, after asserting it succeeded.
+fn run_cli(args: &[&str], input: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tt-cli"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn tt-cli");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("tt-cli output");
+    assert!(
+        out.status.success(),
+        "tt-cli failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn cli_group_and_settings_commands_against_the_daemons() {
+    let stack = Stack::start("tt-client-live", 1);
+    let addr = discover(&stack.login_url());
+    let server = format!("{}:{}", addr.prior_ip, addr.port);
+    let (a_id, a_name) = (USERS.id(5), USERS.name(5));
+    let (b_id, c_id) = (USERS.id(6), USERS.id(7));
+    let mut b = login(&addr, &USERS.name(6));
+
+    // One shot: a temporary group of a and b.
+    let stdout = run_cli(
+        &[
+            "--msg-server",
+            &server,
+            "--user",
+            &a_name,
+            "--password",
+            PASSWORD,
+            "group",
+            "create",
+            "live-cli",
+            &a_id.to_string(),
+            &b_id.to_string(),
+        ],
+        "",
+    );
+    let gid: u32 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("group-created result=0 group="))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("a group-created line with the group id: {stdout}"));
+    assert!(
+        stdout.contains(&format!("members={a_id},{b_id} name=live-cli")),
+        "{stdout}"
+    );
+
+    // A piped session of a: the group's commands, then the push settings.
+    let stdout = run_cli(
+        &["--msg-server", &server, "login", &a_name, PASSWORD],
+        &format!(
+            "gsend {gid} hello group\nhistory g{gid} 1\nlatest g{gid}\ngroup add {gid} {c_id}\n\
+             group remove {gid} {c_id}\ngroup info {gid}\nshield {gid} on\nshield {gid} off\n\
+             groups\nshield on\nshield\nshield off\nlogout\n"
+        ),
+    );
+    let sent: u32 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("sent to={gid} msg_id=")))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("a `sent` line with the msg id: {stdout}"));
+    for want in [
+        format!("history session=g{gid} count=1"),
+        format!("msg from={a_id} to={gid} id={sent} type=17 "),
+        format!("latest session=g{gid} msg_id={sent}"),
+        format!("group-members result=0 group={gid} change=add changed={c_id} current="),
+        format!("group-members result=0 group={gid} change=remove changed={c_id} current="),
+        format!("group id={gid} version="),
+        format!("group-shield result=0 group={gid} status=1"),
+        format!("group-shield result=0 group={gid} status=0"),
+        "push-shield result=0 status=1".into(),
+        "push-shield result=0 status=0".into(),
+        "logout result=0".into(),
+    ] {
+        assert!(stdout.contains(&want), "no {want:?} in:\n{stdout}");
+    }
+    assert!(
+        stdout.lines().any(|l| l.starts_with("groups count=")),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with(&format!("group id={gid} "))
+                && l.contains(" type=tmp ")
+                && l.contains(&format!(" creator={a_id} "))
+                && l.ends_with(" name=live-cli")),
+        "{stdout}"
+    );
+
+    // b, a member, received the message and the member changes.
+    let got = b
+        .wait_for(
+            GUARD,
+            |e| matches!(e, Event::Message(m) if m.msg_id == sent && m.to == gid),
+        )
+        .expect("wait")
+        .expect("the group message reaches b");
+    match got {
+        Event::Message(m) => assert_eq!(m.text.as_deref(), Some("hello group")),
+        other => panic!("{other:?}"),
+    }
+    for change in [1, 2] {
+        b.wait_for(GUARD, |e| {
+            matches!(e, Event::GroupMembersChanged { group_id, change_type, changed, .. }
+                if *group_id == gid && *change_type == change && changed == &[c_id])
+        })
+        .expect("wait")
+        .unwrap_or_else(|| panic!("b was not told of member change {change}"));
+    }
 }
