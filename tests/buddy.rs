@@ -86,6 +86,9 @@ fn an_avatar_change_is_answered_and_stored() {
     let long = format!("http://x/{}", "a".repeat(250));
     assert_eq!(c.change_avatar(&long).expect("avatar reply"), 1);
     assert_eq!(user_record(&mut c, me).avatar_url, url.as_bytes());
+
+    // A user that does not exist has no record: the original's empty list.
+    assert!(c.user_info(&[0x7fff_fff0]).expect("user info").is_empty());
 }
 
 fn has_session(c: &mut Client, s: Session) -> bool {

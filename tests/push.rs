@@ -193,16 +193,24 @@ fn push_settings_survive_a_db_proxy_restart() {
     let (me, creator, member) = (PUSH.id(7), PUSH.id(8), PUSH.id(9));
     let mut a = login_at(&stack, 0, me, ClientType::Windows);
     let mut c = login_at(&stack, 0, creator, ClientType::Windows);
-    let mut m = login_at(&stack, 0, member, ClientType::Windows);
+    let mut m = login_at(&stack, 0, member, ClientType::Android);
     assert_eq!(a.set_push_shield(true).expect("set"), shield(0, 1));
     let gid = new_group(&mut c, &[creator, member]);
     assert_eq!(m.shield_group(gid, true).expect("shield reply"), 0);
+    let token = fresh("kept-token");
+    m.set_device_token(&token).expect("token reply");
+    let stored = |t: &[UserTokenInfo]| t.iter().any(|t| t.token == token.as_bytes());
+    wait_tokens(&mut db_proxy(&stack), member, stored);
 
     restart_db_proxy(&mut stack);
 
     assert_eq!(a.query_push_shield().expect("query"), shield(0, 1));
     let mut db = db_proxy(&stack);
     assert_eq!(group_shields(&mut db, gid, &[member]), vec![(member, 1)]);
+    assert!(
+        stored(&device_tokens(&mut db, member)),
+        "the device token was lost"
+    );
     // Back to the seeded value.
     assert_eq!(a.set_push_shield(false).expect("set"), shield(0, 0));
 }
