@@ -15,22 +15,22 @@ use mysql::prelude::Queryable;
 use redis::Commands;
 use tt_client::{
     Client, ClientType, Event, GroupModifyType, GroupType, GroupVersionInfo, Message, MsgType,
-    Session, UnreadSession, UserStatType,
+    Session, UnreadSession,
 };
-use tt_proto::Command;
 use tt_proto::pb::group::{
-    ImGroupChangeMemberReq, ImGroupCreateReq, ImGroupInfoListReq, ImGroupShieldReq,
-    ImNormalGroupListReq,
+    ImGroupChangeMemberReq, ImGroupChangeMemberRsp, ImGroupCreateReq, ImGroupCreateRsp,
+    ImGroupInfoListReq, ImGroupInfoListRsp, ImGroupShieldReq, ImGroupShieldRsp,
+    ImNormalGroupListReq, ImNormalGroupListRsp,
 };
 use tt_proto::pb::message::ImMsgData;
-use tt_proto::pdu::Pdu;
 use tt_proto::values::{RESULT_FAILED as FAILED, RESULT_OK as OK};
 use tt_testkit::Stack;
 use tt_testkit::stack::LIMIT;
-use tt_testkit::users::{GROUPS, PASSWORD};
+use tt_testkit::users::GROUPS;
 
-/// Hang guard for a reply or an event that must come.
-const WAIT: Duration = Duration::from_secs(20);
+mod live_client;
+use live_client::{WAIT, closes_on, login_at, restart_db_proxy};
+
 /// `GroupModifyType` values as the change events carry them.
 const ADD: i32 = GroupModifyType::Add as i32;
 const DEL: i32 = GroupModifyType::Del as i32;
@@ -38,21 +38,6 @@ const DEL: i32 = GroupModifyType::Del as i32;
 /// `N` users of the test's slice of `GROUPS`, from its index `first` on.
 fn users<const N: usize>(first: u32) -> [u32; N] {
     std::array::from_fn(|i| GROUPS.id(first + i as u32))
-}
-
-fn login_at(stack: &Stack, server: usize, user: u32, ct: ClientType) -> Client {
-    let mut c = Client::connect_to(stack.msg_addr(server)).expect("connect to msg_server");
-    c.set_timeout(WAIT);
-    let info = c
-        .login(
-            &format!("user{user}"),
-            PASSWORD,
-            ct,
-            UserStatType::UserStatusOnline,
-        )
-        .unwrap_or_else(|e| panic!("user{user} login: {e}"));
-    assert_eq!(info.user_id, user);
-    c
 }
 
 /// A group name no earlier run used.
@@ -80,6 +65,16 @@ fn create_group(c: &mut Client, tag: &str, members: &[u32]) -> u32 {
 /// (and is queued as events) once this returns.
 fn barrier(c: &mut Client) {
     c.server_time().expect("time reply");
+}
+
+/// A request db_proxy does not answer: once its log has `line` (db_proxy saying so, the event
+/// waited for), nothing but events may have reached `c`.
+fn unanswered(stack: &mut Stack, c: &mut Client, line: &str) {
+    let db = stack.db_proxy.as_mut().expect("db_proxy running");
+    assert!(db.wait_for_line(line, LIMIT), "{}", db.recent_log());
+    barrier(c);
+    let other = c.wait_for(Duration::ZERO, |e| matches!(e, Event::Other(_)));
+    assert!(matches!(other, Ok(None)), "user {}: {other:?}", c.user_id());
 }
 
 /// The next member-change event of `group`: (who, change type, current, changed).
@@ -291,17 +286,10 @@ fn create_list_info_members_and_shield() {
         attach_data: None,
     })
     .expect("send");
-    let db = stack.db_proxy.as_mut().expect("db_proxy running");
-    assert!(
-        db.wait_for_line(&format!("group {nowhere} does not exist"), LIMIT),
-        "{}",
-        db.recent_log()
-    );
-    barrier(&mut a);
-    let replies = a.wait_for(Duration::ZERO, |e| matches!(e, Event::Other(_)));
-    assert!(
-        matches!(replies, Ok(None)),
-        "no reply for an unknown group: {replies:?}"
+    unanswered(
+        &mut stack,
+        &mut a,
+        &format!("group {nowhere} does not exist"),
     );
 }
 
@@ -369,15 +357,11 @@ fn group_messages_reach_every_member_on_both_servers_once() {
     // A non-member's message is neither acked nor delivered nor stored.
     e.send_msg_nowait(g, MsgType::GroupText, b"not a member".to_vec())
         .expect("send");
-    let db = stack.db_proxy.as_mut().expect("db_proxy running");
-    assert!(
-        db.wait_for_line(&format!("{eve} is not a member of group {g}"), LIMIT),
-        "{}",
-        db.recent_log()
+    unanswered(
+        &mut stack,
+        &mut e,
+        &format!("{eve} is not a member of group {g}"),
     );
-    barrier(&mut e);
-    let acks = e.wait_for(Duration::ZERO, |ev| matches!(ev, Event::Other(_)));
-    assert!(matches!(acks, Ok(None)), "no ack: {acks:?}");
     assert_eq!(
         a.latest_msg_id(Session::group(g)).expect("latest"),
         third.msg_id
@@ -581,58 +565,22 @@ fn bad_input_and_what_a_db_proxy_restart_keeps() {
     let mut stack = Stack::builder("groups-bad").msg_servers(2).start();
     let [owner, member, other] = users(70);
 
-    // A body that does not parse closes the client's connection, for every group command.
-    let bodies: [(u16, u16, Vec<u8>); 5] = [
-        (
-            ImNormalGroupListReq::SERVICE_ID,
-            ImNormalGroupListReq::COMMAND_ID,
-            vec![],
-        ),
-        (
-            ImGroupInfoListReq::SERVICE_ID,
-            ImGroupInfoListReq::COMMAND_ID,
-            vec![0x08],
-        ),
-        (
-            ImGroupCreateReq::SERVICE_ID,
-            ImGroupCreateReq::COMMAND_ID,
-            vec![0x08, 0x01],
-        ),
-        (
-            ImGroupChangeMemberReq::SERVICE_ID,
-            ImGroupChangeMemberReq::COMMAND_ID,
-            {
-                // A change type the protocol does not declare.
-                let mut b = Vec::new();
-                prost::Message::encode(
-                    &ImGroupChangeMemberReq {
-                        user_id: owner,
-                        change_type: 9,
-                        group_id: 1,
-                        member_id_list: vec![],
-                        attach_data: None,
-                    },
-                    &mut b,
-                )
-                .expect("encode");
-                b
-            },
-        ),
-        (
-            ImGroupShieldReq::SERVICE_ID,
-            ImGroupShieldReq::COMMAND_ID,
-            vec![0xff, 0xff, 0xff],
-        ),
-    ];
-    for (service, command, body) in bodies {
-        let mut c = login_at(&stack, 0, owner, ClientType::Windows);
-        c.send_pdu(&Pdu::new(service, command, 1, body))
-            .expect("send");
-        match c.wait_for(WAIT, |e| matches!(e, Event::Closed)) {
-            Ok(Some(Event::Closed)) | Err(tt_client::Error::Closed) => {}
-            other => panic!("command {command:#06x}: connection not closed: {other:?}"),
-        }
-    }
+    // A body that does not parse closes the client's connection, for every group command:
+    // required fields missing, a truncated varint, a change type the protocol does not declare.
+    let pc = ClientType::Windows;
+    closes_on::<ImNormalGroupListReq, ImNormalGroupListRsp>(&stack, owner, pc, &[]);
+    closes_on::<ImGroupInfoListReq, ImGroupInfoListRsp>(&stack, owner, pc, &[0x08]);
+    closes_on::<ImGroupCreateReq, ImGroupCreateRsp>(&stack, owner, pc, &[0x08, 0x01]);
+    let bad_change = ImGroupChangeMemberReq {
+        user_id: owner,
+        change_type: 9,
+        group_id: 1,
+        member_id_list: vec![],
+        attach_data: None,
+    };
+    let bad_change = prost::Message::encode_to_vec(&bad_change);
+    closes_on::<ImGroupChangeMemberReq, ImGroupChangeMemberRsp>(&stack, owner, pc, &bad_change);
+    closes_on::<ImGroupShieldReq, ImGroupShieldRsp>(&stack, owner, pc, &[0xff, 0xff, 0xff]);
     let mut c = login_at(&stack, 0, owner, ClientType::Windows);
     c.send_command(&ImMsgData {
         from_user_id: owner,
@@ -657,17 +605,7 @@ fn bad_input_and_what_a_db_proxy_restart_keeps() {
     let sent = c.send_group_text(g, "kept").expect("ack");
     drop(o);
 
-    Stack::kill(&mut stack.db_proxy);
-    stack.start_db_proxy();
-    for i in 0..2 {
-        // The lines since the start are read up to the loss, then up to a new link.
-        let d = stack.msg_daemon(i);
-        assert!(d.wait_for_line("lost the link to db_proxy_server", LIMIT));
-        assert!(
-            d.wait_for_line("connected to db_proxy_server", LIMIT),
-            "msg_server {i} did not reconnect"
-        );
-    }
+    restart_db_proxy(&mut stack);
     let mut m = login_at(&stack, 1, member, ClientType::Windows);
     let info = m.group_info(&[g]).expect("info");
     assert_eq!(info.len(), 1, "{info:?}");
