@@ -85,9 +85,9 @@ impl Client {
         self.create_group_of_type(GroupType::Tmp, name, avatar, members)
     }
 
-    /// Like [`Client::create_group`] with any group type. msg_server drops a request for a
-    /// normal group without an answer (normal groups are created by the HTTP API), so that
-    /// call ends in [`crate::Error::Timeout`].
+    /// Like [`Client::create_group`] with any group type. msg_server refuses a request for a
+    /// normal group (`result_code` 1: normal groups are created by the HTTP API); the original
+    /// msg_server leaves it unanswered, so there the call ends in [`crate::Error::Timeout`].
     pub fn create_group_of_type(
         &mut self,
         group_type: GroupType,
