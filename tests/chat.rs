@@ -3,29 +3,15 @@
 //! The seeded users of `tt_testkit::users::CHAT` belong to these tests (one pair or user per
 //! test, so the tests can run in parallel and assert exact counts).
 
+mod live_client;
+
 use std::time::Duration;
 
+use live_client::{WAIT, login_at};
 use tt_client::{Client, ClientType, Error, Event, UserStatType};
 use tt_testkit::stack::LIMIT;
 use tt_testkit::users::{CHAT, PASSWORD};
 use tt_testkit::{PduClient, Stack};
-
-/// Hang guard for a reply or an event that must come.
-const WAIT: Duration = Duration::from_secs(20);
-
-fn login_at(stack: &Stack, server: usize, user: u32, ct: ClientType) -> Client {
-    let mut c = Client::connect_to(stack.msg_addr(server)).expect("connect to msg_server");
-    let info = c
-        .login(
-            &format!("user{user}"),
-            PASSWORD,
-            ct,
-            UserStatType::UserStatusOnline,
-        )
-        .unwrap_or_else(|e| panic!("user{user} login: {e}"));
-    assert_eq!(info.user_id, user);
-    c
-}
 
 fn login_result(stack: &Stack, server: usize, name: &str, password: &str) -> Result<u32, Error> {
     let mut c = Client::connect_to(stack.msg_addr(server)).expect("connect to msg_server");
