@@ -7,7 +7,9 @@ mod live_client;
 
 use std::time::Duration;
 
-use live_client::{WAIT, login_at};
+use live_client::{WAIT, login_at, raw_login};
+use tt_client::tt_proto::pb::login::{ImKickPcClientReq, ImKickPcClientRsp};
+use tt_client::tt_proto::pb::message::{ImClientTimeReq, ImClientTimeRsp};
 use tt_client::{Client, ClientType, Error, Event, UserStatType};
 use tt_testkit::stack::LIMIT;
 use tt_testkit::users::{CHAT, PASSWORD};
@@ -176,6 +178,35 @@ fn a_second_pc_login_kicks_the_first_and_a_mobile_login_stays() {
         assert!(!matches!(e, Event::Kicked { .. } | Event::Closed), "{e:?}");
     }
     second_pc.heartbeat().expect("the new PC login is served");
+}
+
+#[test]
+fn a_mobile_client_logs_out_the_users_pc_client_on_another_msg_server() {
+    let stack = Stack::start("e2e-kick-pc", 2);
+    let id = CHAT.id(17);
+    // One PC and one mobile session per user (a login kicks the older one of its kind): the
+    // PC client is on the other msg_server, so its kick goes through route_server.
+    let mut pc = login_at(&stack, 1, id, ClientType::Mac);
+    let mut mobile = raw_login(&stack, 0, id, ClientType::Ios);
+
+    let seq = mobile.send(&ImKickPcClientReq { user_id: 0 });
+    let (header, rsp) = mobile.recv::<ImKickPcClientRsp>();
+    assert_eq!(header.seq_num, seq);
+    assert_eq!((rsp.user_id, rsp.result_code), (id, 0));
+
+    match pc.wait_for(WAIT, |e| matches!(e, Event::Kicked { .. })) {
+        Ok(Some(Event::Kicked { user_id, reason })) => {
+            assert_eq!((user_id, reason), (id, 2), "KICK_REASON_MOBILE_KICK");
+        }
+        other => panic!("the PC client was not kicked: {other:?}"),
+    }
+    match pc.wait_for(WAIT, |e| matches!(e, Event::Closed)) {
+        Ok(Some(Event::Closed)) => {}
+        other => panic!("the kicked PC client was not closed: {other:?}"),
+    }
+    // The mobile client stays and is served (a PC login-status notice may come first).
+    mobile.send(&ImClientTimeReq {});
+    mobile.recv::<ImClientTimeRsp>();
 }
 
 #[test]
