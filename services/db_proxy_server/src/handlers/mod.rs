@@ -8,6 +8,7 @@
 //! | [`buddy`]   | `RecentSession.cpp`, `UserAction.cpp`, `DepartAction.cpp` | recent sessions, remove session, users, changed users, departments, sign info, avatar |
 //! | [`message`] | `MessageContent.cpp`, `MessageCounter.cpp` | send, read ack, unread counts, history, by id, latest id |
 //! | [`group`]   | `GroupAction.cpp`                          | normal list, info, create, change members, set / get push shield |
+//! | [`file`]    | `FileAction.cpp`                           | has offline files, add / delete an offline file |
 //!
 //! [`ROUTES`] is the one table from request command id to handler: the I/O thread asks it
 //! whether a command is handled ([`is_handled`]) before queueing, a worker runs the handler it
@@ -21,6 +22,7 @@
 //! command is in [`crate::model`].
 
 mod buddy;
+mod file;
 mod group;
 mod login;
 mod message;
@@ -34,6 +36,7 @@ use tt_proto::pb::buddy::{
     ImAllUserReq, ImChangeAvatarReq, ImChangeSignInfoReq, ImDepartmentReq,
     ImRecentContactSessionReq, ImRemoveSessionReq, ImUsersInfoReq,
 };
+use tt_proto::pb::file::{ImFileAddOfflineReq, ImFileDelOfflineReq, ImFileHasOfflineReq};
 use tt_proto::pb::group::{
     ImGroupChangeMemberReq, ImGroupCreateReq, ImGroupInfoListReq, ImGroupShieldReq,
     ImNormalGroupListReq,
@@ -78,7 +81,7 @@ impl<M: Command> Reply for Option<M> {
     }
 }
 
-/// A command that is never answered (read ack).
+/// A command that is never answered (read ack, offline file add / delete).
 impl Reply for () {
     fn encode(self, _request: &Header) -> Option<Vec<u8>> {
         None
@@ -152,6 +155,9 @@ routes! {
     ImGroupChangeMemberReq => group::change_members;
     ImGroupShieldReq => group::set_shield;
     ImGroupGetShieldReq => group::get_shield;
+    ImFileHasOfflineReq => file::has_offline;
+    ImFileAddOfflineReq => file::add_offline;
+    ImFileDelOfflineReq => file::del_offline;
 }
 
 fn route(command_id: u16) -> Option<&'static Route> {

@@ -17,6 +17,7 @@
 //! | unread counters (§4.7)                         | [`unread`]   |
 //! | device tokens (§5.16, §5.17)                   | [`token`]    |
 //! | `AudioModel`                                   | [`audio`]    |
+//! | `FileModel` (offline files)                    | [`transmit_file`] |
 
 pub mod audio;
 pub mod depart;
@@ -26,6 +27,7 @@ pub mod message;
 pub mod relation;
 pub mod session;
 pub mod token;
+pub mod transmit_file;
 pub mod unread;
 pub mod user;
 
