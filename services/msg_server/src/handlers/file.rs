@@ -21,8 +21,8 @@ pub const FAMILY: Family = Family {
     client: rows! {
         CID_FILE_REQUEST            => transfer,
         CID_FILE_HAS_OFFLINE_REQ    => has_offline,
-        CID_FILE_ADD_OFFLINE_REQ    => to_db_as_me::<ImFileAddOfflineReq>,
-        CID_FILE_DEL_OFFLINE_REQ    => to_db_as_me::<ImFileDelOfflineReq>,
+        CID_FILE_ADD_OFFLINE_REQ    => to_db_for_me::<ImFileAddOfflineReq>,
+        CID_FILE_DEL_OFFLINE_REQ    => to_db_for_me::<ImFileDelOfflineReq>,
     },
     route: rows! {
         CID_FILE_NOTIFY             => notify,
@@ -61,29 +61,43 @@ fn has_offline(s: &mut State, net: &mut Net, req: &Request<'_>) {
     }
 }
 
-/// An offline-file request, passed on to db_proxy as sent by the logged-in user.
+/// An offline-file request of the logged-in user `me`, made fit to pass on to db_proxy: the
+/// message to forward, or `None` when `me` has no part in the file.
 trait OfflineFile: Command {
-    fn set_sender(&mut self, me: u32);
+    fn checked_for(self, me: u32) -> Option<Self>;
 }
 
 impl OfflineFile for ImFileAddOfflineReq {
-    fn set_sender(&mut self, me: u32) {
+    /// The sender stores the file: it is the logged-in user, whatever the body says.
+    fn checked_for(mut self, me: u32) -> Option<Self> {
         self.from_user_id = me;
+        Some(self)
     }
 }
 
 impl OfflineFile for ImFileDelOfflineReq {
-    fn set_sender(&mut self, me: u32) {
-        self.from_user_id = me;
+    /// The receiver deletes the file once it has it, naming its sender: forwarded as sent
+    /// when the logged-in user is the file's sender or its receiver, dropped otherwise.
+    fn checked_for(self, me: u32) -> Option<Self> {
+        (self.from_user_id == me || self.to_user_id == me).then_some(self)
     }
 }
 
 /// `CID_FILE_ADD_OFFLINE_REQ`, `CID_FILE_DEL_OFFLINE_REQ` (spec §9.2.9): to db_proxy, no
 /// reply expected.
-fn to_db_as_me<M: OfflineFile>(s: &mut State, net: &mut Net, req: &Request<'_>) {
-    if let Some(mut m) = req.parse::<M>(net) {
-        m.set_sender(req.me);
-        s.links.db.relay(net, Pool::General, req.header, &m);
+fn to_db_for_me<M: OfflineFile>(s: &mut State, net: &mut Net, req: &Request<'_>) {
+    let Some(m) = req.parse::<M>(net) else {
+        return;
+    };
+    match m.checked_for(req.me) {
+        Some(m) => {
+            s.links.db.relay(net, Pool::General, req.header, &m);
+        }
+        None => log::warn!(
+            "user {} sent {} for a file of other users: dropped",
+            req.me,
+            M::NAME
+        ),
     }
 }
 
