@@ -11,8 +11,9 @@
 #   are missing.
 # * Idempotent: an instance that is already running (pid file + live process + answers a ping)
 #   is reused, the data directory is initialised only once, the database and the account are
-#   created if missing, and sql/schema.sql and sql/seed.sql are re-applied (both are safe to
-#   load again). If the port is already served by an instance this checkout did not start
+#   created if missing, and sql/schema.sql, sql/migrate.sql and sql/seed.sql are re-applied
+#   (all safe to load again; migrate.sql brings a database made by an earlier schema up to the
+#   current one). If the port is already served by an instance this checkout did not start
 #   (e.g. another clone's) and it accepts the application account / answers PING, it is shared
 #   instead of failing; db-down.sh of this checkout then leaves it alone.
 # * Exits non-zero with a message (and the tail of the relevant log) on any failure.
@@ -29,6 +30,7 @@ set -euo pipefail
 
 WAIT_SECS="${TT_DB_WAIT_SECS:-60}"
 SCHEMA_SQL="$TT_ROOT/sql/schema.sql"
+MIGRATE_SQL="$TT_ROOT/sql/migrate.sql"
 SEED_SQL="$TT_ROOT/sql/seed.sql"
 
 say() { printf 'db-up: %s\n' "$*"; }
@@ -62,7 +64,8 @@ is_port "$TT_REDIS_PORT" || die "TT_REDIS_PORT='$TT_REDIS_PORT' is not a TCP por
 # A unix socket path must fit in sun_path (108 bytes including the terminating NUL).
 ((${#TT_MYSQL_SOCKET} < 108)) ||
     die "socket path $TT_MYSQL_SOCKET is too long for a unix socket; set TT_VAR to a shorter path"
-[[ -r "$SCHEMA_SQL" && -r "$SEED_SQL" ]] || die "missing $SCHEMA_SQL or $SEED_SQL"
+[[ -r "$SCHEMA_SQL" && -r "$MIGRATE_SQL" && -r "$SEED_SQL" ]] ||
+    die "missing $SCHEMA_SQL, $MIGRATE_SQL or $SEED_SQL"
 
 mkdir -p -- "$TT_MYSQL_DIR" "$TT_REDIS_DIR" || die "cannot create $TT_VAR"
 
@@ -247,17 +250,19 @@ setup_mysql_db() {
         # No admin access to a shared instance: the application account loads the files itself
         # (it has all privileges on the database).
         mysql_app <"$SCHEMA_SQL" || die "loading $SCHEMA_SQL failed"
+        mysql_app <"$MIGRATE_SQL" || die "loading $MIGRATE_SQL failed"
         mysql_app <"$SEED_SQL" || die "loading $SEED_SQL failed"
     else
         setup_mysql_account
         mysql_admin --database="$TT_MYSQL_DB" <"$SCHEMA_SQL" || die "loading $SCHEMA_SQL failed"
+        mysql_admin --database="$TT_MYSQL_DB" <"$MIGRATE_SQL" || die "loading $MIGRATE_SQL failed"
         mysql_admin --database="$TT_MYSQL_DB" <"$SEED_SQL" || die "loading $SEED_SQL failed"
     fi
 
     # Check the application account the way the servers connect.
     users="$(mysql_app --skip-column-names --execute='SELECT COUNT(*) FROM IMUser')" ||
         die "user $TT_MYSQL_USER cannot log in over TCP to 127.0.0.1:$TT_MYSQL_PORT"
-    say "database $TT_MYSQL_DB ready: schema + seed applied, $users users; account $TT_MYSQL_USER@127.0.0.1/localhost"
+    say "database $TT_MYSQL_DB ready: schema + migrations + seed applied, $users users; account $TT_MYSQL_USER@127.0.0.1/localhost"
 }
 
 # Create the database and the application account (admin access through the socket).

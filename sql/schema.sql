@@ -105,7 +105,9 @@ CREATE TABLE IF NOT EXISTS `IMGroupMember` (
 
 -- Group messages, sharded by groupId % 8 into IMGroupMessage_0 .. IMGroupMessage_7 (eight
 -- identical tables). type is 17 (group text) or 18 (group audio) in practice, whatever the
--- original comment says; for audio, content is the decimal IMAudio id.
+-- original comment says; for audio, content is the decimal IMAudio id. uniq_groupId_msgId is
+-- not in the original: a msg id is never stored twice in a group (docs/RELIABILITY.md);
+-- sql/migrate.sql adds it to tables created without it.
 CREATE TABLE IF NOT EXISTS `IMGroupMessage_0` (
   `id` int(11) NOT NULL AUTO_INCREMENT,
   `groupId` int(11) unsigned NOT NULL COMMENT '用户的关系id',
@@ -117,6 +119,7 @@ CREATE TABLE IF NOT EXISTS `IMGroupMessage_0` (
   `updated` int(11) unsigned NOT NULL DEFAULT '0' COMMENT '更新时间',
   `created` int(11) unsigned NOT NULL DEFAULT '0' COMMENT '创建时间',
   PRIMARY KEY (`id`),
+  UNIQUE KEY `uniq_groupId_msgId` (`groupId`,`msgId`),
   KEY `idx_groupId_status_created` (`groupId`,`status`,`created`),
   KEY `idx_groupId_msgId_status_created` (`groupId`,`msgId`,`status`,`created`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin COMMENT='IM群消息表';
@@ -132,6 +135,7 @@ CREATE TABLE IF NOT EXISTS `IMGroupMessage_1` (
   `updated` int(11) unsigned NOT NULL DEFAULT '0' COMMENT '更新时间',
   `created` int(11) unsigned NOT NULL DEFAULT '0' COMMENT '创建时间',
   PRIMARY KEY (`id`),
+  UNIQUE KEY `uniq_groupId_msgId` (`groupId`,`msgId`),
   KEY `idx_groupId_status_created` (`groupId`,`status`,`created`),
   KEY `idx_groupId_msgId_status_created` (`groupId`,`msgId`,`status`,`created`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin COMMENT='IM群消息表';
@@ -147,6 +151,7 @@ CREATE TABLE IF NOT EXISTS `IMGroupMessage_2` (
   `updated` int(11) unsigned NOT NULL DEFAULT '0' COMMENT '更新时间',
   `created` int(11) unsigned NOT NULL DEFAULT '0' COMMENT '创建时间',
   PRIMARY KEY (`id`),
+  UNIQUE KEY `uniq_groupId_msgId` (`groupId`,`msgId`),
   KEY `idx_groupId_status_created` (`groupId`,`status`,`created`),
   KEY `idx_groupId_msgId_status_created` (`groupId`,`msgId`,`status`,`created`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin COMMENT='IM群消息表';
@@ -162,6 +167,7 @@ CREATE TABLE IF NOT EXISTS `IMGroupMessage_3` (
   `updated` int(11) unsigned NOT NULL DEFAULT '0' COMMENT '更新时间',
   `created` int(11) unsigned NOT NULL DEFAULT '0' COMMENT '创建时间',
   PRIMARY KEY (`id`),
+  UNIQUE KEY `uniq_groupId_msgId` (`groupId`,`msgId`),
   KEY `idx_groupId_status_created` (`groupId`,`status`,`created`),
   KEY `idx_groupId_msgId_status_created` (`groupId`,`msgId`,`status`,`created`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin COMMENT='IM群消息表';
@@ -177,6 +183,7 @@ CREATE TABLE IF NOT EXISTS `IMGroupMessage_4` (
   `updated` int(11) unsigned NOT NULL DEFAULT '0' COMMENT '更新时间',
   `created` int(11) unsigned NOT NULL DEFAULT '0' COMMENT '创建时间',
   PRIMARY KEY (`id`),
+  UNIQUE KEY `uniq_groupId_msgId` (`groupId`,`msgId`),
   KEY `idx_groupId_status_created` (`groupId`,`status`,`created`),
   KEY `idx_groupId_msgId_status_created` (`groupId`,`msgId`,`status`,`created`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin COMMENT='IM群消息表';
@@ -192,6 +199,7 @@ CREATE TABLE IF NOT EXISTS `IMGroupMessage_5` (
   `updated` int(11) unsigned NOT NULL DEFAULT '0' COMMENT '更新时间',
   `created` int(11) unsigned NOT NULL DEFAULT '0' COMMENT '创建时间',
   PRIMARY KEY (`id`),
+  UNIQUE KEY `uniq_groupId_msgId` (`groupId`,`msgId`),
   KEY `idx_groupId_status_created` (`groupId`,`status`,`created`),
   KEY `idx_groupId_msgId_status_created` (`groupId`,`msgId`,`status`,`created`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin COMMENT='IM群消息表';
@@ -207,6 +215,7 @@ CREATE TABLE IF NOT EXISTS `IMGroupMessage_6` (
   `updated` int(11) unsigned NOT NULL DEFAULT '0' COMMENT '更新时间',
   `created` int(11) unsigned NOT NULL DEFAULT '0' COMMENT '创建时间',
   PRIMARY KEY (`id`),
+  UNIQUE KEY `uniq_groupId_msgId` (`groupId`,`msgId`),
   KEY `idx_groupId_status_created` (`groupId`,`status`,`created`),
   KEY `idx_groupId_msgId_status_created` (`groupId`,`msgId`,`status`,`created`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin COMMENT='IM群消息表';
@@ -222,6 +231,7 @@ CREATE TABLE IF NOT EXISTS `IMGroupMessage_7` (
   `updated` int(11) unsigned NOT NULL DEFAULT '0' COMMENT '更新时间',
   `created` int(11) unsigned NOT NULL DEFAULT '0' COMMENT '创建时间',
   PRIMARY KEY (`id`),
+  UNIQUE KEY `uniq_groupId_msgId` (`groupId`,`msgId`),
   KEY `idx_groupId_status_created` (`groupId`,`status`,`created`),
   KEY `idx_groupId_msgId_status_created` (`groupId`,`msgId`,`status`,`created`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin COMMENT='IM群消息表';
@@ -230,6 +240,8 @@ CREATE TABLE IF NOT EXISTS `IMGroupMessage_7` (
 -- IMMessage_0 .. IMMessage_7 (eight identical tables). type 1 text, 2 audio (content is then
 -- the decimal IMAudio id). The server names idx_relateId_status_created in a FORCE INDEX hint.
 -- The third column of idx_fromId_toId_created is status, not created, as in the original.
+-- uniq_relateId_msgId is not in the original: a msg id is never stored twice for a pair
+-- (docs/RELIABILITY.md); sql/migrate.sql adds it to tables created without it.
 CREATE TABLE IF NOT EXISTS `IMMessage_0` (
   `id` int(11) NOT NULL AUTO_INCREMENT,
   `relateId` int(11) unsigned NOT NULL COMMENT '用户的关系id',
@@ -242,6 +254,7 @@ CREATE TABLE IF NOT EXISTS `IMMessage_0` (
   `updated` int(11) unsigned NOT NULL COMMENT '更新时间',
   `created` int(11) unsigned NOT NULL COMMENT '创建时间',
   PRIMARY KEY (`id`),
+  UNIQUE KEY `uniq_relateId_msgId` (`relateId`,`msgId`),
   KEY `idx_relateId_status_created` (`relateId`,`status`,`created`),
   KEY `idx_relateId_status_msgId_created` (`relateId`,`status`,`msgId`,`created`),
   KEY `idx_fromId_toId_created` (`fromId`,`toId`,`status`)
@@ -259,6 +272,7 @@ CREATE TABLE IF NOT EXISTS `IMMessage_1` (
   `updated` int(11) unsigned NOT NULL COMMENT '更新时间',
   `created` int(11) unsigned NOT NULL COMMENT '创建时间',
   PRIMARY KEY (`id`),
+  UNIQUE KEY `uniq_relateId_msgId` (`relateId`,`msgId`),
   KEY `idx_relateId_status_created` (`relateId`,`status`,`created`),
   KEY `idx_relateId_status_msgId_created` (`relateId`,`status`,`msgId`,`created`),
   KEY `idx_fromId_toId_created` (`fromId`,`toId`,`status`)
@@ -276,6 +290,7 @@ CREATE TABLE IF NOT EXISTS `IMMessage_2` (
   `updated` int(11) unsigned NOT NULL COMMENT '更新时间',
   `created` int(11) unsigned NOT NULL COMMENT '创建时间',
   PRIMARY KEY (`id`),
+  UNIQUE KEY `uniq_relateId_msgId` (`relateId`,`msgId`),
   KEY `idx_relateId_status_created` (`relateId`,`status`,`created`),
   KEY `idx_relateId_status_msgId_created` (`relateId`,`status`,`msgId`,`created`),
   KEY `idx_fromId_toId_created` (`fromId`,`toId`,`status`)
@@ -293,6 +308,7 @@ CREATE TABLE IF NOT EXISTS `IMMessage_3` (
   `updated` int(11) unsigned NOT NULL COMMENT '更新时间',
   `created` int(11) unsigned NOT NULL COMMENT '创建时间',
   PRIMARY KEY (`id`),
+  UNIQUE KEY `uniq_relateId_msgId` (`relateId`,`msgId`),
   KEY `idx_relateId_status_created` (`relateId`,`status`,`created`),
   KEY `idx_relateId_status_msgId_created` (`relateId`,`status`,`msgId`,`created`),
   KEY `idx_fromId_toId_created` (`fromId`,`toId`,`status`)
@@ -310,6 +326,7 @@ CREATE TABLE IF NOT EXISTS `IMMessage_4` (
   `updated` int(11) unsigned NOT NULL COMMENT '更新时间',
   `created` int(11) unsigned NOT NULL COMMENT '创建时间',
   PRIMARY KEY (`id`),
+  UNIQUE KEY `uniq_relateId_msgId` (`relateId`,`msgId`),
   KEY `idx_relateId_status_created` (`relateId`,`status`,`created`),
   KEY `idx_relateId_status_msgId_created` (`relateId`,`status`,`msgId`,`created`),
   KEY `idx_fromId_toId_created` (`fromId`,`toId`,`status`)
@@ -327,6 +344,7 @@ CREATE TABLE IF NOT EXISTS `IMMessage_5` (
   `updated` int(11) unsigned NOT NULL COMMENT '更新时间',
   `created` int(11) unsigned NOT NULL COMMENT '创建时间',
   PRIMARY KEY (`id`),
+  UNIQUE KEY `uniq_relateId_msgId` (`relateId`,`msgId`),
   KEY `idx_relateId_status_created` (`relateId`,`status`,`created`),
   KEY `idx_relateId_status_msgId_created` (`relateId`,`status`,`msgId`,`created`),
   KEY `idx_fromId_toId_created` (`fromId`,`toId`,`status`)
@@ -344,6 +362,7 @@ CREATE TABLE IF NOT EXISTS `IMMessage_6` (
   `updated` int(11) unsigned NOT NULL COMMENT '更新时间',
   `created` int(11) unsigned NOT NULL COMMENT '创建时间',
   PRIMARY KEY (`id`),
+  UNIQUE KEY `uniq_relateId_msgId` (`relateId`,`msgId`),
   KEY `idx_relateId_status_created` (`relateId`,`status`,`created`),
   KEY `idx_relateId_status_msgId_created` (`relateId`,`status`,`msgId`,`created`),
   KEY `idx_fromId_toId_created` (`fromId`,`toId`,`status`)
@@ -361,6 +380,7 @@ CREATE TABLE IF NOT EXISTS `IMMessage_7` (
   `updated` int(11) unsigned NOT NULL COMMENT '更新时间',
   `created` int(11) unsigned NOT NULL COMMENT '创建时间',
   PRIMARY KEY (`id`),
+  UNIQUE KEY `uniq_relateId_msgId` (`relateId`,`msgId`),
   KEY `idx_relateId_status_created` (`relateId`,`status`,`created`),
   KEY `idx_relateId_status_msgId_created` (`relateId`,`status`,`msgId`,`created`),
   KEY `idx_fromId_toId_created` (`fromId`,`toId`,`status`)

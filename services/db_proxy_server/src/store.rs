@@ -3,11 +3,18 @@
 //! Each worker thread owns one connection per MySQL pool (master, slave) and one per Redis
 //! pool: no connection is ever shared between threads, so nothing is locked and nothing is used
 //! after being handed back (quirk 25 of the original). A connection is opened on first use and
-//! dropped on a transport error; the next use opens a new one, at most one attempt per
-//! [`RETRY_INTERVAL`] (the original's 4 s for Redis) so a dead server costs a logged error per
-//! request, not a connect timeout per request.
+//! dropped on a transport error; the next use opens a new one. After a connect attempt that
+//! timed out (a host that does not answer) the next attempt waits [`RETRY_INTERVAL`] (the
+//! original's 4 s for Redis), so a dead host costs a logged error per request, not a connect
+//! timeout per request; a refused connect (a server down on a live host) is quick and is tried
+//! again by the next request.
+//!
+//! A Redis command that fails on a connection opened by an earlier request (the server was
+//! restarted meanwhile) reconnects and is sent once more at once, so a Redis restart costs no
+//! request once the server is back. MySQL statements are not sent again: one that committed
+//! before the connection broke would be applied twice.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
@@ -15,8 +22,14 @@ use mysql::{Conn, Opts, OptsBuilder, Params, Row};
 
 use crate::settings::{CachePool, DbPool};
 
-/// Minimum time between two connection attempts of one connection.
+/// Minimum time between a connect attempt that timed out and the next one.
 pub const RETRY_INTERVAL: Duration = Duration::from_secs(4);
+/// A failed connect attempt that took longer than this counts as timed out.
+const SLOW_CONNECT: Duration = Duration::from_millis(200);
+/// MySQL's `ER_DUP_ENTRY`: the statement would repeat a unique key.
+const ER_DUP_ENTRY: u16 = 1062;
+/// Most keys one Redis connection remembers as checked ([`Cache::mark_checked`]).
+const MAX_CHECKED_KEYS: usize = 100_000;
 const MYSQL_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const MYSQL_IO_TIMEOUT: Duration = Duration::from_secs(30);
 const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -34,12 +47,36 @@ impl std::fmt::Display for StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// When a connection may be opened: at once, except within [`RETRY_INTERVAL`] of a connect
+/// attempt that timed out.
+#[derive(Default)]
+struct Backoff {
+    until: Option<Instant>,
+}
+
+impl Backoff {
+    fn allows(&self) -> bool {
+        self.until.is_none_or(|t| Instant::now() >= t)
+    }
+
+    /// Records a failed connect attempt begun at `started`.
+    fn failed(&mut self, started: Instant) {
+        if started.elapsed() >= SLOW_CONNECT {
+            self.until = Some(Instant::now() + RETRY_INTERVAL);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.until = None;
+    }
+}
+
 /// One lazily (re)opened MySQL connection.
 pub struct Db {
     name: String,
     opts: Opts,
     conn: Option<Conn>,
-    last_attempt: Option<Instant>,
+    backoff: Backoff,
 }
 
 impl Db {
@@ -60,30 +97,29 @@ impl Db {
             name: pool.name.clone(),
             opts: Opts::from(opts),
             conn: None,
-            last_attempt: None,
+            backoff: Backoff::default(),
         }
     }
 
     /// Opens the connection now (start-up check).
     pub fn connect_now(&mut self) -> StoreResult<()> {
-        self.last_attempt = None;
+        self.backoff.clear();
         self.conn().map(|_| ())
     }
 
     fn conn(&mut self) -> StoreResult<&mut Conn> {
         if self.conn.is_none() {
-            if let Some(t) = self.last_attempt
-                && t.elapsed() < RETRY_INTERVAL
-            {
+            if !self.backoff.allows() {
                 return Err(StoreError(format!("mysql {}: not connected", self.name)));
             }
-            self.last_attempt = Some(Instant::now());
+            let started = Instant::now();
             match Conn::new(self.opts.clone()) {
                 Ok(c) => {
                     log::info!("mysql {}: connected", self.name);
                     self.conn = Some(c);
                 }
                 Err(e) => {
+                    self.backoff.failed(started);
                     let msg = format!("mysql {}: connect failed: {e}", self.name);
                     log::error!("{msg}");
                     return Err(StoreError(msg));
@@ -118,6 +154,19 @@ impl Db {
         let conn = self.conn()?;
         match conn.exec_drop(sql, params) {
             Ok(()) => Ok((conn.affected_rows(), conn.last_insert_id())),
+            Err(e) => Err(self.fail(sql, e)),
+        }
+    }
+
+    /// Runs an INSERT; `Ok(false)` when it would repeat a unique key (logged as a warning, the
+    /// connection stays usable).
+    pub fn insert_unique(&mut self, sql: &str, params: impl Into<Params>) -> StoreResult<bool> {
+        match self.conn()?.exec_drop(sql, params) {
+            Ok(()) => Ok(true),
+            Err(mysql::Error::MySqlError(e)) if e.code == ER_DUP_ENTRY => {
+                log::warn!("mysql {}: {sql}: {}", self.name, e.message);
+                Ok(false)
+            }
             Err(e) => Err(self.fail(sql, e)),
         }
     }
@@ -174,7 +223,10 @@ pub struct Cache {
     name: String,
     client: Option<redis::Client>,
     conn: Option<redis::Connection>,
-    last_attempt: Option<Instant>,
+    backoff: Backoff,
+    /// Keys checked through the open connection (see [`Cache::mark_checked`]); emptied
+    /// whenever a connection is opened.
+    checked: HashSet<String>,
 }
 
 impl Cache {
@@ -191,24 +243,23 @@ impl Cache {
             name: pool.name.clone(),
             client,
             conn: None,
-            last_attempt: None,
+            backoff: Backoff::default(),
+            checked: HashSet::new(),
         }
     }
 
     /// Opens the connection now (start-up check).
     pub fn connect_now(&mut self) -> StoreResult<()> {
-        self.last_attempt = None;
+        self.backoff.clear();
         self.conn().map(|_| ())
     }
 
     fn conn(&mut self) -> StoreResult<&mut redis::Connection> {
         if self.conn.is_none() {
-            if let Some(t) = self.last_attempt
-                && t.elapsed() < RETRY_INTERVAL
-            {
+            if !self.backoff.allows() {
                 return Err(StoreError(format!("redis {}: not connected", self.name)));
             }
-            self.last_attempt = Some(Instant::now());
+            let started = Instant::now();
             let Some(client) = self.client.as_ref() else {
                 return Err(StoreError(format!("redis {}: bad address", self.name)));
             };
@@ -222,9 +273,11 @@ impl Cache {
             match opened {
                 Ok(c) => {
                     log::info!("redis {}: connected", self.name);
+                    self.checked.clear();
                     self.conn = Some(c);
                 }
                 Err(e) => {
+                    self.backoff.failed(started);
                     let msg = format!("redis {}: connect failed: {e}", self.name);
                     log::error!("{msg}");
                     return Err(StoreError(msg));
@@ -237,17 +290,54 @@ impl Cache {
         }
     }
 
-    /// Runs one command.
+    /// Runs one command. When it fails on a connection opened before (the server went away
+    /// meanwhile), the connection is opened again at once and the command sent once more; a
+    /// command whose reply was lost with the old connection may so be applied twice.
     pub fn query<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> StoreResult<T> {
+        let opened_before = self.conn.is_some();
+        let first = self.send(cmd);
+        let r = match first {
+            Err(e) if opened_before && self.conn.is_none() => {
+                log::warn!("redis {}: connection lost ({e}), reconnecting", self.name);
+                self.backoff.clear();
+                self.send(cmd)
+            }
+            r => r,
+        };
+        r.map_err(|e| {
+            let msg = format!("redis {}: {e}", self.name);
+            log::error!("{msg}");
+            StoreError(msg)
+        })
+    }
+
+    /// Sends one command; a transport error drops the connection.
+    fn send<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> StoreResult<T> {
         let r = cmd.query::<T>(self.conn()?);
         r.map_err(|e| {
             if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
                 self.conn = None;
             }
-            let msg = format!("redis {}: {e}", self.name);
-            log::error!("{msg}");
-            StoreError(msg)
+            StoreError(e.to_string())
         })
+    }
+
+    /// Whether [`Cache::mark_checked`] marked `key` since the open connection was opened.
+    pub fn is_checked(&self, key: &str) -> bool {
+        self.conn.is_some() && self.checked.contains(key)
+    }
+
+    /// Marks `key` as checked for the open connection: a value the caller verified (against
+    /// MySQL) through it. Forgotten when a connection is opened again, or all at once when
+    /// [`MAX_CHECKED_KEYS`] are marked (they are then checked again).
+    pub fn mark_checked(&mut self, key: &str) {
+        if self.conn.is_none() {
+            return;
+        }
+        if self.checked.len() >= MAX_CHECKED_KEYS {
+            self.checked.clear();
+        }
+        self.checked.insert(key.to_string());
     }
 }
 

@@ -54,7 +54,7 @@ pub struct NewGroup<'a> {
 }
 
 /// Creates the group (version 1) with its members, each joining at `now`, and a message counter
-/// at 0; returns the group id.
+/// at 0 unless one exists; returns the group id.
 pub fn create(st: &mut Stores, g: &NewGroup, now: u32) -> StoreResult<u32> {
     let id = transaction(st, |st| {
         let (_, id) = st.master.exec(
@@ -72,9 +72,15 @@ pub fn create(st: &mut Stores, g: &NewGroup, now: u32) -> StoreResult<u32> {
         insert_members(st, id, g.members, now)?;
         Ok(id)
     })?;
-    // Best effort, as in the original: INCRBY on a missing counter starts from 0 anyway.
+    // Best effort, as in the original: INCRBY on a missing counter starts from 0 anyway. NX: a
+    // counter left by an earlier group with this id is never lowered (msg ids never repeat).
     let _ = st.cache(CACHE_UNREAD).and_then(|c| {
-        c.query::<redis::Value>(redis::cmd("SET").arg(format!("group_msg_id_{id}")).arg(0))
+        c.query::<redis::Value>(
+            redis::cmd("SET")
+                .arg(format!("group_msg_id_{id}"))
+                .arg(0)
+                .arg("NX"),
+        )
     });
     Ok(id)
 }

@@ -4,6 +4,12 @@
 //!
 //! Single-chat messages live in `IMMessage_<relateId % 8>`, group messages in
 //! `IMGroupMessage_<groupId % 8>`.
+//!
+//! Msg ids never repeat within a conversation, whatever Redis loses (docs/RELIABILITY.md): a
+//! counter is checked against the highest stored id before its first use on each Redis
+//! connection and whenever it restarts from 1, and raised above it if it is behind; the unique
+//! key on (conversation, msgId) refuses a repeated id that slips through anyway (an id handed
+//! out before Redis lost it, stored later), and the message then takes a fresh id.
 
 use std::collections::BTreeSet;
 
@@ -86,17 +92,128 @@ fn ensure_pair(st: &mut Stores, from: u32, to: u32, now: u32) -> StoreResult<Pai
     result
 }
 
-/// Allocates the next msg id of a conversation from its Redis counter (`msg_id_<relateId>` or
-/// `group_msg_id_<groupId>`); 0 (logged) if the counter is out of the u32 range.
-fn next_msg_id(st: &mut Stores, key: &str) -> StoreResult<u32> {
-    let id: i64 = st
-        .cache(CACHE_UNREAD)?
-        .query(redis::cmd("INCRBY").arg(key).arg(1))?;
-    let id = u32::try_from(id).unwrap_or(0);
-    if id == 0 {
-        log::error!("{key}: counter out of range");
+/// How many msg ids one message may try before it is given up (not stored, not acked).
+const STORE_ATTEMPTS: u32 = 3;
+
+/// Sets the counter `KEYS[1]` to `ARGV[1]` if it is below (or missing, or not a number), then
+/// increments it: the next id above both the counter and `ARGV[1]`, in one atomic step.
+const RAISE_AND_INCR: &str = "local v = tonumber(redis.call('GET', KEYS[1]) or '0') or -1 \
+     if v < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end \
+     return redis.call('INCRBY', KEYS[1], 1)";
+
+/// A conversation: its Redis msg id counter and the table and column of its stored messages.
+struct Conversation {
+    key: String,
+    table: String,
+    column: &'static str,
+    id: u32,
+}
+
+impl Conversation {
+    fn single(relate_id: u32) -> Conversation {
+        Conversation {
+            key: format!("msg_id_{relate_id}"),
+            table: format!("IMMessage_{}", relate_id % 8),
+            column: "relateId",
+            id: relate_id,
+        }
     }
-    Ok(id)
+
+    fn group(group: u32) -> Conversation {
+        Conversation {
+            key: format!("group_msg_id_{group}"),
+            table: format!("IMGroupMessage_{}", group % 8),
+            column: "groupId",
+            id: group,
+        }
+    }
+
+    /// The highest msg id stored (master, so a message acked a moment ago counts); 0 if none.
+    fn max_stored(&self, db: &mut Db) -> StoreResult<u32> {
+        let sql = format!(
+            "SELECT MAX(msgId) FROM {} WHERE {}=?",
+            self.table, self.column
+        );
+        Ok(db
+            .rows(&sql, (self.id,))?
+            .first()
+            .map_or(0, |r| col_u32(r, 0)))
+    }
+
+    /// A counter value as a msg id; 0 (logged) outside 1..=u32::MAX.
+    fn msg_id(&self, value: i64) -> u32 {
+        let id = u32::try_from(value).unwrap_or(0);
+        if id == 0 {
+            log::error!("{}: counter value {value} out of range", self.key);
+        }
+        id
+    }
+
+    /// The next id above both the counter and every stored id.
+    fn raise_above_stored(&self, st: &mut Stores) -> StoreResult<u32> {
+        let stored = self.max_stored(&mut st.master)?;
+        let cache = st.cache(CACHE_UNREAD)?;
+        let value: i64 = cache.query(
+            redis::cmd("EVAL")
+                .arg(RAISE_AND_INCR)
+                .arg(1)
+                .arg(&self.key)
+                .arg(stored),
+        )?;
+        cache.mark_checked(&self.key);
+        Ok(self.msg_id(value))
+    }
+}
+
+/// Allocates the next msg id of a conversation: `INCRBY` of its counter. The first id a Redis
+/// connection gives for the conversation, and any id 1 (the counter was missing), is checked
+/// against the highest stored id, and the counter raised above it when it is behind (Redis lost
+/// it, or came back from an older snapshot). 0 (logged) if the counter is out of range.
+fn next_msg_id(st: &mut Stores, conv: &Conversation) -> StoreResult<u32> {
+    let cache = st.cache(CACHE_UNREAD)?;
+    let value: i64 = cache.query(redis::cmd("INCRBY").arg(&conv.key).arg(1))?;
+    if value > 1 && cache.is_checked(&conv.key) {
+        return Ok(conv.msg_id(value));
+    }
+    let stored = conv.max_stored(&mut st.master)?;
+    if value > i64::from(stored) {
+        st.cache(CACHE_UNREAD)?.mark_checked(&conv.key);
+        return Ok(conv.msg_id(value));
+    }
+    log::warn!(
+        "{}: counter at {value} but msg id {stored} is stored; raising it",
+        conv.key
+    );
+    conv.raise_above_stored(st)
+}
+
+/// Inserts a message with msg id `first`, or, when that id is stored already, with the next id
+/// above every stored one, up to [`STORE_ATTEMPTS`] ids; returns the id stored (0 if none).
+/// `insert` runs the INSERT on master and tells whether a row went in (false: repeated id).
+fn insert_unique(
+    st: &mut Stores,
+    conv: &Conversation,
+    first: u32,
+    mut insert: impl FnMut(&mut Db, u32) -> StoreResult<bool>,
+) -> StoreResult<u32> {
+    let mut id = first;
+    for attempt in 1..=STORE_ATTEMPTS {
+        if insert(&mut st.master, id)? {
+            return Ok(id);
+        }
+        if attempt == STORE_ATTEMPTS {
+            break;
+        }
+        id = conv.raise_above_stored(st)?;
+        if id == 0 {
+            return Ok(0);
+        }
+    }
+    log::error!(
+        "{}: no free msg id after {STORE_ATTEMPTS} attempts; not stored",
+        conv.key
+    );
+    Ok(0)
 }
 
 /// A message to store, as received, with its (valid) type.
@@ -119,14 +236,14 @@ fn stored_content(st: &mut Stores, out: &Outgoing) -> StoreResult<Option<Vec<u8>
     Ok(saved.map(|audio_id| audio_id.to_string().into_bytes()))
 }
 
-/// The message's id, allocated from the conversation's counter `key`, and its content; None
-/// when either failed (an allocated id is then lost, as in the original).
+/// The message's id, allocated from the conversation's counter, and its content; None when
+/// either failed (an allocated id is then lost, as in the original).
 fn id_and_content(
     st: &mut Stores,
     out: &Outgoing,
-    key: String,
+    conv: &Conversation,
 ) -> StoreResult<Option<(u32, Vec<u8>)>> {
-    let msg_id = next_msg_id(st, &key)?;
+    let msg_id = next_msg_id(st, conv)?;
     if msg_id == 0 {
         return Ok(None);
     }
@@ -140,18 +257,24 @@ pub fn store_single(st: &mut Stores, out: &Outgoing) -> StoreResult<u32> {
     let (from, to) = (msg.from_user_id, msg.to_session_id);
     let pair = ensure_pair(st, from, to, now)?;
     let r = pair.relate_id;
-    let Some((msg_id, content)) = id_and_content(st, out, format!("msg_id_{r}"))? else {
+    let conv = Conversation::single(r);
+    let Some((first, content)) = id_and_content(st, out, &conv)? else {
         return Ok(0);
     };
     let sql = format!(
-        "INSERT INTO IMMessage_{} (relateId, fromId, toId, msgId, content, status, type, \
+        "INSERT INTO {} (relateId, fromId, toId, msgId, content, status, type, \
          created, updated) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
-        r % 8
+        conv.table
     );
     let created = msg.create_time;
     let kind = out.msg_type as u32;
-    st.master
-        .exec(&sql, (r, from, to, msg_id, content, kind, created, created))?;
+    let content = content.as_slice();
+    let msg_id = insert_unique(st, &conv, first, |db, id| {
+        db.insert_unique(&sql, (r, from, to, id, content, kind, created, created))
+    })?;
+    if msg_id == 0 {
+        return Ok(0);
+    }
     let _ = unread::add_single(st, to, from);
     let _ = session::touch(&mut st.master, pair.sid, now);
     let _ = session::touch(&mut st.master, pair.psid, now);
@@ -177,8 +300,8 @@ pub fn store_group(st: &mut Stores, out: &Outgoing) -> StoreResult<u32> {
         lock.release(&mut st.master);
         sid = added?;
     }
-    let key = format!("group_msg_id_{group}");
-    let Some((msg_id, content)) = id_and_content(st, out, key)? else {
+    let conv = Conversation::group(group);
+    let Some((first, content)) = id_and_content(st, out, &conv)? else {
         return Ok(0);
     };
     // Membership again (the upload may have taken a while), as the original.
@@ -187,14 +310,19 @@ pub fn store_group(st: &mut Stores, out: &Outgoing) -> StoreResult<u32> {
         return Ok(0);
     }
     let sql = format!(
-        "INSERT INTO IMGroupMessage_{} (groupId, userId, msgId, content, type, status, updated, \
+        "INSERT INTO {} (groupId, userId, msgId, content, type, status, updated, \
          created) VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
-        group % 8
+        conv.table
     );
     let created = msg.create_time;
     let kind = out.msg_type as u32;
-    st.master
-        .exec(&sql, (group, from, msg_id, content, kind, created, created))?;
+    let content = content.as_slice();
+    let msg_id = insert_unique(st, &conv, first, |db, id| {
+        db.insert_unique(&sql, (group, from, id, content, kind, created, created))
+    })?;
+    if msg_id == 0 {
+        return Ok(0);
+    }
     let _ = group::mark_chatted(&mut st.master, group, now);
     let _ = unread::add_group(st, group);
     // The sender has read everything up to its own message.
