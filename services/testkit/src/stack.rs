@@ -54,6 +54,7 @@ pub struct StackBuilder {
     wait_links: bool,
     msg_conf_extra: String,
     db_threads: usize,
+    redis_port: Option<u16>,
 }
 
 impl StackBuilder {
@@ -95,6 +96,13 @@ impl StackBuilder {
         self
     }
 
+    /// The port of the Redis db_proxy_server uses (default: the project-local one of
+    /// [`DbEnv::from_env`]), e.g. a private redis-server a test may kill.
+    pub fn redis_port(mut self, port: u16) -> StackBuilder {
+        self.redis_port = Some(port);
+        self
+    }
+
     /// Conf lines (each ending in `\n`) for every msg_server. They come first in the file and
     /// the conf reader keeps the first value of a key, so they may also override a default.
     pub fn msg_conf_extra(mut self, lines: &str) -> StackBuilder {
@@ -114,9 +122,13 @@ impl StackBuilder {
             login_client: free_port(),
             msg: (0..n).map(|_| free_port()).collect(),
         };
+        let mut db = DbEnv::from_env();
+        if let Some(port) = self.redis_port {
+            db.redis_port = port;
+        }
         let mut stack = Stack {
             dir: TempDir::new(&self.label),
-            db: DbEnv::from_env(),
+            db,
             ports,
             db_proxy: None,
             route: None,
@@ -221,6 +233,7 @@ impl Stack {
             wait_links: true,
             msg_conf_extra: String::new(),
             db_threads: 2,
+            redis_port: None,
         }
     }
 

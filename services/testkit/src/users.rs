@@ -19,11 +19,12 @@
 //! | [`DB_PROXY_GROUPS`] | 211..=240 | `services/db_proxy_server/tests/groups.rs` |
 //! | [`DB_PROXY_BUDDY`] | 241..=260 | `services/db_proxy_server/tests/buddy.rs` |
 //! | [`DB_PROXY_FILES`] | 261..=270 | `services/db_proxy_server/tests/files.rs` |
+//! | [`DB_PROXY_RELIABILITY`] | 271..=280 | `services/db_proxy_server/tests/reliability.rs` |
 //! | [`HOSTILE`] | 281..=290 | `tests/hostile.rs` |
 //! | [`FILES`] | 291..=300 | `tests/files.rs` |
 //! | [`TT_LOAD`] | 301..=1100 | `tt-load`'s default users (from `--first-user` 301) |
 //!
-//! Ids of [`SEEDED`] outside every range (41..=49, 80..=89, 100, 271..=280) are free for the
+//! Ids of [`SEEDED`] outside every range (41..=49, 80..=89, 100) are free for the
 //! next test that needs users. Tests against fake servers (route_server's, login_server's, the client
 //! library's) use ids that no database sees and need no range.
 
@@ -123,6 +124,9 @@ pub const DB_PROXY_BUDDY: UserRange = UserRange::new(241, 260);
 /// `services/db_proxy_server/tests/files.rs`: offline files.
 pub const DB_PROXY_FILES: UserRange = UserRange::new(261, 270);
 
+/// `services/db_proxy_server/tests/reliability.rs`: msg ids across Redis losing its data.
+pub const DB_PROXY_RELIABILITY: UserRange = UserRange::new(271, 280);
+
 /// `tests/hostile.rs`: slow and hostile peers, hostile strings in every text field.
 pub const HOSTILE: UserRange = UserRange::new(281, 290);
 
@@ -147,6 +151,7 @@ pub const ALLOTTED: &[(&str, UserRange)] = &[
     ("DB_PROXY_GROUPS", DB_PROXY_GROUPS),
     ("DB_PROXY_BUDDY", DB_PROXY_BUDDY),
     ("DB_PROXY_FILES", DB_PROXY_FILES),
+    ("DB_PROXY_RELIABILITY", DB_PROXY_RELIABILITY),
     ("HOSTILE", HOSTILE),
     ("FILES", FILES),
     ("TT_LOAD", TT_LOAD),
