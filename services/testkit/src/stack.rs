@@ -55,6 +55,7 @@ pub struct StackBuilder {
     msg_conf_extra: String,
     db_threads: usize,
     redis_port: Option<u16>,
+    db: Option<DbEnv>,
 }
 
 impl StackBuilder {
@@ -103,6 +104,13 @@ impl StackBuilder {
         self
     }
 
+    /// The MariaDB and Redis db_proxy_server uses (default: [`DbEnv::from_env`]), e.g. a
+    /// private pair started by `scripts/db-up.sh` that a test may kill. [`Stack::db`] is this.
+    pub fn db_env(mut self, db: DbEnv) -> StackBuilder {
+        self.db = Some(db);
+        self
+    }
+
     /// Conf lines (each ending in `\n`) for every msg_server. They come first in the file and
     /// the conf reader keeps the first value of a key, so they may also override a default.
     pub fn msg_conf_extra(mut self, lines: &str) -> StackBuilder {
@@ -122,7 +130,7 @@ impl StackBuilder {
             login_client: free_port(),
             msg: (0..n).map(|_| free_port()).collect(),
         };
-        let mut db = DbEnv::from_env();
+        let mut db = self.db.unwrap_or_else(DbEnv::from_env);
         if let Some(port) = self.redis_port {
             db.redis_port = port;
         }
@@ -234,6 +242,7 @@ impl Stack {
             msg_conf_extra: String::new(),
             db_threads: 2,
             redis_port: None,
+            db: None,
         }
     }
 

@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | [`CHAT`] | 1..=20 | `tests/chat.rs` |
 //! | [`LOAD_TEST`] | 21..=40 | `tests/load.rs` |
+//! | [`PROPS`] | 41..=49 | `tests/dispatch_props.rs` |
 //! | [`CLIENT_LIVE`] | 50..=59 | `services/client/tests/live.rs` |
 //! | [`MSG_SERVER`] | 60..=79 | `services/msg_server/tests/msg_server.rs` |
 //! | [`DB_PROXY`] | 90..=99 | `services/db_proxy_server/tests/db_proxy.rs` |
@@ -22,9 +23,10 @@
 //! | [`DB_PROXY_RELIABILITY`] | 271..=280 | `services/db_proxy_server/tests/reliability.rs` |
 //! | [`HOSTILE`] | 281..=290 | `tests/hostile.rs` |
 //! | [`FILES`] | 291..=300 | `tests/files.rs` |
-//! | [`TT_LOAD`] | 301..=1100 | `tt-load`'s default users (from `--first-user` 301) |
+//! | [`TT_LOAD`] | 301..=1000 | `tt-load`'s default users (from `--first-user` 301) |
+//! | [`FAULTS`] | 1001..=1100 | `tests/faults.rs` |
 //!
-//! Ids of [`SEEDED`] outside every range (41..=49, 80..=89, 100) are free for the
+//! Ids of [`SEEDED`] outside every range (80..=89, 100) are free for the
 //! next test that needs users. Tests against fake servers (route_server's, login_server's, the client
 //! library's) use ids that no database sees and need no range.
 
@@ -97,6 +99,9 @@ pub const CHAT: UserRange = UserRange::new(1, 20);
 /// `tests/load.rs`: ten pairs under concurrency.
 pub const LOAD_TEST: UserRange = UserRange::new(21, 40);
 
+/// `tests/dispatch_props.rs`: arbitrary PDUs against every daemon, logged in and not.
+pub const PROPS: UserRange = UserRange::new(41, 49);
+
 /// `services/client/tests/live.rs`: the client library and `tt-cli` against the daemons.
 pub const CLIENT_LIVE: UserRange = UserRange::new(50, 59);
 
@@ -134,14 +139,19 @@ pub const HOSTILE: UserRange = UserRange::new(281, 290);
 pub const FILES: UserRange = UserRange::new(291, 300);
 
 /// `tt-load`: its default `--first-user` is this range's first id, and its default user count
-/// (40) lies within it, as do runs of up to 800 users from there
+/// (40) lies within it, as do runs of up to 700 users from there
 /// (checked by `services/client/tests/tt_load.rs`).
-pub const TT_LOAD: UserRange = UserRange::new(301, 1100);
+pub const TT_LOAD: UserRange = UserRange::new(301, 1000);
+
+/// `tests/faults.rs`: twenty pairs and a twenty-member group under kill -9 of every daemon,
+/// MariaDB and Redis.
+pub const FAULTS: UserRange = UserRange::new(1001, 1100);
 
 /// Every allotted range, by name.
 pub const ALLOTTED: &[(&str, UserRange)] = &[
     ("CHAT", CHAT),
     ("LOAD_TEST", LOAD_TEST),
+    ("PROPS", PROPS),
     ("CLIENT_LIVE", CLIENT_LIVE),
     ("MSG_SERVER", MSG_SERVER),
     ("DB_PROXY", DB_PROXY),
@@ -155,6 +165,7 @@ pub const ALLOTTED: &[(&str, UserRange)] = &[
     ("HOSTILE", HOSTILE),
     ("FILES", FILES),
     ("TT_LOAD", TT_LOAD),
+    ("FAULTS", FAULTS),
 ];
 
 #[cfg(test)]
@@ -189,7 +200,7 @@ mod tests {
     fn ids_and_names() {
         assert_eq!(MSG_SERVER.id(0), 60);
         assert_eq!(MSG_SERVER.name(19), "user79");
-        assert_eq!(TT_LOAD.len(), 800);
+        assert_eq!(TT_LOAD.len(), 700);
         assert!(DB_PROXY.contains(99) && !DB_PROXY.contains(100));
         assert!(LOAD_TEST.overlaps(&UserRange::new(40, 41)));
         assert!(!LOAD_TEST.overlaps(&UserRange::new(41, 49)));
