@@ -12,9 +12,14 @@
 //! are forgotten), may send at most `MsgRateLimit` messages and `RelayRateLimit` relayed
 //! commands a second, and is closed when it has not logged in [`LOGIN_TIMEOUT`] after the
 //! accept, or has been silent for 120 s (PC) or 300 s (mobile).
+//!
+//! Accepts are bounded: past `MaxConnCnt` open client connections, or past
+//! `MaxConnsPerIpBeforeLogin` connections from one address that have not logged in, a new
+//! connection is refused (closed at once). The first refusal of a second is logged at once,
+//! the tick logs how many followed.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use netlib::{ConnId, Net};
@@ -132,25 +137,107 @@ impl HandleTable {
     }
 }
 
+/// Why an accepted connection was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// `MaxConnCnt` client connections are open.
+    Full,
+    /// `MaxConnsPerIpBeforeLogin` connections from the peer's address have not logged in.
+    TooManyBeforeLogin,
+}
+
+/// The accept bounds: `MaxConnCnt` and `MaxConnsPerIpBeforeLogin` (0 = none).
+#[derive(Clone, Copy, Debug)]
+pub struct AcceptLimits {
+    pub max_conns: usize,
+    pub max_before_login_per_ip: u32,
+}
+
+impl AcceptLimits {
+    /// Whether a connection is refused when `open` client connections are open and `waiting`
+    /// of its address's have not logged in.
+    pub fn refusal(&self, open: usize, waiting: u32) -> Option<Refusal> {
+        if open >= self.max_conns {
+            Some(Refusal::Full)
+        } else if self.max_before_login_per_ip > 0 && waiting >= self.max_before_login_per_ip {
+            Some(Refusal::TooManyBeforeLogin)
+        } else {
+            None
+        }
+    }
+}
+
 /// Every client connection, by connection and by handle.
 #[derive(Debug, Default)]
 pub struct Clients {
     conns: HashMap<ConnId, ClientConn>,
     handles: HandleTable,
+    /// Connections not logged in (connected or validating), per peer address.
+    before_login: HashMap<IpAddr, u32>,
+    /// Connections refused since the last tick (only the first is logged at once).
+    refused_this_second: u32,
 }
 
 impl Clients {
-    /// Registers an accepted connection; returns its handle.
-    pub fn accept(&mut self, conn: ConnId, now: Instant, peer: SocketAddr) -> u32 {
+    /// Registers an accepted connection within `limits`; returns its handle, or why it is
+    /// refused (the caller closes it). The first refusal of a second is logged.
+    pub fn accept(
+        &mut self,
+        conn: ConnId,
+        now: Instant,
+        peer: SocketAddr,
+        limits: AcceptLimits,
+    ) -> Result<u32, Refusal> {
+        let waiting = self.before_login.get(&peer.ip()).copied().unwrap_or(0);
+        if let Some(refusal) = limits.refusal(self.conns.len(), waiting) {
+            self.refused_this_second = self.refused_this_second.saturating_add(1);
+            if self.refused_this_second == 1 {
+                match refusal {
+                    Refusal::Full => log::warn!(
+                        "refusing client {peer}: {} client connections open (MaxConnCnt)",
+                        self.conns.len()
+                    ),
+                    Refusal::TooManyBeforeLogin => log::warn!(
+                        "refusing client {peer}: {waiting} connections from {} not logged in \
+                         (MaxConnsPerIpBeforeLogin)",
+                        peer.ip()
+                    ),
+                }
+            }
+            return Err(refusal);
+        }
+        *self.before_login.entry(peer.ip()).or_insert(0) += 1;
         let handle = self.handles.insert(conn);
         self.conns.insert(conn, ClientConn::new(handle, now, peer));
-        handle
+        Ok(handle)
+    }
+
+    /// Marks `conn` logged in (it no longer counts against its address's bound).
+    pub fn set_open(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn)
+            && c.state != ConnState::Open
+        {
+            c.state = ConnState::Open;
+            Self::left_before_login(&mut self.before_login, c.peer.ip());
+        }
+    }
+
+    fn left_before_login(before_login: &mut HashMap<IpAddr, u32>, ip: IpAddr) {
+        if let Some(n) = before_login.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                before_login.remove(&ip);
+            }
+        }
     }
 
     /// Forgets a closed connection and its handle.
     pub fn remove(&mut self, conn: ConnId) -> Option<ClientConn> {
         let client = self.conns.remove(&conn)?;
         self.handles.map.remove(&client.handle);
+        if client.state != ConnState::Open {
+            Self::left_before_login(&mut self.before_login, client.peer.ip());
+        }
         Some(client)
     }
 
@@ -217,6 +304,13 @@ impl Clients {
     /// connection not logged in within [`LOGIN_TIMEOUT`] is closed.
     pub fn tick(&mut self, net: &mut Net) {
         let now = net.now();
+        if self.refused_this_second > 1 {
+            log::warn!(
+                "{} more client connections refused (MaxConnCnt, MaxConnsPerIpBeforeLogin)",
+                self.refused_this_second - 1
+            );
+        }
+        self.refused_this_second = 0;
         let mut late = Vec::new();
         for (&conn, c) in self.conns.iter_mut() {
             c.msgs_this_second = 0;
@@ -307,5 +401,21 @@ mod tests {
             "requests without a reply are forgotten after PENDING_TTL"
         );
         assert_eq!(c.pending.len(), 1);
+    }
+
+    #[test]
+    fn accepts_are_bounded_in_total_and_per_address_before_login() {
+        let limits = AcceptLimits {
+            max_conns: 4,
+            max_before_login_per_ip: 2,
+        };
+        assert_eq!(limits.refusal(3, 1), None);
+        assert_eq!(limits.refusal(3, 2), Some(Refusal::TooManyBeforeLogin));
+        assert_eq!(limits.refusal(4, 0), Some(Refusal::Full));
+        let per_ip_off = AcceptLimits {
+            max_before_login_per_ip: 0,
+            ..limits
+        };
+        assert_eq!(per_ip_off.refusal(3, 1000), None);
     }
 }

@@ -39,8 +39,12 @@ fn run(conf_path: &std::path::Path) -> Result<(), String> {
     let settings = Conf::load(conf_path)
         .and_then(|c| settings::Settings::from_conf(&c))
         .map_err(|e| e.to_string())?;
-    let mut ev = EventLoop::new(Config::default())
-        .map_err(|e| format!("cannot create the event loop: {e}"))?;
+    let config = Config {
+        output_high_water: settings.max_output_buffer,
+        ..Config::default()
+    };
+    let mut ev =
+        EventLoop::new(config).map_err(|e| format!("cannot create the event loop: {e}"))?;
     let net = ev.net();
     daemon::listen_all(net, &settings.listen_ips, settings.listen_port)?;
     let service = server::MsgServer::start(&settings, net)?;

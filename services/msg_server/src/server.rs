@@ -7,7 +7,7 @@ use tt_common::pdu_io::KeepAlive;
 use tt_common::service::{Accepted, PduService};
 use tt_proto::pdu::{DEFAULT_MAX_PDU_LEN, Header};
 
-use crate::clients::{ConnState, Request};
+use crate::clients::{AcceptLimits, ConnState, Request};
 use crate::handlers::{Table, login};
 use crate::links::Link;
 use crate::settings::Settings;
@@ -28,6 +28,8 @@ pub struct MsgServer {
     table: Table,
     /// `MaxPduLen`: the largest PDU accepted from a client.
     max_client_pdu: u32,
+    /// `MaxConnCnt` and `MaxConnsPerIpBeforeLogin`.
+    accept_limits: AcceptLimits,
 }
 
 impl MsgServer {
@@ -39,6 +41,10 @@ impl MsgServer {
             state,
             table: Table::new(),
             max_client_pdu: settings.max_pdu_len,
+            accept_limits: AcceptLimits {
+                max_conns: settings.max_conn_cnt as usize,
+                max_before_login_per_ip: settings.max_conns_per_ip_before_login,
+            },
         })
     }
 
@@ -82,7 +88,11 @@ impl PduService for MsgServer {
 
     fn accept(&mut self, net: &mut Net, accepted: Accepted) -> Option<Kind> {
         let Accepted { conn, peer, .. } = accepted;
-        let handle = self.state.clients.accept(conn, net.now(), peer);
+        let handle = self
+            .state
+            .clients
+            .accept(conn, net.now(), peer, self.accept_limits)
+            .ok()?;
         log::debug!("client {peer} connected ({conn:?}, handle {handle})");
         Some(Kind::Client)
     }

@@ -14,8 +14,16 @@
 //! | `RelayRateLimit` | 100 | P2P commands, read acks and remove-session requests (relayed to other connections and msg_servers) one connection may send per second; more are dropped (0 = no limit) |
 //! | `MaxPendingDbRequests` | 64 | requests one client connection may have waiting for a db_proxy/route_server reply; more are dropped with a log line |
 //! | `MaxPduLen` | 1048576 | largest PDU accepted from a client (bytes, header included); a longer one closes the connection |
+//! | `MaxOutputBuffer` | 16777216 | bytes queued for one connection (a client that stops reading, or a link) past which it is closed; at least 65536 |
+//! | `MaxConnsPerIpBeforeLogin` | 1000 | client connections from one address that have not logged in yet; more are refused at accept (0 = no limit) |
+//!
+//! `MaxConnCnt` is enforced as well: past that many open client connections (logged in or
+//! not) a new one is closed at once, with a log line (at most one a second).
 
 use tt_common::{Conf, ConfError};
+
+/// Smallest `MaxOutputBuffer`: below it a burst of ordinary replies could close a client.
+pub const MIN_OUTPUT_BUFFER: usize = 64 * 1024;
 
 /// Everything msg_server takes from its conf file.
 #[derive(Debug, Clone)]
@@ -35,6 +43,8 @@ pub struct Settings {
     pub relay_rate_limit: u32,
     pub max_pending_requests: usize,
     pub max_pdu_len: u32,
+    pub max_output_buffer: usize,
+    pub max_conns_per_ip_before_login: u32,
 }
 
 impl Settings {
@@ -79,6 +89,13 @@ impl Settings {
         if max_pdu_len < 16 {
             return Err(conf.invalid("MaxPduLen", &max_pdu_len.to_string(), "at least 16"));
         }
+        let max_output_buffer: usize = conf.get_parse("MaxOutputBuffer", 16 * 1024 * 1024)?;
+        if max_output_buffer < MIN_OUTPUT_BUFFER {
+            let value = max_output_buffer.to_string();
+            return Err(conf.invalid("MaxOutputBuffer", &value, "at least 65536"));
+        }
+        let max_conns_per_ip_before_login: u32 =
+            conf.get_parse("MaxConnsPerIpBeforeLogin", 1000)?;
         Ok(Settings {
             listen_ips,
             listen_port,
@@ -95,6 +112,8 @@ impl Settings {
             relay_rate_limit,
             max_pending_requests,
             max_pdu_len,
+            max_output_buffer,
+            max_conns_per_ip_before_login,
         })
     }
 }
@@ -116,6 +135,21 @@ mod tests {
         assert_eq!(s.msg_rate_limit, 20);
         assert_eq!(s.relay_rate_limit, 100);
         assert!(s.route_servers.is_empty());
+        assert_eq!(s.max_output_buffer, 16 * 1024 * 1024);
+        assert_eq!(s.max_conns_per_ip_before_login, 1000);
+    }
+
+    #[test]
+    fn a_small_output_buffer_is_refused() {
+        let text = format!("{BASE}MaxOutputBuffer=65535\n");
+        let e = Settings::from_conf(&Conf::parse(&text, "msgserver.conf")).unwrap_err();
+        assert!(e.to_string().contains("MaxOutputBuffer"), "{e}");
+        let text = format!("{BASE}MaxOutputBuffer=65536\nMaxConnsPerIpBeforeLogin=0\n");
+        let s = Settings::from_conf(&Conf::parse(&text, "msgserver.conf")).unwrap();
+        assert_eq!(
+            (s.max_output_buffer, s.max_conns_per_ip_before_login),
+            (65536, 0)
+        );
     }
 
     #[test]

@@ -157,12 +157,12 @@ fn validated(s: &mut State, net: &mut Net, pdu: &Received<'_>) {
     let client_type = client.client_type;
     let online_status = client.online_status;
     client.user_id = uid;
-    client.state = ConnState::Open;
     log::info!(
         "user {uid} ({}) logged in from {}, client type {client_type:#x}",
         String::from_utf8_lossy(&rsp.user_name),
         client.peer
     );
+    s.clients.set_open(conn);
 
     // Kick the older connections of the same kind here, then everywhere else.
     let user = s.users.get_or_create(uid);
