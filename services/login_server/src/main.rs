@@ -38,7 +38,8 @@ fn run(conf_path: &std::path::Path) -> Result<(), String> {
             listeners.push((id, kind));
         }
     }
-    let service = LoginServer::new(listeners, settings.msfs, settings.discovery);
+    let service = LoginServer::new(listeners, settings.msfs, settings.discovery)
+        .http_timeout(settings.http_timeout);
     let mut server = PduServer::new(service, ev.net());
     daemon::serve("login_server", &mut ev, &mut server)
 }

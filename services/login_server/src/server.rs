@@ -8,10 +8,12 @@
 //! - binary clients: one `CID_LOGIN_REQ_MSGSERVER`, answered and closed (§3.5, quirk L1
 //!   fixed); closed after 120 s of receive silence;
 //! - HTTP: one `/msg_server` request, answered and closed; closed without reply past 1024
-//!   bytes, on a malformed request or another path; closed after 60 s of receive silence.
+//!   bytes, on a malformed request or another path; closed after 60 s (`HttpTimeout`) of
+//!   receive silence, and when the request is not complete 60 s after the accept (a request
+//!   trickled byte by byte keeps the connection busy, never silent).
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use netlib::{Buffer, CloseReason, ConnId, ListenerId, Net};
 use tt_common::pdu_io::{self, CLIENT_TIMEOUT, decode_or_log, peer_name};
@@ -29,7 +31,8 @@ use crate::registry::{MsgServ, Pick, Registry};
 
 /// Largest PDU accepted from a msg_server or a client (what they send is tiny).
 pub const MAX_PDU_LEN: u32 = 64 * 1024;
-/// HTTP connections are closed after this much receive silence (`HTTP_CONN_TIMEOUT`).
+/// HTTP connections are closed after this much receive silence (`HTTP_CONN_TIMEOUT`), and
+/// when their request is not complete this long after the accept; `HttpTimeout` sets it.
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(60);
 /// An HTTP request (head and body) over this many bytes is closed without a reply.
 pub const MAX_HTTP_REQUEST: usize = 1024;
@@ -49,9 +52,11 @@ struct Urls {
 
 pub struct LoginServer {
     listeners: Vec<(ListenerId, Kind)>,
-    http: HashMap<ConnId, HttpConn>,
+    /// Open HTTP connections and when each was accepted.
+    http: HashMap<ConnId, (HttpConn, Instant)>,
     registry: Registry,
     urls: Urls,
+    http_timeout: Duration,
 }
 
 impl LoginServer {
@@ -61,7 +66,15 @@ impl LoginServer {
             http: HashMap::new(),
             registry: Registry::new(),
             urls: Urls { msfs, discovery },
+            http_timeout: HTTP_TIMEOUT,
         }
+    }
+
+    /// The HTTP connections' silence timeout and request deadline ([`HTTP_TIMEOUT`] unless
+    /// set).
+    pub fn http_timeout(mut self, timeout: Duration) -> LoginServer {
+        self.http_timeout = timeout;
+        self
     }
 
     fn on_msg_serv_info(&mut self, net: &mut Net, conn: ConnId, body: &[u8]) {
@@ -184,7 +197,7 @@ impl PduService for LoginServer {
     type Kind = Kind;
     type Msg = ();
 
-    fn accept(&mut self, _net: &mut Net, accepted: Accepted) -> Option<Kind> {
+    fn accept(&mut self, net: &mut Net, accepted: Accepted) -> Option<Kind> {
         let Accepted {
             listener,
             conn,
@@ -196,8 +209,8 @@ impl PduService for LoginServer {
             Kind::MsgServer => log::info!("msg_server link {conn:?} from {peer} accepted"),
             Kind::Http => {
                 let limits = Limits::total(MAX_HTTP_REQUEST);
-                self.http
-                    .insert(conn, HttpConn::new(limits).keep_alive(false));
+                let http = HttpConn::new(limits).keep_alive(false);
+                self.http.insert(conn, (http, net.now()));
             }
             Kind::Client => {}
         }
@@ -213,7 +226,7 @@ impl PduService for LoginServer {
             },
             Kind::Http => KeepAlive {
                 heartbeat: None,
-                timeout: HTTP_TIMEOUT,
+                timeout: self.http_timeout,
             },
         }
     }
@@ -229,7 +242,7 @@ impl PduService for LoginServer {
     /// HTTP bytes: one request answered (or refused) and the connection closed; a malformed
     /// or oversized request is closed without a reply, as the original.
     fn read(&mut self, net: &mut Net, conn: ConnId, _kind: Kind, input: &mut Buffer) {
-        let Some(http) = self.http.get_mut(&conn) else {
+        let Some((http, _)) = self.http.get_mut(&conn) else {
             input.consume(input.len());
             return;
         };
@@ -289,6 +302,29 @@ impl PduService for LoginServer {
                 ),
                 None => log::info!("msg_server link {conn:?} closed ({reason:?})"),
             },
+        }
+    }
+
+    /// Once a second: HTTP connections whose request is not complete `HttpTimeout` after the
+    /// accept are closed (the silence timeout does not catch a request trickled byte by
+    /// byte).
+    fn tick(&mut self, net: &mut Net) {
+        let now = net.now();
+        let late: Vec<ConnId> = self
+            .http
+            .iter()
+            .filter(|(conn, (_, accepted))| {
+                now.saturating_duration_since(*accepted) > self.http_timeout && net.is_open(**conn)
+            })
+            .map(|(conn, _)| *conn)
+            .collect();
+        for conn in late {
+            log::warn!(
+                "http {conn:?} ({}): no complete request within {:?} of the accept; closing",
+                peer_name(net, conn),
+                self.http_timeout
+            );
+            net.close(conn);
         }
     }
 }

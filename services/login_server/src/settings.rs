@@ -2,6 +2,12 @@
 //! `ClientListenIP`, `ClientPort`, `HttpListenIP`, `HttpPort`, `MsgServerListenIP`,
 //! `MsgServerPort` (IP keys take `;` lists), `msfs` and `discovery` (handed to HTTP clients
 //! verbatim). All are required.
+//!
+//! Key added here (optional): `HttpTimeout` (seconds, default 60, at least 1): an HTTP
+//! connection is closed when it has been silent that long, and when its request is not
+//! complete that long after the accept (a client trickling its request byte by byte).
+
+use std::time::Duration;
 
 use tt_common::{Conf, ConfError};
 
@@ -20,11 +26,17 @@ pub struct Settings {
     pub msfs: String,
     /// The `discovery` URL of the HTTP reply.
     pub discovery: String,
+    /// `HttpTimeout`: receive silence, and time from the accept to a complete request.
+    pub http_timeout: Duration,
 }
 
 impl Settings {
     /// Reads the settings. Errors name the file and the key.
     pub fn from_conf(conf: &Conf) -> Result<Settings, ConfError> {
+        let http_timeout: u64 = conf.get_parse("HttpTimeout", 60)?;
+        if http_timeout == 0 {
+            return Err(conf.invalid("HttpTimeout", "0", "a number of seconds of at least 1"));
+        }
         Ok(Settings {
             client_ips: conf.require_list("ClientListenIP", ';')?,
             client_port: conf.require_parse("ClientPort")?,
@@ -34,6 +46,7 @@ impl Settings {
             msg_server_port: conf.require_parse("MsgServerPort")?,
             msfs: conf.require("msfs")?.to_string(),
             discovery: conf.require("discovery")?.to_string(),
+            http_timeout: Duration::from_secs(http_timeout),
         })
     }
 
@@ -67,6 +80,7 @@ mod tests {
         assert_eq!(s.msg_server_port, 8100);
         assert_eq!(s.msfs, "http://127.0.0.1:8700/");
         assert_eq!(s.discovery, "http://127.0.0.1/api/discovery");
+        assert_eq!(s.http_timeout, Duration::from_secs(60));
         let kinds: Vec<(u16, Kind)> = s.listeners().iter().map(|l| (l.1, l.2)).collect();
         assert_eq!(
             kinds,
@@ -101,5 +115,11 @@ mod tests {
         let bad = CONF.replace("HttpPort=8080", "HttpPort=80800");
         let e = Settings::from_conf(&Conf::parse(&bad, "loginserver.conf")).unwrap_err();
         assert!(e.to_string().contains("HttpPort"), "{e}");
+        let zero = format!("{CONF}HttpTimeout=0\n");
+        let e = Settings::from_conf(&Conf::parse(&zero, "loginserver.conf")).unwrap_err();
+        assert!(e.to_string().contains("HttpTimeout"), "{e}");
+        let two = format!("{CONF}HttpTimeout=2\n");
+        let s = Settings::from_conf(&Conf::parse(&two, "loginserver.conf")).unwrap();
+        assert_eq!(s.http_timeout, Duration::from_secs(2));
     }
 }
