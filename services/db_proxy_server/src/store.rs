@@ -298,27 +298,32 @@ impl Cache {
         let first = self.send(cmd);
         let r = match first {
             Err(e) if opened_before && self.conn.is_none() => {
-                log::warn!("redis {}: connection lost ({e}), reconnecting", self.name);
+                if let SendError::Command(e) = e {
+                    log::warn!("redis {}: connection lost ({e}), reconnecting", self.name);
+                }
                 self.backoff.clear();
                 self.send(cmd)
             }
             r => r,
         };
-        r.map_err(|e| {
-            let msg = format!("redis {}: {e}", self.name);
-            log::error!("{msg}");
-            StoreError(msg)
+        r.map_err(|e| match e {
+            SendError::Unconnected(e) => e,
+            SendError::Command(e) => {
+                let msg = format!("redis {}: {e}", self.name);
+                log::error!("{msg}");
+                StoreError(msg)
+            }
         })
     }
 
     /// Sends one command; a transport error drops the connection.
-    fn send<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> StoreResult<T> {
-        let r = cmd.query::<T>(self.conn()?);
-        r.map_err(|e| {
+    fn send<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<T, SendError> {
+        let conn = self.conn().map_err(SendError::Unconnected)?;
+        cmd.query::<T>(conn).map_err(|e| {
             if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
                 self.conn = None;
             }
-            StoreError(e.to_string())
+            SendError::Command(e)
         })
     }
 
@@ -339,6 +344,14 @@ impl Cache {
         }
         self.checked.insert(key.to_string());
     }
+}
+
+/// Why a Redis command failed.
+enum SendError {
+    /// No connection could be opened (logged where it was tried).
+    Unconnected(StoreError),
+    /// The command failed on the connection.
+    Command(redis::RedisError),
 }
 
 /// A worker's connections: master and slave MySQL, one Redis connection per named pool.

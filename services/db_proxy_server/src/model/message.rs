@@ -95,10 +95,12 @@ fn ensure_pair(st: &mut Stores, from: u32, to: u32, now: u32) -> StoreResult<Pai
 /// How many msg ids one message may try before it is given up (not stored, not acked).
 const STORE_ATTEMPTS: u32 = 3;
 
-/// Sets the counter `KEYS[1]` to `ARGV[1]` if it is below (or missing, or not a number), then
-/// increments it: the next id above both the counter and `ARGV[1]`, in one atomic step.
-const RAISE_AND_INCR: &str = "local v = tonumber(redis.call('GET', KEYS[1]) or '0') or -1 \
-     if v < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end \
+/// In one atomic step: if the counter `KEYS[1]` is below `ARGV[1]` (or missing, or not a
+/// number), sets it to `ARGV[1]` and returns it incremented; otherwise returns it incremented
+/// when `ARGV[2]` is 1, and 0 (nothing changed) when it is 0.
+const RAISE_COUNTER: &str = "local v = tonumber(redis.call('GET', KEYS[1]) or '0') or -1 \
+     if v < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) \
+     elseif ARGV[2] == '0' then return 0 end \
      return redis.call('INCRBY', KEYS[1], 1)";
 
 /// A conversation: its Redis msg id counter and the table and column of its stored messages.
@@ -149,19 +151,26 @@ impl Conversation {
         id
     }
 
-    /// The next id above both the counter and every stored id.
-    fn raise_above_stored(&self, st: &mut Stores) -> StoreResult<u32> {
-        let stored = self.max_stored(&mut st.master)?;
+    /// Runs [`RAISE_COUNTER`] with `stored` (the highest stored id); `always` asks for a new
+    /// id even when the counter is not behind. The counter counts as checked afterwards.
+    fn raise(&self, st: &mut Stores, stored: u32, always: bool) -> StoreResult<i64> {
         let cache = st.cache(CACHE_UNREAD)?;
         let value: i64 = cache.query(
             redis::cmd("EVAL")
-                .arg(RAISE_AND_INCR)
+                .arg(RAISE_COUNTER)
                 .arg(1)
                 .arg(&self.key)
-                .arg(stored),
+                .arg(stored)
+                .arg(u8::from(always)),
         )?;
         cache.mark_checked(&self.key);
-        Ok(self.msg_id(value))
+        Ok(value)
+    }
+
+    /// A new id above both the counter and every stored id.
+    fn id_above_stored(&self, st: &mut Stores) -> StoreResult<u32> {
+        let stored = self.max_stored(&mut st.master)?;
+        Ok(self.msg_id(self.raise(st, stored, true)?))
     }
 }
 
@@ -180,11 +189,18 @@ fn next_msg_id(st: &mut Stores, conv: &Conversation) -> StoreResult<u32> {
         st.cache(CACHE_UNREAD)?.mark_checked(&conv.key);
         return Ok(conv.msg_id(value));
     }
-    log::warn!(
-        "{}: counter at {value} but msg id {stored} is stored; raising it",
-        conv.key
-    );
-    conv.raise_above_stored(st)
+    // Either the counter is behind the stored ids, or concurrent senders took and stored
+    // higher ids since this one was handed out: only the first is a reason to move on.
+    match conv.raise(st, stored, false)? {
+        0 => Ok(conv.msg_id(value)),
+        raised => {
+            log::warn!(
+                "{}: counter was behind msg id {stored} stored; raised, id {raised}",
+                conv.key
+            );
+            Ok(conv.msg_id(raised))
+        }
+    }
 }
 
 /// Inserts a message with msg id `first`, or, when that id is stored already, with the next id
@@ -204,7 +220,7 @@ fn insert_unique(
         if attempt == STORE_ATTEMPTS {
             break;
         }
-        id = conv.raise_above_stored(st)?;
+        id = conv.id_above_stored(st)?;
         if id == 0 {
             return Ok(0);
         }
