@@ -4,7 +4,8 @@
 -- and §2.3 (tables the code uses but the original SQL never created). See sql/README.md.
 --
 -- * Idempotent: every table is created with CREATE TABLE IF NOT EXISTS and nothing is dropped,
---   so loading this file again over existing data is safe (existing tables are not altered).
+--   so loading this file again over existing data is safe (existing tables are not altered:
+--   sql/migrate.sql, loaded after this file, brings tables of an earlier version up to date).
 -- * It does not create or select the database: the caller does (scripts/db-up.sh runs
 --   `mariadb ... <dbname> < sql/schema.sql`).
 -- * Per-table charsets follow the original: utf8mb4 tables use utf8mb4_bin for the table and
