@@ -113,20 +113,20 @@ struct Conversation {
 
 impl Conversation {
     fn single(relate_id: u32) -> Conversation {
-        Conversation {
-            key: format!("msg_id_{relate_id}"),
-            table: format!("IMMessage_{}", relate_id % 8),
-            column: "relateId",
-            id: relate_id,
-        }
+        Conversation::new("msg_id_", "IMMessage_", "relateId", relate_id)
     }
 
     fn group(group: u32) -> Conversation {
+        Conversation::new("group_msg_id_", "IMGroupMessage_", "groupId", group)
+    }
+
+    /// The conversation `id`: counter `<key><id>`, table `<table><id % 8>`.
+    fn new(key: &str, table: &str, column: &'static str, id: u32) -> Conversation {
         Conversation {
-            key: format!("group_msg_id_{group}"),
-            table: format!("IMGroupMessage_{}", group % 8),
-            column: "groupId",
-            id: group,
+            key: format!("{key}{id}"),
+            table: format!("{table}{}", id % 8),
+            column,
+            id,
         }
     }
 
