@@ -68,6 +68,16 @@ impl MsgType {
         raw == MsgType::GroupText as i32 || raw == MsgType::GroupAudio as i32
     }
 
+    /// A declared message type from its wire value (`MsgType_IsValid`).
+    pub fn declared(raw: i32) -> Option<MsgType> {
+        MsgType::try_from(raw).ok()
+    }
+
+    /// True for the audio types (0x02 single, 0x12 group).
+    pub fn is_audio(self) -> bool {
+        matches!(self, MsgType::SingleAudio | MsgType::GroupAudio)
+    }
+
     /// The session type a message of this type belongs to.
     pub fn session_type(raw: i32) -> SessionType {
         if MsgType::is_group(raw) {

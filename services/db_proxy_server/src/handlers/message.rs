@@ -8,7 +8,7 @@ use tt_proto::pb::message::{
 };
 
 use super::Shared;
-use crate::model::message::{self, MAX_HISTORY, Outgoing, is_audio};
+use crate::model::message::{self, MAX_HISTORY, Outgoing};
 use crate::model::{audio, group, relation, unread};
 use crate::store::{StoreResult, Stores};
 
@@ -21,7 +21,7 @@ fn is_single(session_type: i32) -> bool {
 /// all for an invalid type, empty data, or a group the sender is not a member of.
 pub fn send(st: &mut Stores, sh: &Shared, mut req: ImMsgData) -> Option<ImMsgData> {
     let (from, to) = (req.from_user_id, req.to_session_id);
-    let msg_type = message::msg_type(req.msg_type);
+    let msg_type = MsgType::declared(req.msg_type);
     let Some(msg_type) = msg_type.filter(|_| !req.msg_data.is_empty()) else {
         log::warn!(
             "IMMsgData from {from} to {to}: type {} / {} bytes of data, no reply",
@@ -31,11 +31,19 @@ pub fn send(st: &mut Stores, sh: &Shared, mut req: ImMsgData) -> Option<ImMsgDat
         return None;
     };
     req.msg_id = 0;
-    if !is_audio(msg_type) && !message::fits_content_column(&req.msg_data) {
+    if !msg_type.is_audio() && !message::fits_content_column(&req.msg_data) {
         // Checked before a msg id is allocated: the INSERT would fail and burn the id.
         log::warn!(
             "IMMsgData from {from} to {to}: {} bytes of text do not fit the content column, \
              not stored",
+            req.msg_data.len()
+        );
+        return Some(req);
+    }
+    if !msg_type.is_audio() && std::str::from_utf8(&req.msg_data).is_err() {
+        // The content column is utf8mb4: MySQL refuses the INSERT after the id is allocated.
+        log::warn!(
+            "IMMsgData from {from} to {to}: {} bytes of text that is not UTF-8, not stored",
             req.msg_data.len()
         );
         return Some(req);

@@ -2,9 +2,8 @@
 //! and the message content is that row's id; lists expand the id back into
 //! `duration (4 bytes, big-endian) + audio bytes` by downloading from msfs.
 
-use tt_proto::pb::base_define::MsgInfo;
+use tt_proto::pb::base_define::{MsgInfo, MsgType};
 
-use super::message::{is_audio, msg_type};
 use crate::msfs::Msfs;
 use crate::store::{StoreResult, Stores, col_bytes, col_u32};
 
@@ -61,7 +60,7 @@ pub fn save(
 pub fn expand(st: &mut Stores, msfs: &Msfs, list: Vec<MsgInfo>) -> Vec<MsgInfo> {
     let mut out = Vec::with_capacity(list.len());
     for mut msg in list {
-        if !msg_type(msg.msg_type).is_some_and(is_audio) {
+        if !MsgType::declared(msg.msg_type).is_some_and(MsgType::is_audio) {
             out.push(msg);
             continue;
         }

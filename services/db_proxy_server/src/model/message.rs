@@ -29,15 +29,6 @@ pub const MAX_HISTORY: u32 = 1000;
 /// `content` of `IMMessage_*` / `IMGroupMessage_*` is `varchar(4096)`: 4096 characters.
 const CONTENT_CHARS: usize = 4096;
 
-/// A stored type value as a declared `MsgType` (`MsgType_IsValid`).
-pub fn msg_type(raw: i32) -> Option<MsgType> {
-    MsgType::try_from(raw).ok()
-}
-
-pub fn is_audio(t: MsgType) -> bool {
-    matches!(t, MsgType::SingleAudio | MsgType::GroupAudio)
-}
-
 /// True if a text message's data fits the `content` column (4096 characters; data that is not
 /// UTF-8 counts one character per byte, as MySQL would refuse it anyway).
 pub fn fits_content_column(data: &[u8]) -> bool {
@@ -244,7 +235,7 @@ pub struct Outgoing<'a> {
 /// IMAudio row after the upload to msfs (§4.9); None if the audio could not be saved.
 fn stored_content(st: &mut Stores, out: &Outgoing) -> StoreResult<Option<Vec<u8>>> {
     let msg = out.msg;
-    if !is_audio(out.msg_type) {
+    if !out.msg_type.is_audio() {
         return Ok(Some(msg.msg_data.clone()));
     }
     let (from, to) = (msg.from_user_id, msg.to_session_id);
@@ -363,7 +354,7 @@ pub struct LastMsg {
 /// and the sender, if any, at `from`; None for an invalid type. Audio shows as `placeholder`.
 fn last_msg(row: &Row, from: Option<usize>, content: usize, placeholder: &[u8]) -> Option<LastMsg> {
     let raw = col_u32(row, 1) as i32;
-    let data = if is_audio(msg_type(raw)?) {
+    let data = if MsgType::declared(raw)?.is_audio() {
         placeholder.to_vec()
     } else {
         col_bytes(row, content)
@@ -418,7 +409,7 @@ fn msg_infos(rows: &[Row]) -> Vec<MsgInfo> {
     rows.iter()
         .filter_map(|row| {
             let raw = col_u32(row, 3) as i32;
-            msg_type(raw)?;
+            MsgType::declared(raw)?;
             Some(MsgInfo {
                 msg_id: col_u32(row, 0),
                 from_session_id: col_u32(row, 1),
