@@ -15,8 +15,8 @@
 //!
 //! Accepts are bounded: past `MaxConnCnt` open client connections, or past
 //! `MaxConnsPerIpBeforeLogin` connections from one address that have not logged in, a new
-//! connection is refused (closed at once). The first refusal of a second is logged at once,
-//! the tick logs how many followed.
+//! connection is refused (closed at once). The first refusal of each bound in a second is
+//! logged at once, the tick logs how many followed.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -141,7 +141,7 @@ impl HandleTable {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
     /// `MaxConnCnt` client connections are open.
-    Full,
+    Full = 0,
     /// `MaxConnsPerIpBeforeLogin` connections from the peer's address have not logged in.
     TooManyBeforeLogin,
 }
@@ -174,13 +174,14 @@ pub struct Clients {
     handles: HandleTable,
     /// Connections not logged in (connected or validating), per peer address.
     before_login: HashMap<IpAddr, u32>,
-    /// Connections refused since the last tick (only the first is logged at once).
-    refused_this_second: u32,
+    /// Connections refused since the last tick, per [`Refusal`] (only the first of each is
+    /// logged at once).
+    refused_this_second: [u32; 2],
 }
 
 impl Clients {
     /// Registers an accepted connection within `limits`; returns its handle, or why it is
-    /// refused (the caller closes it). The first refusal of a second is logged.
+    /// refused (the caller closes it). The first refusal of each bound in a second is logged.
     pub fn accept(
         &mut self,
         conn: ConnId,
@@ -190,8 +191,9 @@ impl Clients {
     ) -> Result<u32, Refusal> {
         let waiting = self.before_login.get(&peer.ip()).copied().unwrap_or(0);
         if let Some(refusal) = limits.refusal(self.conns.len(), waiting) {
-            self.refused_this_second = self.refused_this_second.saturating_add(1);
-            if self.refused_this_second == 1 {
+            let count = &mut self.refused_this_second[refusal as usize];
+            *count = count.saturating_add(1);
+            if *count == 1 {
                 match refusal {
                     Refusal::Full => log::warn!(
                         "refusing client {peer}: {} client connections open (MaxConnCnt)",
@@ -304,13 +306,16 @@ impl Clients {
     /// connection not logged in within [`LOGIN_TIMEOUT`] is closed.
     pub fn tick(&mut self, net: &mut Net) {
         let now = net.now();
-        if self.refused_this_second > 1 {
-            log::warn!(
-                "{} more client connections refused (MaxConnCnt, MaxConnsPerIpBeforeLogin)",
-                self.refused_this_second - 1
-            );
+        for (count, key) in self
+            .refused_this_second
+            .iter()
+            .zip(["MaxConnCnt", "MaxConnsPerIpBeforeLogin"])
+        {
+            if *count > 1 {
+                log::warn!("{} more client connections refused ({key})", count - 1);
+            }
         }
-        self.refused_this_second = 0;
+        self.refused_this_second = [0; 2];
         let mut late = Vec::new();
         for (&conn, c) in self.conns.iter_mut() {
             c.msgs_this_second = 0;

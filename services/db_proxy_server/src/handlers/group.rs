@@ -27,6 +27,15 @@ use crate::model::group_member::{self, NewGroup, Owner};
 use crate::model::{now_secs, unread};
 use crate::store::{StoreResult, Stores};
 
+/// Longest group name and avatar URL, in characters (`IMGroup.name`, `IMGroup.avatar`).
+const GROUP_TEXT_CHARS: usize = 256;
+
+/// Whether a group name or avatar fits its utf8mb4 column: UTF-8 of at most
+/// [`GROUP_TEXT_CHARS`] characters (MySQL refuses anything else).
+fn fits_group_column(text: &[u8]) -> bool {
+    std::str::from_utf8(text).is_ok_and(|t| t.chars().count() <= GROUP_TEXT_CHARS)
+}
+
 /// The distinct ids of a request's list, ascending (the original's `set<uint32_t>`).
 fn id_set(ids: &[u32]) -> Vec<u32> {
     ids.iter()
@@ -147,6 +156,17 @@ pub fn create(st: &mut Stores, _sh: &Shared, req: ImGroupCreateReq) -> Option<Im
     rsp.user_id_list = id_set(&req.member_id_list);
     if rsp.group_name.is_empty() || rsp.user_id_list.is_empty() {
         log::warn!("create group of user {user}: empty name or no members; refused");
+        return Some(rsp);
+    }
+    let misfit = [("name", &rsp.group_name), ("avatar", &req.group_avatar)]
+        .into_iter()
+        .find(|(_, text)| !fits_group_column(text))
+        .map(|(what, text)| (what, text.len()));
+    if let Some((what, len)) = misfit {
+        log::warn!(
+            "create group of user {user}: {what} of {len} bytes is not UTF-8 of at most \
+             {GROUP_TEXT_CHARS} characters; refused"
+        );
         return Some(rsp);
     }
     let new = NewGroup {
