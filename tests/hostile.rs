@@ -358,6 +358,15 @@ fn hostile_of_chars(chars: usize) -> String {
 /// Bytes that are not UTF-8.
 const NOT_UTF8: &[u8] = b"bad \xff\xfe \xc3\x28 \x80 '; --";
 
+/// The text message type of a conversation.
+fn text_type(session: Session) -> MsgType {
+    if session.kind == SessionType::Group {
+        MsgType::GroupText
+    } else {
+        MsgType::SingleText
+    }
+}
+
 /// A message `text` from `writer` to `to`, read back from `reader`'s history of the
 /// conversation with `peer` byte for byte.
 fn stored_verbatim(
@@ -367,11 +376,7 @@ fn stored_verbatim(
     session: Session,
     data: &[u8],
 ) {
-    let msg_type = if session.kind == SessionType::Group {
-        MsgType::GroupText
-    } else {
-        MsgType::SingleText
-    };
+    let msg_type = text_type(session);
     let ack = writer
         .send_msg(to, msg_type, data.to_vec())
         .expect("an ack for a hostile message");
@@ -396,11 +401,7 @@ fn refused_message(
     data: &[u8],
     log: &str,
 ) {
-    let msg_type = if session.kind == SessionType::Group {
-        MsgType::GroupText
-    } else {
-        MsgType::SingleText
-    };
+    let msg_type = text_type(session);
     let latest = writer.latest_msg_id(session).unwrap();
     writer.send_msg_nowait(to, msg_type, data.to_vec()).unwrap();
     let db = stack.db_proxy.as_mut().expect("db_proxy running");
