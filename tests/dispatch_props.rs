@@ -43,7 +43,7 @@ use tt_testkit::{PduClient, Stack};
 /// Hang guard of every read (a daemon that neither answers nor closes fails the case).
 const GUARD: Duration = Duration::from_secs(20);
 
-/// Cases of each target.
+/// Cases of each target (unless `PROPTEST_CASES` says otherwise).
 const CASES: u32 = 512;
 
 /// Cases run before the resident memory taken as the baseline is read.
@@ -169,6 +169,20 @@ impl Tape<'_> {
     }
 }
 
+/// Pieces of the text fields: ASCII, SQL and JSON metacharacters, multi-byte characters.
+const TEXT: &[&str] = &[
+    "a", "Z", "0", " ", "'", "\"", "\\", "%", "_", ";--", "\n", "é", "中", "😀", "\u{0}", "<",
+];
+
+impl Tape<'_> {
+    /// Valid UTF-8 of `n` pieces.
+    fn text(&mut self, n: usize) -> Vec<u8> {
+        (0..n)
+            .flat_map(|_| TEXT[usize::from(self.u8()) % TEXT.len()].bytes())
+            .collect()
+    }
+}
+
 fn varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
@@ -251,7 +265,11 @@ fn bytes_value(name: &str, t: &mut Tape) -> Vec<u8> {
         6 => 1000 + usize::from(t.u8()),
         _ => 5000 + usize::from(t.u8()) * 4,
     };
-    t.bytes(n)
+    if t.u8() % 4 == 3 {
+        t.bytes(n)
+    } else {
+        t.text(n)
+    }
 }
 
 /// The fields of a message of type `m`, each encoded on its own (so that a mutation can drop,
@@ -340,7 +358,7 @@ enum Mutation {
 
 fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
-        6 => Just(Mutation::None),
+        20 => Just(Mutation::None),
         1 => any::<usize>().prop_map(Mutation::Drop),
         1 => any::<usize>().prop_map(Mutation::Repeat),
         1 => Just(Mutation::Reverse),
@@ -574,8 +592,13 @@ fn run_target<S: Strategy>(
 ) where
     S::Value: std::fmt::Debug,
 {
+    // PROPTEST_CASES (proptest's own variable) runs more or fewer cases.
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(CASES);
     let config = Config {
-        cases: CASES,
+        cases,
         failure_persistence: None,
         ..Config::default()
     };
