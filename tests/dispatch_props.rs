@@ -506,25 +506,39 @@ fn send_and_close(stream: &TcpStream, bytes: &[u8]) -> Result<Vec<u8>, TestCaseE
     until_closed(stream)
 }
 
-/// Everything the peer sends until it closes the connection (end of stream or reset).
-fn until_closed(stream: &TcpStream) -> Result<Vec<u8>, TestCaseError> {
+/// Reads until `take`, given every chunk received, says it has what it waits for (true), or
+/// the peer closes the connection (end of stream or reset: false).
+fn read_chunks(
+    stream: &TcpStream,
+    waiting_for: &str,
+    mut take: impl FnMut(&[u8]) -> Result<bool, TestCaseError>,
+) -> Result<bool, TestCaseError> {
     stream
         .set_read_timeout(Some(GUARD))
         .map_err(|e| fail(format!("setting a timeout: {e}")))?;
-    let mut got = Vec::new();
     let mut buf = [0u8; 16 * 1024];
     loop {
         match (&*stream).read(&mut buf) {
-            Ok(0) => return Ok(got),
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => return Ok(got),
-            Err(e) => {
-                return Err(fail(format!(
-                    "the daemon did not close a half-closed connection within {GUARD:?}: {e}"
-                )));
+            Ok(0) => return Ok(false),
+            Ok(n) => {
+                if take(&buf[..n])? {
+                    return Ok(true);
+                }
             }
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return Ok(false),
+            Err(e) => return Err(fail(format!("no {waiting_for} within {GUARD:?}: {e}"))),
         }
     }
+}
+
+/// Everything the peer sends until it closes the connection.
+fn until_closed(stream: &TcpStream) -> Result<Vec<u8>, TestCaseError> {
+    let mut got = Vec::new();
+    read_chunks(stream, "close of a half-closed connection", |chunk| {
+        got.extend_from_slice(chunk);
+        Ok(false)
+    })?;
+    Ok(got)
 }
 
 /// Reads PDUs until one with `command_id` and `seq` (returned) or the close (`None`).
@@ -533,31 +547,22 @@ fn until_reply(
     command_id: u16,
     seq: u16,
 ) -> Result<Option<Pdu>, TestCaseError> {
-    stream
-        .set_read_timeout(Some(GUARD))
-        .map_err(|e| fail(format!("setting a timeout: {e}")))?;
     let mut d = Decoder::default();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
+    let mut found = None;
+    read_chunks(stream, &format!("reply {command_id:#06x}"), |chunk| {
+        d.push(chunk);
         while let Some(p) = d
             .next_pdu()
             .map_err(|e| fail(format!("a reply that does not frame: {e}")))?
         {
             if p.header.command_id == command_id && p.header.seq_num == seq {
-                return Ok(Some(p));
+                found = Some(p);
+                return Ok(true);
             }
         }
-        match (&*stream).read(&mut buf) {
-            Ok(0) => return Ok(None),
-            Ok(n) => d.push(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => return Ok(None),
-            Err(e) => {
-                return Err(fail(format!(
-                    "no reply {command_id:#06x} within {GUARD:?}: {e}"
-                )));
-            }
-        }
-    }
+        Ok(false)
+    })?;
+    Ok(found)
 }
 
 /// Resident memory of a process in KiB, `None` once it is gone or a zombie.
