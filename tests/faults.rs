@@ -51,9 +51,10 @@ const PAIR_PERIOD: Duration = Duration::from_millis(100);
 const GROUP_PERIOD: Duration = Duration::from_millis(1000);
 /// Messages in flight per sender, not counting those given up.
 const WINDOW: usize = 4;
-/// A message without an ack after this long no longer holds its sender's window; an ack that
-/// comes later on the same connection still counts.
-const GIVE_UP: Duration = Duration::from_secs(5);
+/// A message without an ack after this long no longer holds its sender's window (msg_server
+/// sends nothing for a message it could not store, so a sender only learns it by waiting); an
+/// ack that comes later on the same connection still counts.
+const GIVE_UP: Duration = Duration::from_secs(1);
 /// How long a client thread blocks on its socket before it looks at the stop flag again.
 const POLL: Duration = Duration::from_millis(100);
 /// Hang guard of a request (login, history).
@@ -165,7 +166,7 @@ impl PrivateDb {
         }
     }
 
-    /// Writes Redis's snapshot now (`SAVE`): what a restart after a kill -9 comes back with.
+    /// Writes Redis's snapshot at once (`SAVE`): what a restart after a kill -9 comes back with.
     fn redis_save(&self) {
         let mut c = redis::Client::open(self.env.redis_url(0).as_str())
             .expect("redis url")
@@ -229,7 +230,7 @@ impl Shared {
         self.progress.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts a new epoch; returns it.
+    /// Starts the next epoch; returns it.
     fn next_epoch(&self) -> u32 {
         let mut p = self.lock();
         p.epoch += 1;
