@@ -56,13 +56,19 @@ pub fn send(st: &mut Stores, sh: &Shared, mut req: ImMsgData) -> Option<ImMsgDat
     let stored = if MsgType::is_group(req.msg_type) {
         let member =
             group::exists(st, to).and_then(|exists| Ok(exists && group::has_member(st, from, to)?));
-        if !matches!(member, Ok(true)) {
-            log::warn!(
-                "IMMsgData: {from} is not a member of group {to} (or it does not exist), no reply"
-            );
-            return None;
+        match member {
+            Ok(true) => message::store_group(st, &out),
+            Ok(false) => {
+                log::warn!(
+                    "IMMsgData: {from} is not a member of group {to} (or it does not exist), \
+                     no reply"
+                );
+                return None;
+            }
+            // Membership unknown (Redis failed, logged): not stored, answered with msg id 0
+            // like any other failed store, so msg_server ends the sender's request at once.
+            Err(e) => Err(e),
         }
-        message::store_group(st, &out)
     } else if from != to && from != 0 && to != 0 {
         message::store_single(st, &out)
     } else {
