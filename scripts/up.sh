@@ -4,7 +4,7 @@
 #   scripts/up.sh [CONF_DIR]        (default CONF_DIR: conf/)
 #
 # 1. MariaDB + Redis, project-local, with the TeamTalk schema and the demo users
-#    user1 … user1100, password 123456 (scripts/db-up.sh; installs them with apt-get if missing);
+#    user1 … user11100, password 123456 (scripts/db-up.sh; installs them with apt-get if missing);
 # 2. builds the daemons (cargo build --bins; TT_PROFILE=release for an optimised build);
 # 3. starts, in order, db_proxy_server, route_server, login_server, then one msg_server per
 #    msgserver*.conf in CONF_DIR, each with its conf from CONF_DIR, its working directory
@@ -83,7 +83,7 @@ TeamTalk local stack "$STACK_NAME" is up (confs from $CONF_DIR).
   login_server   $login_url/msg_server
   MariaDB        127.0.0.1:$TT_MYSQL_PORT  database $TT_MYSQL_DB, user $TT_MYSQL_USER / $TT_MYSQL_PASSWORD
   Redis          127.0.0.1:$TT_REDIS_PORT
-  Demo users     user1 … user1100 (ids 1 … 1100), password 123456
+  Demo users     user1 … user11100 (ids 1 … 11100), password 123456
 
 Chat from two terminals:
   $BIN/tt-cli --login-url $login_url login user1 123456      then: send 2 hello / recv / quit

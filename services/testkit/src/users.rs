@@ -25,6 +25,7 @@
 //! | [`FILES`] | 291..=300 | `tests/files.rs` |
 //! | [`TT_LOAD`] | 301..=1000 | `tt-load`'s default users (from `--first-user` 301) |
 //! | [`FAULTS`] | 1001..=1100 | `tests/faults.rs` |
+//! | [`SOAK`] | 1101..=11100 | `scripts/soak.sh` (`tt-load --first-user 1101`, up to 10 000 clients) |
 //!
 //! Ids of [`SEEDED`] outside every range (80..=89, 100) are free for the
 //! next test that needs users. Tests against fake servers (route_server's, login_server's, the client
@@ -85,7 +86,7 @@ impl UserRange {
 }
 
 /// Every user `sql/seed.sql` creates (ids = the numbers in the names).
-pub const SEEDED: UserRange = UserRange::new(1, 1100);
+pub const SEEDED: UserRange = UserRange::new(1, 11100);
 
 /// The plaintext password of every seeded user.
 pub const PASSWORD: &str = "123456";
@@ -147,6 +148,10 @@ pub const TT_LOAD: UserRange = UserRange::new(301, 1000);
 /// MariaDB and Redis.
 pub const FAULTS: UserRange = UserRange::new(1001, 1100);
 
+/// `scripts/soak.sh`: `tt-load` from this range's first id, as many users as clients (at most
+/// this range's 10 000).
+pub const SOAK: UserRange = UserRange::new(1101, 11100);
+
 /// Every allotted range, by name.
 pub const ALLOTTED: &[(&str, UserRange)] = &[
     ("CHAT", CHAT),
@@ -166,6 +171,7 @@ pub const ALLOTTED: &[(&str, UserRange)] = &[
     ("FILES", FILES),
     ("TT_LOAD", TT_LOAD),
     ("FAULTS", FAULTS),
+    ("SOAK", SOAK),
 ];
 
 #[cfg(test)]
@@ -201,6 +207,7 @@ mod tests {
         assert_eq!(MSG_SERVER.id(0), 60);
         assert_eq!(MSG_SERVER.name(19), "user79");
         assert_eq!(TT_LOAD.len(), 700);
+        assert_eq!(SOAK.len(), 10_000);
         assert!(DB_PROXY.contains(99) && !DB_PROXY.contains(100));
         assert!(LOAD_TEST.overlaps(&UserRange::new(40, 41)));
         assert!(!LOAD_TEST.overlaps(&UserRange::new(41, 49)));
