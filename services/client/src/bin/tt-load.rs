@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -45,17 +45,61 @@ options:
   --ack-timeout SECS   an unacked message is given up after this long (default 10)
   --drain SECS         after the last ack, wait at most this long for deliveries (default 10)
   --deadline SECS      hard limit for the whole run (default 120)
+  --logins N           clients logging in at the same time, at most (default 200; keep it
+                       under msg_server's MaxConnsPerIpBeforeLogin, default 1000)
   -h, --help           this text
 
 exit status: 0 all delivered exactly once; 1 lost, duplicated or corrupted messages,
 non-consecutive msg ids, or (window 1) messages out of order; 2 bad usage; 3 the run
 failed (login, connection, unacked messages, deadline)";
 
-/// More clients than this are refused (one OS thread each).
-const MAX_CLIENTS: u32 = 2000;
+/// More clients than this are refused (one OS thread each, with a small stack: 10 000 threads
+/// reserve 2.5 GB of address space and use a fraction of it).
+const MAX_CLIENTS: u32 = 10_000;
 const MAX_WINDOW: usize = 1000;
-/// How long a receiver or an idle sender blocks in one wait (it checks the stop flag between).
+/// Stack of a client thread.
+const STACK_SIZE: usize = 256 * 1024;
+/// How long the main thread sleeps between looks at the counters.
 const POLL: Duration = Duration::from_millis(50);
+
+/// How long a receiver or an idle sender blocks in one wait (it checks the stop flag between):
+/// 50 ms for up to 500 clients, then 0.1 ms per client up to 1 s, so that 10 000 idle clients
+/// wake about 10 000 times a second rather than 200 000.
+fn client_poll(clients: u32) -> Duration {
+    Duration::from_micros(u64::from(clients) * 100).clamp(POLL, Duration::from_secs(1))
+}
+
+/// At most `limit` holders at a time (the clients logging in).
+struct Gate {
+    held: Mutex<usize>,
+    freed: Condvar,
+    limit: usize,
+}
+
+impl Gate {
+    fn new(limit: usize) -> Gate {
+        Gate {
+            held: Mutex::new(0),
+            freed: Condvar::new(),
+            limit,
+        }
+    }
+
+    /// Runs `f` once fewer than `limit` others are inside.
+    fn pass<T>(&self, f: impl FnOnce() -> T) -> T {
+        {
+            let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            while *held >= self.limit {
+                held = self.freed.wait(held).unwrap_or_else(|p| p.into_inner());
+            }
+            *held += 1;
+        }
+        let r = f();
+        *self.held.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        self.freed.notify_one();
+        r
+    }
+}
 
 #[derive(Debug, Clone)]
 enum Target {
@@ -78,6 +122,7 @@ struct Options {
     ack_timeout: Duration,
     drain: Duration,
     deadline: Duration,
+    logins: usize,
 }
 
 fn parse_secs(name: &str, v: &str) -> Result<Duration, String> {
@@ -109,6 +154,7 @@ fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
     let mut ack_timeout = Duration::from_secs(10);
     let mut drain = Duration::from_secs(10);
     let mut deadline = Duration::from_secs(120);
+    let mut logins = 200usize;
 
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
@@ -149,6 +195,7 @@ fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
             "--ack-timeout" => ack_timeout = parse_secs(&name, &value()?)?,
             "--drain" => drain = parse_secs(&name, &value()?)?,
             "--deadline" => deadline = parse_secs(&name, &value()?)?,
+            "--logins" => logins = parse_num(&name, &value()?)?,
             _ => return Err(format!("unknown argument: {arg}")),
         }
     }
@@ -168,6 +215,9 @@ fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
     }
     if first_user == 0 || first_user.checked_add(users - 1).is_none() {
         return Err(format!("--first-user {first_user}: bad user id range"));
+    }
+    if logins == 0 || logins > MAX_CLIENTS as usize {
+        return Err(format!("--logins must be 1..={MAX_CLIENTS} (got {logins})"));
     }
     if window == 0 || window > MAX_WINDOW {
         return Err(format!("--window must be 1..={MAX_WINDOW} (got {window})"));
@@ -200,6 +250,7 @@ fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
         ack_timeout,
         drain,
         deadline,
+        logins,
     }))
 }
 
@@ -248,6 +299,10 @@ struct Shared {
     total_acked: AtomicU64,
     total_new_delivered: AtomicU64,
     pairs: Vec<Mutex<PairLog>>,
+    /// The longest a client thread blocks in one wait ([`client_poll`]).
+    poll: Duration,
+    /// Bounds the clients logging in at the same time (`--logins`).
+    logins: Gate,
 }
 
 impl Shared {
@@ -318,7 +373,7 @@ fn sender(
     ready: Arc<Barrier>,
     go: Arc<Barrier>,
 ) {
-    let connected = connect(&sh.opts, pair, user);
+    let connected = sh.logins.pass(|| connect(&sh.opts, pair, user));
     if connected.is_err() {
         sh.abort.store(true, Ordering::SeqCst);
     }
@@ -357,10 +412,13 @@ fn send_loop(sh: &Shared, c: &mut Client, pair: usize, peer: u32) -> Result<(), 
     let opts = &sh.opts;
     let cipher = MsgCipher::default();
     let started = Instant::now();
+    // The pairs' schedules are shifted by a fraction of the interval each, so that all senders
+    // together send at a steady rate rather than in one burst per interval.
+    let phase = pair as f64 / sh.pairs.len() as f64;
     // When message n may be sent (pacing: a schedule, so a late send does not slow the rest).
     let send_at = |n: u64| -> Instant {
         match opts.rate {
-            Some(r) => started + Duration::from_secs_f64(n as f64 / r),
+            Some(r) => started + Duration::from_secs_f64((n as f64 + phase) / r),
             None => started,
         }
     };
@@ -423,9 +481,9 @@ fn send_loop(sh: &Shared, c: &mut Client, pair: usize, peer: u32) -> Result<(), 
         let wait = if can_send {
             send_at(next_n)
                 .saturating_duration_since(Instant::now())
-                .min(POLL)
+                .min(sh.poll)
         } else {
-            POLL
+            sh.poll
         };
         let ev = c
             .next_event(wait)
@@ -471,7 +529,7 @@ fn receiver(
     go: Arc<Barrier>,
 ) {
     // On the msg_server after the sender's: the messages cross route_server.
-    let mut c = match connect(&sh.opts, pair + 1, user) {
+    let mut c = match sh.logins.pass(|| connect(&sh.opts, pair + 1, user)) {
         Ok(c) => c,
         Err(e) => {
             sh.abort.store(true, Ordering::SeqCst);
@@ -493,7 +551,7 @@ fn receiver(
         if sh.stop_receivers.load(Ordering::Relaxed) || Instant::now() >= sh.hard_deadline {
             break;
         }
-        match c.next_event(POLL) {
+        match c.next_event(sh.poll) {
             Ok(Some(Event::Message(m))) => {
                 let at = Instant::now();
                 let ours =
@@ -704,6 +762,8 @@ fn run(opts: Options) -> ExitCode {
         total_acked: AtomicU64::new(0),
         total_new_delivered: AtomicU64::new(0),
         pairs: (0..pairs).map(|_| Mutex::new(PairLog::default())).collect(),
+        poll: client_poll(opts.users),
+        logins: Gate::new(opts.logins),
     });
     let target = match &opts.target {
         Target::MsgServers(l) => format!("msg_servers {}", l.join(",")),
@@ -736,7 +796,7 @@ fn run(opts: Options) -> ExitCode {
             let (sh, ready, go) = (sh.clone(), ready.clone(), go.clone());
             let b = thread::Builder::new()
                 .name(format!("{}{p}", if is_sender { "s" } else { "r" }))
-                .stack_size(256 * 1024);
+                .stack_size(STACK_SIZE);
             let h = b.spawn(move || {
                 if is_sender {
                     sender(sh, p, s_user, r_user, ready, go)
