@@ -2,7 +2,8 @@
 # Soak: many clients chatting at a steady rate for a long time, the memory of every daemon
 # sampled as it goes.
 #
-#   scripts/soak.sh [--clients N] [--minutes M] [--rate R] [--logins L] [--profile P] [--short]
+#   scripts/soak.sh [--clients N] [--minutes M] [--rate R] [--logins L] [--profile P]
+#                   [--client-type T] [--short]
 #
 #   --clients N   clients (users user1101 … user<1100+N>, N even, at most 10 000; default 10 000),
 #                 half of them senders, each sending to its own receiver
@@ -11,6 +12,9 @@
 #                 at most 18, under the soak stack's MsgRateLimit of 20)
 #   --logins L    clients logging in at the same time (default 500)
 #   --profile P   release (default) or debug: which build of the daemons and of tt-load runs
+#   --client-type T  mobile (default) or pc: msg_server sends every PC connection each status
+#                 change of every user, so N PC clients logging in cost N*N notifications
+#                 (minutes of CPU for 10 000); mobile clients get none
 #   --short       the CI variant: 300 clients, 1 minute, 1 message a second per sender,
 #                 samples every 10 s, debug build (what scripts/test.sh has just built)
 #
@@ -32,20 +36,21 @@ cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
 . scripts/env.sh
 
 usage() {
-    sed -n '4,15p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '4,19p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
-clients=10000 minutes=60 rate=0.1 logins=500 profile="" short=0
+clients=10000 minutes=60 rate=0.1 logins=500 profile="" client_type=mobile short=0
 # --short sets the defaults; options given beside it (in any place) override them.
 for a in "$@"; do
     [[ "$a" == --short ]] && short=1 clients=300 minutes=1 rate=1
 done
 while (($#)); do
     case "$1" in
-    --clients | --minutes | --rate | --logins | --profile)
+    --clients | --minutes | --rate | --logins | --profile | --client-type)
         (($# >= 2)) || usage
-        declare "${1#--}=$2"
+        name="${1#--}"
+        declare "${name//-/_}=$2"
         shift 2
         ;;
     --short) shift ;;
@@ -65,6 +70,8 @@ awk -v m="$minutes" -v r="$rate" 'BEGIN { exit !(m > 0 && m <= 1440 && r > 0 && 
     { printf 'soak: --minutes must be in (0, 1440], --rate in (0, 18]\n' >&2; exit 2; }
 [[ "$profile" == release || "$profile" == debug ]] ||
     { printf 'soak: --profile must be release or debug\n' >&2; exit 2; }
+[[ "$client_type" == mobile || "$client_type" == pc ]] ||
+    { printf 'soak: --client-type must be mobile or pc\n' >&2; exit 2; }
 
 CONF_DIR=conf/soak
 # shellcheck source=scripts/stack.sh
@@ -106,6 +113,7 @@ cleanup() {
     bash scripts/down.sh "$CONF_DIR" --keep-db >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 # A soak stack left running (an interrupted run) is stopped, so that every daemon starts fresh.
 bash scripts/down.sh "$CONF_DIR" --keep-db >/dev/null
@@ -122,9 +130,9 @@ for d in "${daemons[@]}"; do
     pid_of[$d]="$(running_pid "$STACK_DIR/$d")" || die "$d of the soak stack is not running"
 done
 
-say "$clients clients (users 1101..$((1100 + clients))), $rate msgs/s per sender, $minutes min; logs in $run_dir"
+say "$clients $client_type clients (users 1101..$((1100 + clients))), $rate msgs/s per sender, $minutes min; logs in $run_dir"
 "$tt_load" --login-url "$login_url" --first-user 1101 --users "$clients" \
-    --duration "$send_secs" --rate "$rate" --logins "$logins" \
+    --duration "$send_secs" --rate "$rate" --logins "$logins" --client-type "$client_type" \
     --deadline "$load_deadline" --drain 30 >"$load_log" 2>&1 &
 load_pid=$!
 
