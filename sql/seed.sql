@@ -13,7 +13,6 @@
 --   clients fall back to their default picture.
 --   Which tests use which users, the range tt-load uses by default and the soak range
 --   (user1101 .. user11100, scripts/soak.sh): the table in services/testkit/src/users.rs.
---   Both ranges are built from digit tables in one statement each (no procedure, no loop).
 --
 -- Idempotent: rows are keyed by their fixed primary ids and upserted, so loading this file
 -- again adds nothing and puts the seeded rows back to the values below; other rows are left
@@ -34,7 +33,8 @@ ON DUPLICATE KEY UPDATE
   `parentId` = VALUES(`parentId`), `status` = VALUES(`status`),
   `created` = VALUES(`created`), `updated` = VALUES(`updated`);
 
--- ids 1..1100 from three digit tables (hundreds 0..10 x tens x units).
+-- ids 1..11100 from four digit tables (thousands 0..11 x hundreds x tens x units, cut at 11100):
+-- 1..1100 for the tests and tt-load, 1101..11100 for the soak.
 INSERT INTO `IMUser` (`id`, `sex`, `name`, `domain`, `nick`, `password`, `salt`, `phone`,
                       `email`, `avatar`, `departId`, `status`, `created`, `updated`,
                       `push_shield_status`, `sign_info`)
@@ -56,58 +56,12 @@ SELECT
   0,
   CONCAT('Hi, I am user', u.n, '.')
 FROM (
-  SELECT h.d * 100 + t.d * 10 + o.d + 1 AS n,
-         CAST(((h.d * 100 + t.d * 10 + o.d + 1) * 7919) % 10000 AS CHAR) AS salt
-  FROM (SELECT 0 AS d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL
-        SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL
-        SELECT 8 UNION ALL SELECT 9 UNION ALL SELECT 10) AS h
-  CROSS JOIN
-       (SELECT 0 AS d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL
-        SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL
-        SELECT 8 UNION ALL SELECT 9) AS t
-  CROSS JOIN
-       (SELECT 0 AS d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL
-        SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL
-        SELECT 8 UNION ALL SELECT 9) AS o
-) AS u
-ORDER BY u.n
-ON DUPLICATE KEY UPDATE
-  `sex` = VALUES(`sex`), `name` = VALUES(`name`), `domain` = VALUES(`domain`),
-  `nick` = VALUES(`nick`), `password` = VALUES(`password`), `salt` = VALUES(`salt`),
-  `phone` = VALUES(`phone`), `email` = VALUES(`email`), `avatar` = VALUES(`avatar`),
-  `departId` = VALUES(`departId`), `status` = VALUES(`status`),
-  `created` = VALUES(`created`), `updated` = VALUES(`updated`),
-  `push_shield_status` = VALUES(`push_shield_status`), `sign_info` = VALUES(`sign_info`);
-
--- The soak range, ids 1101..11100 (scripts/soak.sh): the same columns as above, from four digit
--- tables (thousands 0..9 x hundreds x tens x units).
-INSERT INTO `IMUser` (`id`, `sex`, `name`, `domain`, `nick`, `password`, `salt`, `phone`,
-                      `email`, `avatar`, `departId`, `status`, `created`, `updated`,
-                      `push_shield_status`, `sign_info`)
-SELECT
-  u.n,
-  IF(u.n % 2 = 1, 1, 2),
-  CONCAT('user', u.n),
-  CONCAT('user', u.n),
-  CONCAT('User ', u.n),
-  MD5(CONCAT(MD5('123456'), u.salt)),
-  u.salt,
-  CONCAT('138', LPAD(u.n, 8, '0')),
-  CONCAT('user', u.n, '@example.com'),
-  CONCAT('http://127.0.0.1:8700/g0/000/000/1704067200000000_', LPAD(u.n, 12, '0'), '.png'),
-  1,
-  0,
-  1704067200,
-  1704067200,
-  0,
-  CONCAT('Hi, I am user', u.n, '.')
-FROM (
   SELECT k.n, CAST((k.n * 7919) % 10000 AS CHAR) AS salt
   FROM (
-    SELECT 1101 + th.d * 1000 + h.d * 100 + t.d * 10 + o.d AS n
+    SELECT th.d * 1000 + h.d * 100 + t.d * 10 + o.d + 1 AS n
     FROM (SELECT 0 AS d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL
           SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL
-          SELECT 8 UNION ALL SELECT 9) AS th
+          SELECT 8 UNION ALL SELECT 9 UNION ALL SELECT 10 UNION ALL SELECT 11) AS th
     CROSS JOIN
          (SELECT 0 AS d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL
           SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL
@@ -121,6 +75,7 @@ FROM (
           SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL
           SELECT 8 UNION ALL SELECT 9) AS o
   ) AS k
+  WHERE k.n <= 11100
 ) AS u
 ORDER BY u.n
 ON DUPLICATE KEY UPDATE
@@ -130,3 +85,4 @@ ON DUPLICATE KEY UPDATE
   `departId` = VALUES(`departId`), `status` = VALUES(`status`),
   `created` = VALUES(`created`), `updated` = VALUES(`updated`),
   `push_shield_status` = VALUES(`push_shield_status`), `sign_info` = VALUES(`sign_info`);
+
