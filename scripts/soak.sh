@@ -100,6 +100,11 @@ procs="$(ulimit -u)"
 [[ "$procs" == unlimited ]] || ((procs >= clients + 512)) ||
     die "$clients clients need $((clients + 512)) threads; ulimit -u is $procs"
 
+# One soak at a time per checkout: a second one would stop the first one's stack.
+mkdir -p "$TT_VAR/soak"
+exec 9>"$TT_VAR/soak/lock"
+flock -n 9 || die "another scripts/soak.sh of this checkout is running (lock $TT_VAR/soak/lock)"
+
 run_dir="$TT_VAR/soak/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$run_dir"
 load_log="$run_dir/tt-load.log"
