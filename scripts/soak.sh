@@ -100,7 +100,8 @@ procs="$(ulimit -u)"
 [[ "$procs" == unlimited ]] || ((procs >= clients + 512)) ||
     die "$clients clients need $((clients + 512)) threads; ulimit -u is $procs"
 
-# One soak at a time per checkout: a second one would stop the first one's stack.
+# One soak at a time per checkout: a second one would stop the first one's stack. The lock is
+# this shell's alone: the daemons and tt-load are started without descriptor 9.
 mkdir -p "$TT_VAR/soak"
 exec 9>"$TT_VAR/soak/lock"
 flock -n 9 || die "another scripts/soak.sh of this checkout is running (lock $TT_VAR/soak/lock)"
@@ -123,7 +124,7 @@ trap 'exit 130' INT TERM
 # A soak stack left running (an interrupted run) is stopped, so that every daemon starts fresh.
 bash scripts/down.sh "$CONF_DIR" --keep-db >/dev/null
 say "starting the soak stack ($profile build, confs from $CONF_DIR)"
-TT_PROFILE="$profile" bash scripts/up.sh "$CONF_DIR" >"$run_dir/up.log" 2>&1 ||
+TT_PROFILE="$profile" bash scripts/up.sh "$CONF_DIR" >"$run_dir/up.log" 2>&1 9>&- ||
     { cat "$run_dir/up.log" >&2; die "the soak stack did not start"; }
 login_url="http://127.0.0.1:$(conf_value "$CONF_DIR/loginserver.conf" HttpPort)"
 tt_load="$TT_ROOT/target/$profile/tt-load"
@@ -138,7 +139,7 @@ done
 say "$clients $client_type clients (users 1101..$((1100 + clients))), $rate msgs/s per sender, $minutes min; logs in $run_dir"
 "$tt_load" --login-url "$login_url" --first-user 1101 --users "$clients" \
     --duration "$send_secs" --rate "$rate" --logins "$logins" --client-type "$client_type" \
-    --deadline "$load_deadline" --drain 30 >"$load_log" 2>&1 &
+    --deadline "$load_deadline" --drain 30 >"$load_log" 2>&1 9>&- &
 load_pid=$!
 
 rss_mb() { # VmRSS of a pid in MB, or "dead"
