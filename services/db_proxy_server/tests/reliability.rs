@@ -9,6 +9,7 @@
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
@@ -31,6 +32,16 @@ const LIMIT: Duration = tt_testkit::stack::LIMIT;
 
 /// Conversation ids no daemon ever uses (relation and group ids stay far below), in shard 7.
 const MIGRATION_CONV: u32 = 4_000_000_007;
+
+/// The migration test drops the unique keys of the shard-7 message tables for a moment, which
+/// the other tests of this file store into too: the tests of this file run one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// The first of `names` found in `PATH` or in the sbin directories, as `scripts/proc.sh`'s
 /// `find_bin` looks for the binaries `scripts/db-up.sh` installs.
@@ -276,6 +287,7 @@ fn create_group(c: &mut PduClient, members: &[u32]) -> u32 {
 
 #[test]
 fn msg_ids_stay_unique_and_increasing_when_redis_restarts_from_an_older_snapshot() {
+    let _serial = serial();
     let mut t = setup("reliability-snapshot");
 
     let group = create_group(&mut t.c, &[SNAP_A, SNAP_B, GROUP_C]);
@@ -351,6 +363,7 @@ fn msg_ids_stay_unique_and_increasing_when_redis_restarts_from_an_older_snapshot
 
 #[test]
 fn msg_ids_continue_after_redis_restarts_empty_and_nothing_is_acked_while_it_is_down() {
+    let _serial = serial();
     let mut t = setup("reliability-empty");
     let single = MsgType::SingleText;
     let before = pair_max_stored(&mut t.db, EMPTY_A, EMPTY_B);
@@ -449,6 +462,7 @@ impl Drop for MigrationCleanup {
 
 #[test]
 fn migration_renumbers_repeated_ids_and_adds_the_unique_keys() {
+    let _serial = serial();
     let mut db = mysql_conn();
     let _cleanup = MigrationCleanup;
     let tables = [
