@@ -49,6 +49,9 @@ const L_A: u32 = USERS.id(17);
 const L_B: u32 = USERS.id(18);
 /// Bounds and malformed bodies.
 const BOUNDS: u32 = USERS.id(19);
+/// Membership rebuilt after Redis lost it: a sender and a reader.
+const R_SENDER: u32 = USERS.id(20);
+const R_READER: u32 = USERS.id(21);
 
 /// Ids no seeded user has, for lists that are refused before anything is stored.
 const PHANTOM: u32 = 2_000_000_000;
@@ -637,6 +640,26 @@ fn group_messages_of_members_and_others() {
         0
     );
     no_reply(&mut f.c, &pdu(&group_msg(M_READER, g, "still here?")));
+}
+
+#[test]
+fn membership_lost_by_redis_is_rebuilt_from_mysql() {
+    let mut f = Fixture::start("dbp-groups-rebuild", &[R_SENDER, R_READER]);
+    let g = f.create_ok(R_SENDER, "rebuild", &[R_SENDER, R_READER]);
+    assert_eq!(send_ok(&mut f.c, R_SENDER, g, "before"), 1);
+
+    // Redis loses the member hash (an empty restart, an older snapshot): the next message of a
+    // member is stored all the same, and the hash holds the members again.
+    let mut members = redis_conn(GROUP_MEMBER_DB);
+    let _: () = redis::cmd("DEL")
+        .arg(format!("group_member_{g}"))
+        .query(&mut members)
+        .expect("deleting the member hash");
+    assert_eq!(send_ok(&mut f.c, R_READER, g, "after"), 2);
+    assert_eq!(redis_members(&mut members, g), vec![R_SENDER, R_READER]);
+    let mut expected = vec![R_SENDER, R_READER];
+    expected.sort_by_key(|id| id.to_string());
+    assert_eq!(info_of(&mut f.c, R_SENDER, g).group_member_list, expected);
 }
 
 #[test]

@@ -45,10 +45,53 @@ pub fn exists(st: &mut Stores, group: u32) -> StoreResult<bool> {
     Ok(!rows.is_empty())
 }
 
+/// Writes the member hash from `KEYS[1]`'s field/value pairs in ARGV, only while the hash is
+/// missing (a membership change that wrote it meanwhile wins).
+const REBUILD_MEMBERS: &str = "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end \
+     redis.call('HSET', KEYS[1], unpack(ARGV)) return 1";
+
+/// Rebuilds a missing member hash from the group's active `IMGroupMember` rows (master), each
+/// join time its row's `updated`. MySQL holds the membership; the Redis hash is what the
+/// original reads, and a Redis that came back empty or from an older snapshot must not leave a
+/// group without its members. True if the hash was written.
+fn rebuild_member_hash(st: &mut Stores, group: u32) -> StoreResult<bool> {
+    if has_member_hash(st, group)? {
+        return Ok(false);
+    }
+    let rows = st.master.rows(
+        "SELECT userId, updated FROM IMGroupMember WHERE groupId=? AND status=0 \
+         ORDER BY id LIMIT ?",
+        (group, MAX_GROUP_MEMBERS as u32),
+    )?;
+    if rows.is_empty() {
+        return Ok(false);
+    }
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(REBUILD_MEMBERS).arg(1).arg(member_key(group));
+    for row in &rows {
+        cmd.arg(col_u32(row, 0)).arg(col_u32(row, 1));
+    }
+    let written: i64 = st.cache(CACHE_GROUP_MEMBER)?.query(&cmd)?;
+    if written == 1 {
+        log::warn!(
+            "group {group}: member hash missing in Redis; rebuilt from IMGroupMember ({} members)",
+            rows.len()
+        );
+    }
+    Ok(written == 1)
+}
+
 /// The member's join time as stored (None if `user` is not a member).
 fn member_entry(st: &mut Stores, user: u32, group: u32) -> StoreResult<Option<Vec<u8>>> {
-    st.cache(CACHE_GROUP_MEMBER)?
-        .query(redis::cmd("HGET").arg(member_key(group)).arg(user))
+    let get = |st: &mut Stores| -> StoreResult<Option<Vec<u8>>> {
+        st.cache(CACHE_GROUP_MEMBER)?
+            .query(redis::cmd("HGET").arg(member_key(group)).arg(user))
+    };
+    match get(st)? {
+        Some(v) => Ok(Some(v)),
+        None if rebuild_member_hash(st, group)? => get(st),
+        None => Ok(None),
+    }
 }
 
 pub fn has_member(st: &mut Stores, user: u32, group: u32) -> StoreResult<bool> {
@@ -63,9 +106,14 @@ pub fn join_time(st: &mut Stores, user: u32, group: u32) -> StoreResult<u32> {
 /// The current members, in the order of their ids as text (10 before 2), as the original
 /// lists them.
 pub fn members(st: &mut Stores, group: u32) -> StoreResult<Vec<u32>> {
-    let mut fields: Vec<Vec<u8>> = st
-        .cache(CACHE_GROUP_MEMBER)?
-        .query(redis::cmd("HKEYS").arg(member_key(group)))?;
+    let keys = |st: &mut Stores| -> StoreResult<Vec<Vec<u8>>> {
+        st.cache(CACHE_GROUP_MEMBER)?
+            .query(redis::cmd("HKEYS").arg(member_key(group)))
+    };
+    let mut fields = keys(st)?;
+    if fields.is_empty() && rebuild_member_hash(st, group)? {
+        fields = keys(st)?;
+    }
     fields.sort_unstable();
     Ok(fields.iter().map(|f| atoi(f)).collect())
 }
