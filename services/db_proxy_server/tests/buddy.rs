@@ -24,7 +24,7 @@ use tt_proto::pb::login::{
 use tt_proto::pb::message::ImMsgData;
 use tt_proto::{Command, Pdu};
 use tt_testkit::users::DB_PROXY_BUDDY;
-use tt_testkit::{PduClient, Stack, mysql_conn, redis_conn};
+use tt_testkit::{PduClient, Stack, drop_group, mysql_conn, redis_conn};
 
 /// Changes its signature.
 const SIGN: u32 = DB_PROXY_BUDDY.id(0);
@@ -449,26 +449,6 @@ fn create_group(c: &mut PduClient, members: &[u32]) -> u32 {
     });
     assert_eq!(rsp.result_code, 0);
     rsp.group_id.expect("the id of the created group")
-}
-
-/// Removes every row and key of group `g`.
-fn drop_group(db: &mut mysql::Conn, g: u32, members: &[u32]) {
-    let _ = db.exec_drop(
-        format!("DELETE FROM IMGroupMessage_{} WHERE groupId=?", g % 8),
-        (g,),
-    );
-    let _ = db.exec_drop("DELETE FROM IMGroupMember WHERE groupId=?", (g,));
-    let _ = db.exec_drop(
-        "DELETE FROM IMRecentSession WHERE type=2 AND peerId=?",
-        (g,),
-    );
-    let _ = db.exec_drop("DELETE FROM IMGroup WHERE id=?", (g,));
-    let _ = redis::cmd("DEL")
-        .arg(format!("group_member_{g}"))
-        .query::<()>(&mut redis_conn(5));
-    let mut keys = vec![format!("group_msg_id_{g}"), format!("{g}_im_group_msg")];
-    keys.extend(members.iter().map(|u| format!("{u}_{g}_im_user_group")));
-    let _ = redis::cmd("DEL").arg(keys).query::<()>(&mut redis_conn(1));
 }
 
 /// Asks for the user's sessions until `done` holds for its sessions with `group`. The sync

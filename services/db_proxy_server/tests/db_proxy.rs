@@ -24,7 +24,9 @@ use tt_proto::pb::message::{
 use tt_proto::pb::server::{ImValidateReq, ImValidateRsp};
 use tt_proto::pdu::Header;
 use tt_testkit::users::{DB_PROXY, PASSWORD};
-use tt_testkit::{Daemon, DbEnv, PduClient, TempDir, free_port, mysql_conn, redis_conn};
+use tt_testkit::{
+    Daemon, DbEnv, PduClient, TempDir, drop_group, free_port, mysql_conn, redis_conn,
+};
 
 /// Hang guard for every read.
 const LIMIT: Duration = tt_testkit::HANG_GUARD;
@@ -926,7 +928,6 @@ fn group_messages_counters_and_history() {
     let mut c = connect(&p);
     let mut db = mysql_conn();
     let mut members = redis_conn(5);
-    let mut unread_db = redis_conn(1);
     let t = now();
     // A fresh group with members A and B (as group create would leave it).
     db.exec_drop(
@@ -1059,25 +1060,7 @@ fn group_messages_counters_and_history() {
     // Clean up.
     drop(c);
     drop(p);
-    let _ = db.exec_drop(
-        format!("DELETE FROM IMGroupMessage_{} WHERE groupId=?", g % 8),
-        (g,),
-    );
-    let _ = db.exec_drop("DELETE FROM IMGroupMember WHERE groupId=?", (g,));
-    let _ = db.exec_drop(
-        "DELETE FROM IMRecentSession WHERE type=2 AND peerId=?",
-        (g,),
-    );
-    let _ = db.exec_drop("DELETE FROM IMGroup WHERE id=?", (g,));
-    let _ = redis::cmd("DEL")
-        .arg(format!("group_member_{g}"))
-        .query::<()>(&mut members);
-    let _ = redis::cmd("DEL")
-        .arg(format!("group_msg_id_{g}"))
-        .arg(format!("{g}_im_group_msg"))
-        .arg(format!("{MEMBER_A}_{g}_im_user_group"))
-        .arg(format!("{MEMBER_B}_{g}_im_user_group"))
-        .query::<()>(&mut unread_db);
+    drop_group(&mut db, g, &[MEMBER_A, MEMBER_B]);
 }
 
 #[test]

@@ -25,7 +25,7 @@ use tt_proto::pb::message::{ImMsgData, ImUnreadMsgCntReq, ImUnreadMsgCntRsp};
 use tt_proto::pb::server::{ImGroupGetShieldReq, ImGroupGetShieldRsp};
 use tt_proto::{Command, Pdu};
 use tt_testkit::users::DB_PROXY_GROUPS as USERS;
-use tt_testkit::{PduClient, Stack, mysql_conn, redis_conn, redis_db};
+use tt_testkit::{PduClient, Stack, drop_group, mysql_conn, redis_conn, redis_db};
 
 /// Lifecycle: the creator, two first members, one added later.
 const OWNER: u32 = USERS.id(0);
@@ -320,29 +320,8 @@ fn redis_members(r: &mut redis::Connection, group: u32) -> Vec<u32> {
 
 /// Everything a test's groups left: rows, sessions, messages and Redis keys.
 fn cleanup(db: &mut mysql::Conn, groups: &[u32], users: &[u32]) {
-    let mut unread = redis_conn(UNREAD_DB);
-    let mut set = redis_conn(GROUP_SET_DB);
-    let mut members = redis_conn(GROUP_MEMBER_DB);
     for &g in groups {
-        let _ = db.exec_drop(
-            format!("DELETE FROM IMGroupMessage_{} WHERE groupId=?", g % 8),
-            (g,),
-        );
-        let _ = db.exec_drop("DELETE FROM IMGroupMember WHERE groupId=?", (g,));
-        let _ = db.exec_drop(
-            "DELETE FROM IMRecentSession WHERE type=2 AND peerId=?",
-            (g,),
-        );
-        let _ = db.exec_drop("DELETE FROM IMGroup WHERE id=?", (g,));
-        let _ = redis::cmd("DEL")
-            .arg(format!("group_member_{g}"))
-            .query::<()>(&mut members);
-        let _ = redis::cmd("DEL")
-            .arg(format!("group_set_{g}"))
-            .query::<()>(&mut set);
-        let mut keys = vec![format!("group_msg_id_{g}"), format!("{g}_im_group_msg")];
-        keys.extend(users.iter().map(|u| format!("{u}_{g}_im_user_group")));
-        let _ = redis::cmd("DEL").arg(keys).query::<()>(&mut unread);
+        drop_group(db, g, users);
     }
 }
 

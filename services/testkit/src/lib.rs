@@ -153,6 +153,34 @@ pub fn mysql_conn() -> mysql::Conn {
     mysql::Conn::new(opts).expect("connecting to MariaDB (scripts/db-up.sh starts it)")
 }
 
+/// Removes every row and Redis key of group `g` (its messages, members, sessions, row, member
+/// hash, shield settings, counters and the unread markers of `members`), for tests that create
+/// groups in the shared database.
+pub fn drop_group(db: &mut mysql::Conn, g: u32, members: &[u32]) {
+    use mysql::prelude::Queryable;
+    let _ = db.exec_drop(
+        format!("DELETE FROM IMGroupMessage_{} WHERE groupId=?", g % 8),
+        (g,),
+    );
+    let _ = db.exec_drop("DELETE FROM IMGroupMember WHERE groupId=?", (g,));
+    let _ = db.exec_drop(
+        "DELETE FROM IMRecentSession WHERE type=2 AND peerId=?",
+        (g,),
+    );
+    let _ = db.exec_drop("DELETE FROM IMGroup WHERE id=?", (g,));
+    let _ = redis::cmd("DEL")
+        .arg(format!("group_member_{g}"))
+        .query::<()>(&mut redis_conn(redis_db::GROUP_MEMBER));
+    let _ = redis::cmd("DEL")
+        .arg(format!("group_set_{g}"))
+        .query::<()>(&mut redis_conn(redis_db::GROUP_SET));
+    let mut keys = vec![format!("group_msg_id_{g}"), format!("{g}_im_group_msg")];
+    keys.extend(members.iter().map(|u| format!("{u}_{g}_im_user_group")));
+    let _ = redis::cmd("DEL")
+        .arg(keys)
+        .query::<()>(&mut redis_conn(redis_db::UNREAD));
+}
+
 /// A connection to Redis database `db` (see [`redis_db`]).
 pub fn redis_conn(db: u32) -> redis::Connection {
     redis::Client::open(DbEnv::from_env().redis_url(db).as_str())
