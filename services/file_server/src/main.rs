@@ -1,0 +1,3 @@
+//! file_server (skeleton).
+
+fn main() {}

@@ -1,0 +1,3 @@
+//! msfs (skeleton).
+
+fn main() {}
