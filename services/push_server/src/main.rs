@@ -1,0 +1,3 @@
+//! push_server (skeleton).
+
+fn main() {}
