@@ -21,6 +21,7 @@ pub enum Kind {
     Db,
     Route,
     Login,
+    File,
 }
 
 pub struct MsgServer {
@@ -33,7 +34,7 @@ pub struct MsgServer {
 }
 
 impl MsgServer {
-    /// The server with every link started (db_proxy, login_server, route_server).
+    /// The server with every link started (db_proxy, login_server, route_server, file_server).
     pub fn start(settings: &Settings, net: &mut Net) -> Result<MsgServer, String> {
         let mut state = State::new(settings)?;
         state.links.start(net);
@@ -102,6 +103,7 @@ impl PduService for MsgServer {
             Link::Db => Kind::Db,
             Link::Route => Kind::Route,
             Link::Login => Kind::Login,
+            Link::File => Kind::File,
         })
     }
 
@@ -111,6 +113,7 @@ impl PduService for MsgServer {
             Kind::Db => s.links.db.connected(net, conn),
             Kind::Route => s.links.route.connected(net, conn, &s.users),
             Kind::Login => s.links.login.connected(net, conn, s.users.total_conns()),
+            Kind::File => s.links.file.connected(net, conn),
             Kind::Client => {}
         }
     }
@@ -140,6 +143,7 @@ impl PduService for MsgServer {
             Kind::Client => return self.client_pdu(net, conn, header, body),
             Kind::Db => (self.table.db(command_id), "db_proxy"),
             Kind::Route => (self.table.route(command_id), "route_server"),
+            Kind::File => (self.table.file(command_id), "file_server"),
             Kind::Login => return,
         };
         match handler {
@@ -158,6 +162,7 @@ impl PduService for MsgServer {
             }
             Kind::Route => s.links.route.closed(net, conn, reason),
             Kind::Login => s.links.login.closed(conn, reason),
+            Kind::File => s.links.file.closed(conn, reason),
         }
     }
 

@@ -2,9 +2,9 @@
 //!
 //! Keys of the original (spec msg_server.md §5.3): `ListenIP`, `ListenPort`, `IpAddr1`,
 //! `IpAddr2`, `MaxConnCnt`, `aesKey`, `ConcurrentDBConnCnt`, `DBServerIP<n>`/`DBServerPort<n>`,
-//! `LoginServerIP<n>`/`LoginServerPort<n>`, `RouteServerIP<n>`/`RouteServerPort<n>`.
-//! `PushServer*` and `FileServer*` lists are read and reported, but no links are opened (push
-//! and file transfer are not part of this crate).
+//! `LoginServerIP<n>`/`LoginServerPort<n>`, `RouteServerIP<n>`/`RouteServerPort<n>`,
+//! `FileServerIP<n>`/`FileServerPort<n>` (file_server's msg_server port). The `PushServer*`
+//! list is read and reported, but no link is opened (push is not part of this crate).
 //!
 //! Keys added here (all optional):
 //!

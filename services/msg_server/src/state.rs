@@ -6,10 +6,14 @@
 use netlib::{ConnId, Net};
 use tt_proto::Command;
 use tt_proto::attach::{ATTACH_TYPE_HANDLE_AND_PDU, PduAttachData};
-use tt_proto::pb::base_define::GroupVersionInfo;
+use tt_proto::pb::base_define::{GroupVersionInfo, TransferFileType};
+use tt_proto::pb::file::ImFileRsp;
 use tt_proto::pb::group::ImGroupInfoListReq;
 use tt_proto::pb::message::ImMsgData;
+use tt_proto::pb::server::ImFileTransferReq;
 use tt_proto::pdu::Header;
+use tt_proto::required::decode_checked;
+use tt_proto::values::RESULT_FAILED;
 
 use crate::clients::{Clients, Request};
 use crate::group_queue::{GroupQueues, Pending, Pushed};
@@ -76,6 +80,8 @@ pub struct Family {
     pub db: &'static [(u16, ServerFn)],
     /// From route_server.
     pub route: &'static [(u16, ServerFn)],
+    /// From file_server.
+    pub file: &'static [(u16, ServerFn)],
 }
 
 impl Family {
@@ -86,6 +92,7 @@ impl Family {
         client: &[],
         db: &[],
         route: &[],
+        file: &[],
     };
 }
 
@@ -134,25 +141,36 @@ impl State {
             );
             return;
         };
-        let max = self.limits.max_pending;
-        let now = net.now();
-        let Some(client) = self.clients.get_mut(req.conn) else {
-            return;
-        };
-        if M::ATTACH != Attach::None && !client.begin_request(now, max) {
-            if client.note_drop() {
-                log::warn!(
-                    "client {} (user {}) has {max} requests waiting: {:#06x} dropped",
-                    client.peer,
-                    client.user_id,
-                    req.header.command_id
-                );
-            }
+        if M::ATTACH != Attach::None && !self.begin_request(net, req) {
             return;
         }
+        let Some(client) = self.clients.get(req.conn) else {
+            return;
+        };
         msg.set_user_id(client.user_id);
         *msg.attach_mut() = M::ATTACH.data(client.handle);
         tt_common::pdu_io::relay(net, dest, req.header, &msg);
+    }
+
+    /// Counts a client request that expects an answer; false (logged, at most once a second
+    /// per client) when the client already has `MaxPendingDbRequests` requests waiting.
+    pub fn begin_request(&mut self, net: &Net, req: &Request<'_>) -> bool {
+        let max = self.limits.max_pending;
+        let Some(client) = self.clients.get_mut(req.conn) else {
+            return false;
+        };
+        if client.begin_request(net.now(), max) {
+            return true;
+        }
+        if client.note_drop() {
+            log::warn!(
+                "client {} (user {}) has {max} requests waiting: {:#06x} dropped",
+                client.peer,
+                client.user_id,
+                req.header.command_id
+            );
+        }
+        false
     }
 
     /// The way back of a forwarded request: parse the reply, read the handle from its
@@ -186,6 +204,77 @@ impl State {
         };
         self.clients.end_request(conn);
         tt_common::pdu_io::relay(net, conn, header, msg);
+    }
+
+    /// Sends a message of this server under `seq` to connection `handle` of `user_id`, as the
+    /// answer to its request. Dropped when that connection is gone or not logged in.
+    pub fn answer_client<M: Command>(
+        &mut self,
+        net: &mut Net,
+        user_id: u32,
+        handle: u32,
+        seq: u16,
+        msg: &M,
+    ) {
+        let Some(conn) = self.users.conn_by_handle(user_id, handle) else {
+            log::debug!(
+                "{} for user {user_id} handle {handle}: connection gone",
+                M::NAME
+            );
+            return;
+        };
+        self.clients.end_request(conn);
+        tt_common::pdu_io::send(net, conn, seq, msg);
+    }
+
+    /// Sends a transfer request (under `seq`) to a file_server picked as spec §6.5; with none
+    /// connected, the requester (`req.from_user_id`, connection `handle`) is answered "no file
+    /// server" (`IMFileRsp` result 1, no task).
+    pub fn request_file_task(
+        &mut self,
+        net: &mut Net,
+        handle: u32,
+        seq: u16,
+        req: &ImFileTransferReq,
+    ) {
+        match self.links.file.pick() {
+            Some(f) => {
+                tt_common::pdu_io::send(net, f, seq, req);
+            }
+            None => {
+                log::debug!(
+                    "no file_server link: the transfer of user {} is refused",
+                    req.from_user_id
+                );
+                let rsp = file_refused(req);
+                self.answer_client(net, req.from_user_id, handle, seq, &rsp);
+            }
+        }
+    }
+
+    /// The users-status answer to a transfer request whose receiver is not here (spec §11.2,
+    /// attach type 5; `embedded` is the `IMFileTransferReq` body): the task is asked for
+    /// online if the receiver has a PC client online somewhere, else offline.
+    pub fn file_receiver_status(
+        &mut self,
+        net: &mut Net,
+        seq: u16,
+        handle: u32,
+        embedded: &[u8],
+        receiver_online: bool,
+    ) {
+        let Ok(mut task) = decode_checked::<ImFileTransferReq>(embedded) else {
+            log::warn!(
+                "users-status reply with a bad file-transfer request in attach_data: dropped"
+            );
+            return;
+        };
+        task.trans_mode = if receiver_online {
+            TransferFileType::FileTypeOnline
+        } else {
+            TransferFileType::FileTypeOffline
+        } as i32;
+        self.request_file_task(net, handle, seq, &task);
     }
 
     /// Parses a command that is relayed to other connections and servers (P2P command, read
@@ -292,6 +381,20 @@ impl State {
             );
             self.ask_group_members(net, group);
         }
+    }
+}
+
+/// The answer to a transfer request that gets no task: `IMFileRsp` result 1, no task id, no
+/// address.
+pub fn file_refused(req: &ImFileTransferReq) -> ImFileRsp {
+    ImFileRsp {
+        result_code: RESULT_FAILED,
+        from_user_id: req.from_user_id,
+        to_user_id: req.to_user_id,
+        file_name: req.file_name.clone(),
+        task_id: Vec::new(),
+        ip_addr_list: Vec::new(),
+        trans_mode: req.trans_mode,
     }
 }
 

@@ -4,7 +4,7 @@
 
 use netlib::Net;
 use tt_common::pdu_io;
-use tt_proto::attach::{ATTACH_TYPE_HANDLE, split_pdu_attach};
+use tt_proto::attach::{ATTACH_TYPE_HANDLE, ATTACH_TYPE_HANDLE_AND_PDU_FOR_FILE, split_pdu_attach};
 use tt_proto::pb::base_define::UserStatType;
 use tt_proto::pb::buddy::{
     ImChangeAvatarRsp, ImChangeSignInfoRsp, ImRemoveSessionNotify, ImRemoveSessionReq,
@@ -79,28 +79,33 @@ fn sign_info_changed(s: &mut State, net: &mut Net, pdu: &Received<'_>) {
     }
 }
 
-/// `IMUsersStatRsp`: a client's status query comes back (attach type 1). The push (4) and
-/// file (5) forms are never sent by this server.
+/// `IMUsersStatRsp`: a client's status query comes back (attach type 1), or the receiver's
+/// presence a file transfer asked for (type 5). The push form (4) is
+/// never sent by this server.
 fn users_status(s: &mut State, net: &mut Net, pdu: &Received<'_>) {
     let Some(mut m) = pdu.parse::<ImUsersStatRsp>(net) else {
         return;
     };
     let attach = m.attach_data.take().unwrap_or_default();
-    let head = match split_pdu_attach(&attach) {
-        Ok((head, _)) => head,
+    let (head, embedded) = match split_pdu_attach(&attach) {
+        Ok(split) => split,
         Err(e) => {
             log::warn!("route_server users-status reply with bad attach_data ({e}): dropped");
             return;
         }
     };
-    if head.attach_type != ATTACH_TYPE_HANDLE {
-        log::debug!(
-            "users-status reply with attach type {}: ignored",
-            head.attach_type
-        );
-        return;
+    match head.attach_type {
+        ATTACH_TYPE_HANDLE => s.reply_to_client(net, m.user_id, head.handle, pdu.header, &m),
+        ATTACH_TYPE_HANDLE_AND_PDU_FOR_FILE => {
+            let online = m
+                .user_stat_list
+                .first()
+                .is_some_and(|u| u.status == UserStatType::UserStatusOnline as i32);
+            let seq = pdu.header.seq_num;
+            s.file_receiver_status(net, seq, head.handle, embedded, online);
+        }
+        other => log::debug!("users-status reply with attach type {other}: ignored"),
     }
-    s.reply_to_client(net, m.user_id, head.handle, pdu.header, &m);
 }
 
 /// `CID_OTHER_LOGIN_STATUS_NOTIFY`: whether the user has a PC client online anywhere, told to

@@ -129,5 +129,5 @@ forwards! {
     ImGroupCreateReq           => ImGroupCreateRsp,          DB_GENERAL,   Short, group(Request);
     ImGroupChangeMemberReq     => ImGroupChangeMemberRsp,    DB_GENERAL,   Short, group(Request, Reply);
     ImGroupShieldReq           => ImGroupShieldRsp,          DB_GENERAL,   Short, group(Request);
-    ImFileHasOfflineReq        => ImFileHasOfflineRsp,       DB_GENERAL,   Short, file(Request);
+    ImFileHasOfflineReq        => ImFileHasOfflineRsp,       DB_GENERAL,   Short, file(Request, Reply);
 }

@@ -40,6 +40,7 @@ pub const FAMILY: Family = Family {
     route: rows! {
         CID_OTHER_SERVER_KICK_USER  => server_kick,
     },
+    ..Family::EMPTY
 };
 
 /// `CID_LOGIN_REQ_USERLOGIN` (spec §7.6): refused at once when a server link is down, else

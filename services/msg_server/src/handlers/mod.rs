@@ -70,6 +70,7 @@ pub struct Table {
     client: HashMap<u16, ClientFn>,
     db: HashMap<u16, ServerFn>,
     route: HashMap<u16, ServerFn>,
+    file: HashMap<u16, ServerFn>,
 }
 
 impl Table {
@@ -85,6 +86,7 @@ impl Table {
             add_all(&mut t.client, f.client, f.name);
             add_all(&mut t.db, f.db, f.name);
             add_all(&mut t.route, f.route, f.name);
+            add_all(&mut t.file, f.file, f.name);
         }
         for fwd in FORWARDS {
             let family = fwd
@@ -119,6 +121,11 @@ impl Table {
     /// The handler of a command from route_server.
     pub fn route(&self, command_id: u16) -> Option<ServerFn> {
         self.route.get(&command_id).copied()
+    }
+
+    /// The handler of a command from file_server.
+    pub fn file(&self, command_id: u16) -> Option<ServerFn> {
+        self.file.get(&command_id).copied()
     }
 }
 

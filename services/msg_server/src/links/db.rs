@@ -8,12 +8,13 @@
 //! connect. A link that received `CID_OTHER_STOP_RECV_PACKET` is no longer chosen.
 
 use std::collections::HashSet;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use netlib::{CloseReason, ConnId, Net};
 use tt_common::{ServerLinks, pdu_io};
 use tt_proto::Command;
 use tt_proto::pdu::Header;
+
+use super::Rng;
 
 /// Which pool a request is taken from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,8 +29,8 @@ pub struct DbPool {
     login_slots: usize,
     /// Links that asked not to be sent anything more (`CID_OTHER_STOP_RECV_PACKET`).
     stopped: HashSet<ConnId>,
-    /// xorshift64 state for the random choice of a link.
-    rng: u64,
+    /// For the random choice of a link.
+    rng: Rng,
 }
 
 impl DbPool {
@@ -38,15 +39,11 @@ impl DbPool {
             .iter()
             .flat_map(|t| std::iter::repeat_n(t.clone(), per_server))
             .collect();
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
-            | 1;
         Ok(DbPool {
             links: ServerLinks::new("db_proxy_server", targets)?,
             login_slots: (servers.len() / 2) * per_server,
             stopped: HashSet::new(),
-            rng: seed,
+            rng: Rng::seeded(),
         })
     }
 
@@ -68,7 +65,7 @@ impl DbPool {
 
     /// A connected link of `pool`, else of the other pool, chosen at random.
     pub fn pick(&mut self, pool: Pool) -> Option<ConnId> {
-        let r = self.random();
+        let r = self.rng.next_u64();
         let login = 0..self.login_slots;
         let general = self.login_slots..self.links.len();
         match pool {
@@ -120,16 +117,6 @@ impl DbPool {
             return None;
         }
         usable().nth((r % n) as usize)
-    }
-
-    /// A pseudo-random number (xorshift64).
-    fn random(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng = x;
-        x
     }
 }
 

@@ -6,10 +6,14 @@
 //! | `CDBServConn` (db_proxy links, login/general pools) | [`db`] |
 //! | `CRouteServConn` (route_server links, master choice) | [`route`] |
 //! | `CLoginServConn` (login_server links) | [`login`] |
+//! | `CFileServConn` (file_server links, address lists) | [`file`] |
 
 pub mod db;
+pub mod file;
 pub mod login;
 pub mod route;
+
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use netlib::{ConnId, Net};
 use tt_common::ServerLinks;
@@ -22,30 +26,32 @@ pub enum Link {
     Db,
     Route,
     Login,
+    File,
 }
 
 pub struct Links {
     pub db: db::DbPool,
     pub route: route::RouteLinks,
     pub login: login::LoginLinks,
+    pub file: file::FileLinks,
 }
 
 impl Links {
     /// Every configured target, resolved (an unresolvable one is an error).
     pub fn new(settings: &Settings) -> Result<Links, String> {
-        if !settings.push_servers.is_empty() || !settings.file_servers.is_empty() {
-            log::warn!(
-                "push_server and file_server links are not supported: those entries are ignored"
-            );
+        if !settings.push_servers.is_empty() {
+            log::warn!("push_server links are not supported: those entries are ignored");
         }
         Ok(Links {
             db: db::DbPool::new(&settings.db_servers, settings.concurrent_db_conn_cnt)?,
             route: route::RouteLinks::new(settings.route_servers.clone())?,
             login: login::LoginLinks::new(settings)?,
+            file: file::FileLinks::new(settings.file_servers.clone())?,
         })
     }
 
-    /// Connects every link (db_proxy, login_server, route_server: the original's order).
+    /// Connects every link (db_proxy, login_server, route_server, file_server: the original's
+    /// order).
     pub fn start(&mut self, net: &mut Net) {
         for links in self.each() {
             links.start(net);
@@ -65,17 +71,41 @@ impl Links {
             (Link::Db, &self.db.links),
             (Link::Route, &self.route.links),
             (Link::Login, &self.login.links),
+            (Link::File, &self.file.links),
         ]
         .into_iter()
         .find(|(_, links)| links.slot_of(conn).is_some())
         .map(|(kind, _)| kind)
     }
 
-    fn each(&mut self) -> [&mut ServerLinks; 3] {
+    fn each(&mut self) -> [&mut ServerLinks; 4] {
         [
             &mut self.db.links,
             &mut self.login.links,
             &mut self.route.links,
+            &mut self.file.links,
         ]
+    }
+}
+
+/// A pseudo-random number source (xorshift64) for the random choice of a link.
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded from the clock.
+    pub fn seeded() -> Rng {
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0x9e37_79b9, |d| d.as_nanos() as u64);
+        Rng(seed | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
     }
 }

@@ -96,8 +96,13 @@ impl RouteLinks {
 
     /// Sends a command of this server (seq 0) to the master link.
     pub fn send_msg_to_master<M: Command>(&self, net: &mut Net, msg: &M) -> bool {
+        self.send_msg_seq_to_master(net, 0, msg)
+    }
+
+    /// Sends a command under `seq` to the master link; false (dropped) when there is none.
+    pub fn send_msg_seq_to_master<M: Command>(&self, net: &mut Net, seq: u16, msg: &M) -> bool {
         match self.master {
-            Some(m) => pdu_io::send(net, m, 0, msg),
+            Some(m) => pdu_io::send(net, m, seq, msg),
             None => false,
         }
     }
