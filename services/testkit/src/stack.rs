@@ -1,5 +1,5 @@
-//! A whole TeamTalk stack for one test: db_proxy_server, route_server, login_server and one or
-//! more msg_servers, spawned as real processes on free ports, each in a directory of its own
+//! A whole TeamTalk stack for one test: db_proxy_server, route_server, login_server, one or
+//! more msg_servers and, when asked for, a file_server, spawned as real processes on free ports, each in a directory of its own
 //! with a conf file in the original format, against the project-local MariaDB and Redis
 //! (`scripts/db-up.sh`).
 //!
@@ -17,6 +17,10 @@
 //!     .start();
 //! assert!(stack.route.is_none());
 //! stack.msg_daemon(0).wait_for_line("connected to db_proxy_server", tt_testkit::stack::LIMIT);
+//!
+//! // With a file_server (its offline files under `stack.file_dir()`):
+//! let stack = Stack::builder("files").file_server(true).start();
+//! let _client_port = stack.ports.file_client;
 //! ```
 
 use std::net::SocketAddr;
@@ -40,10 +44,14 @@ pub struct Ports {
     pub login_msg: u16,
     pub login_client: u16,
     pub msg: Vec<u16>,
+    /// file_server's client port (`ClientListenPort`).
+    pub file_client: u16,
+    /// file_server's msg_server port (`MsgServerListenPort`).
+    pub file_msg: u16,
 }
 
-/// What [`Stack::builder`] starts. Defaults: every server, one msg_server, msg_servers wait
-/// for their links, no extra conf lines.
+/// What [`Stack::builder`] starts. Defaults: every server but file_server, one msg_server,
+/// msg_servers wait for their links, no extra conf lines.
 #[must_use = "nothing runs until `start`"]
 pub struct StackBuilder {
     label: String,
@@ -51,6 +59,7 @@ pub struct StackBuilder {
     db_proxy: bool,
     route: bool,
     login: bool,
+    file_server: bool,
     wait_links: bool,
     msg_conf_extra: String,
     db_threads: usize,
@@ -80,6 +89,13 @@ impl StackBuilder {
     /// Whether login_server runs.
     pub fn login(mut self, on: bool) -> StackBuilder {
         self.login = on;
+        self
+    }
+
+    /// Whether file_server runs (default: no). With it, every msg_server is configured with
+    /// `FileServerIP1`/`FileServerPort1` pointing at its msg_server port.
+    pub fn file_server(mut self, on: bool) -> StackBuilder {
+        self.file_server = on;
         self
     }
 
@@ -119,7 +135,7 @@ impl StackBuilder {
     }
 
     /// Writes the conf files and starts the servers: db_proxy_server, route_server,
-    /// login_server (each waited for until ready), then the msg_servers in order.
+    /// login_server, file_server (each waited for until ready), then the msg_servers in order.
     pub fn start(self) -> Stack {
         let n = self.msg_servers;
         let ports = Ports {
@@ -129,6 +145,8 @@ impl StackBuilder {
             login_msg: free_port(),
             login_client: free_port(),
             msg: (0..n).map(|_| free_port()).collect(),
+            file_client: free_port(),
+            file_msg: free_port(),
         };
         let mut db = self.db.unwrap_or_else(DbEnv::from_env);
         if let Some(port) = self.redis_port {
@@ -141,7 +159,9 @@ impl StackBuilder {
             db_proxy: None,
             route: None,
             login: None,
+            file_server: None,
             msg: (0..n).map(|_| None).collect(),
+            with_file_server: self.file_server,
             wait_links: self.wait_links,
             msg_conf_extra: self.msg_conf_extra,
             db_threads: self.db_threads,
@@ -156,6 +176,9 @@ impl StackBuilder {
         }
         if self.login {
             stack.start_login();
+        }
+        if self.file_server {
+            stack.start_file_server();
         }
         for i in 0..n {
             stack.start_msg(i);
@@ -173,10 +196,13 @@ pub struct Stack {
     pub db_proxy: Option<Daemon>,
     pub route: Option<Daemon>,
     pub login: Option<Daemon>,
+    pub file_server: Option<Daemon>,
     pub msg: Vec<Option<Daemon>>,
     pub ports: Ports,
     pub db: DbEnv,
     pub dir: TempDir,
+    /// Built with [`StackBuilder::file_server`]: the msg_servers are configured with it.
+    with_file_server: bool,
     wait_links: bool,
     msg_conf_extra: String,
     db_threads: usize,
@@ -190,6 +216,7 @@ enum Server {
     DbProxy,
     Route,
     Login,
+    File,
     Msg(usize),
 }
 
@@ -199,6 +226,7 @@ impl Server {
             Server::DbProxy => "db_proxy_server",
             Server::Route => "route_server",
             Server::Login => "login_server",
+            Server::File => "file_server",
             Server::Msg(_) => "msg_server",
         }
     }
@@ -209,6 +237,7 @@ impl Server {
             Server::DbProxy => "db_proxy".into(),
             Server::Route => "route".into(),
             Server::Login => "login".into(),
+            Server::File => "file".into(),
             Server::Msg(i) => format!("msg{i}"),
         }
     }
@@ -218,6 +247,7 @@ impl Server {
             Server::DbProxy => "dbproxyserver.conf",
             Server::Route => "routeserver.conf",
             Server::Login => "loginserver.conf",
+            Server::File => "fileserver.conf",
             Server::Msg(_) => "msgserver.conf",
         }
     }
@@ -238,6 +268,7 @@ impl Stack {
             db_proxy: true,
             route: true,
             login: true,
+            file_server: false,
             wait_links: true,
             msg_conf_extra: String::new(),
             db_threads: 2,
@@ -276,9 +307,34 @@ impl Stack {
         self.login = Some(self.spawn_ready(Server::Login));
     }
 
+    /// Starts file_server (again, after [`Stack::kill`]: its offline files stay) and waits
+    /// until it is ready. Panics for a stack built without [`StackBuilder::file_server`].
+    pub fn start_file_server(&mut self) {
+        assert!(
+            self.with_file_server,
+            "the stack was built without file_server"
+        );
+        self.file_server = Some(self.spawn_ready(Server::File));
+    }
+
+    /// file_server's directory (its working directory: `offline_file/` is in it).
+    pub fn file_dir(&self) -> PathBuf {
+        self.daemon_dir(&Server::File.dir())
+    }
+
+    /// Where file_server stores the offline file of `task_id`:
+    /// `offline_file/<first two characters>/<task_id>` under [`Stack::file_dir`].
+    pub fn offline_file_path(&self, task_id: &str) -> PathBuf {
+        let prefix = task_id.get(..2).unwrap_or(task_id);
+        self.file_dir()
+            .join("offline_file")
+            .join(prefix)
+            .join(task_id)
+    }
+
     /// Starts msg_server `i` and waits until it is ready and, unless the stack was built with
-    /// `wait_links(false)`, connected to each of db_proxy_server, login_server and route_server
-    /// that runs now.
+    /// `wait_links(false)`, connected to each of db_proxy_server, login_server, route_server
+    /// and file_server that runs now.
     pub fn start_msg(&mut self, i: usize) {
         let mut d = self.spawn_ready(Server::Msg(i));
         if self.wait_links {
@@ -286,6 +342,7 @@ impl Stack {
                 ("connected to db_proxy_server", self.db_proxy.is_some()),
                 ("connected to login_server", self.login.is_some()),
                 ("connected to route_server", self.route.is_some()),
+                ("connected to file_server", self.file_server.is_some()),
             ]
             .into_iter()
             .filter_map(|(line, running)| running.then_some(line))
@@ -356,6 +413,10 @@ impl Stack {
                     p.login_msg = free_port();
                     p.login_client = free_port();
                 }
+                Server::File => {
+                    p.file_client = free_port();
+                    p.file_msg = free_port();
+                }
                 Server::Msg(i) => p.msg[i] = free_port(),
             }
             self.write_confs();
@@ -418,12 +479,28 @@ impl Stack {
                 p.login_client, p.login_http, p.login_msg
             ),
         );
+        if self.with_file_server {
+            self.write_conf(
+                "file",
+                "fileserver.conf",
+                &format!(
+                    "ClientListenIP=127.0.0.1\nClientListenPort={}\n\
+                     MsgServerListenIP=127.0.0.1\nMsgServerListenPort={}\nTaskTimeout=60\n",
+                    p.file_client, p.file_msg
+                ),
+            );
+        }
+        let file_link = if self.with_file_server {
+            format!("FileServerIP1=127.0.0.1\nFileServerPort1={}\n", p.file_msg)
+        } else {
+            String::new()
+        };
         for (i, port) in p.msg.iter().enumerate() {
             self.write_conf(
                 &format!("msg{i}"),
                 "msgserver.conf",
                 &format!(
-                    "{msg_extra}\
+                    "{msg_extra}{file_link}\
                      ListenIP=127.0.0.1\nListenPort={port}\nIpAddr1=127.0.0.1\nIpAddr2=127.0.0.1\n\
                      MaxConnCnt=1000\naesKey={AES_KEY}\nConcurrentDBConnCnt=2\n\
                      DBServerIP1=127.0.0.1\nDBServerPort1={db}\nDBServerIP2=127.0.0.1\nDBServerPort2={db}\n\

@@ -13,6 +13,7 @@
 //! | [`PROPS`] | 41..=49 | `tests/dispatch_props.rs` |
 //! | [`CLIENT_LIVE`] | 50..=59 | `services/client/tests/live.rs` |
 //! | [`MSG_SERVER`] | 60..=79 | `services/msg_server/tests/msg_server.rs` |
+//! | [`FILE_TRANSFER`] | 80..=89 | `tests/file_transfer.rs` |
 //! | [`DB_PROXY`] | 90..=99 | `services/db_proxy_server/tests/db_proxy.rs` |
 //! | [`GROUPS`] | 101..=180 | `tests/groups.rs` |
 //! | [`BUDDY`] | 181..=200 | `tests/buddy.rs` |
@@ -27,7 +28,7 @@
 //! | [`FAULTS`] | 1001..=1100 | `tests/faults.rs` |
 //! | [`SOAK`] | 1101..=11100 | `scripts/soak.sh` (`tt-load --first-user 1101`, up to 10 000 clients) |
 //!
-//! Ids of [`SEEDED`] outside every range (80..=89, 100) are free for the
+//! Ids of [`SEEDED`] outside every range (100) are free for the
 //! next test that needs users. Tests against fake servers (route_server's, login_server's, the client
 //! library's) use ids that no database sees and need no range.
 
@@ -109,6 +110,9 @@ pub const CLIENT_LIVE: UserRange = UserRange::new(50, 59);
 /// `services/msg_server/tests/msg_server.rs`.
 pub const MSG_SERVER: UserRange = UserRange::new(60, 79);
 
+/// `tests/file_transfer.rs`: file transfers through file_server, online and offline.
+pub const FILE_TRANSFER: UserRange = UserRange::new(80, 89);
+
 /// `services/db_proxy_server/tests/db_proxy.rs`.
 pub const DB_PROXY: UserRange = UserRange::new(90, 99);
 
@@ -159,6 +163,7 @@ pub const ALLOTTED: &[(&str, UserRange)] = &[
     ("PROPS", PROPS),
     ("CLIENT_LIVE", CLIENT_LIVE),
     ("MSG_SERVER", MSG_SERVER),
+    ("FILE_TRANSFER", FILE_TRANSFER),
     ("DB_PROXY", DB_PROXY),
     ("GROUPS", GROUPS),
     ("BUDDY", BUDDY),
