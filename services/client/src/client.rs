@@ -14,12 +14,14 @@ use tt_proto::{Decoder, Pdu};
 
 mod buddy_list;
 mod events;
+mod files;
 mod groups;
 mod messages;
 mod push;
 
 pub use buddy_list::{RecentSession, SessionRemoval, SignInfoChange};
 pub use events::Event;
+pub use files::{FileNotice, FileServerAddr, FileTask, OfflineFile, OfflineFiles};
 pub use groups::{GroupCreated, GroupMembersChange};
 pub use push::PushShield;
 

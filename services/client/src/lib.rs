@@ -28,13 +28,15 @@ mod client;
 /// Message-content encryption and password hashing (shared with the servers, in `tt_proto`).
 pub use tt_proto::crypto;
 pub mod discovery;
+pub mod file_transfer;
 
 use std::fmt;
 
 pub use client::{
     Client, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MAX_QUEUED_EVENTS, DEFAULT_TIMEOUT, Event,
-    GroupCreated, GroupMembersChange, LoginInfo, Message, PushShield, RecentSession, SentAck,
-    Session, SessionRemoval, SignInfoChange, UnreadCounts, UnreadSession,
+    FileNotice, FileServerAddr, FileTask, GroupCreated, GroupMembersChange, LoginInfo, Message,
+    OfflineFile, OfflineFiles, PushShield, RecentSession, SentAck, Session, SessionRemoval,
+    SignInfoChange, UnreadCounts, UnreadSession,
 };
 pub use crypto::{CryptoError, DEFAULT_AES_KEY, KeyLengthError, MsgCipher, password_md5};
 pub use discovery::MsgServerAddr;
@@ -73,6 +75,9 @@ pub enum Error {
     Protocol(String),
     /// Message text could not be encrypted.
     Crypto(CryptoError),
+    /// A file transfer through file_server failed: a refused login, the peer's cancel or
+    /// refusal, a close before the end.
+    Transfer(String),
 }
 
 impl Error {
@@ -105,6 +110,7 @@ impl fmt::Display for Error {
             Error::Closed => f.write_str("connection closed"),
             Error::Protocol(s) => write!(f, "protocol error: {s}"),
             Error::Crypto(e) => write!(f, "message encryption failed: {e}"),
+            Error::Transfer(s) => write!(f, "file transfer failed: {s}"),
         }
     }
 }

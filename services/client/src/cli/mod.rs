@@ -1,8 +1,9 @@
 //! tt-cli's commands: the words of one command line, run against a logged-in [`Client`].
 //! One module per command family, as in the library: messages, buddy lists, groups, push
-//! settings; [`output`] prints.
+//! settings, files; [`output`] prints.
 
 mod buddy;
+mod files;
 mod groups;
 mod messages;
 pub mod output;
@@ -43,6 +44,15 @@ push settings:
 shield                          my push shield (do not disturb)
 shield on|off                   set it
 token <device_token>            register a device token (mobile clients only)
+files (through file_server):
+sendfile <user_id> <path> [offline]
+                                send a file: online (the receiver takes it; becomes offline
+                                when the receiver has no PC client online) or offline
+getfile list                    offline files waiting for me
+getfile <task_id> [dir]         download an offline file, or take an online transfer
+                                notified to me, into dir (default .)
+getfile next [seconds] [dir]    wait for a file notice (default 60 s) and take that file
+rmfile <task_id>                delete one of my offline files
 other:
 time                            server time
 heartbeat                       heartbeat round trip
@@ -82,6 +92,7 @@ pub fn execute(c: &mut Client, words: &[&str]) -> Result<Flow, Error> {
             groups::execute(c, words)
         }
         "shield" | "token" => push::execute(c, words),
+        "sendfile" | "getfile" | "rmfile" => files::execute(c, words),
         "time" => {
             println!("time server_time={}", c.server_time()?);
             Ok(Flow::Continue)

@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use tt_client::{Event, GroupInfo, Message, UserInfo};
+use tt_client::{Event, FileNotice, FileServerAddr, GroupInfo, Message, UserInfo};
 
 /// `bytes` as printable text (see the module documentation).
 pub fn esc(bytes: &[u8]) -> String {
@@ -73,6 +73,34 @@ pub fn change_type_name(t: i32) -> String {
     }
 }
 
+/// File-server addresses as `ip:port,ip:port` (empty for none).
+pub fn file_addrs(list: &[FileServerAddr]) -> String {
+    let words: Vec<String> = list
+        .iter()
+        .map(|a| format!("{}:{}", esc(a.ip.as_bytes()), a.port))
+        .collect();
+    words.join(",")
+}
+
+pub fn mode_name(offline: bool) -> &'static str {
+    if offline { "offline" } else { "online" }
+}
+
+/// A file sent to us (`CID_FILE_NOTIFY`).
+pub fn print_notice(n: &FileNotice) {
+    println!(
+        "file-notify from={} to={} task={} name={} size={} mode={} ready={} addrs={}",
+        n.from_user_id,
+        n.to_user_id,
+        esc(n.task_id.as_bytes()),
+        esc(n.file_name.as_bytes()),
+        n.file_size,
+        mode_name(n.offline),
+        u8::from(n.offline_ready),
+        file_addrs(&n.addrs)
+    );
+}
+
 pub fn print_event(ev: &Event) {
     match ev {
         Event::Message(m) => print_message(m),
@@ -128,6 +156,7 @@ pub fn print_event(ev: &Event) {
             ids(changed),
             ids(current)
         ),
+        Event::File(n) => print_notice(n),
         Event::Other(p) => println!(
             "pdu cmd={:#06x} name={} seq={} len={}",
             p.header.command_id,

@@ -2,9 +2,9 @@
 
 use tt_proto::Pdu;
 use tt_proto::ids::cid;
-use tt_proto::pb::{buddy, group, login, message};
+use tt_proto::pb::{buddy, file, group, login, message};
 
-use super::{Client, Message};
+use super::{Client, FileNotice, Message};
 use crate::text;
 
 /// Something the server sent on its own (or a reply nobody waited for).
@@ -82,7 +82,10 @@ pub enum Event {
         /// The users added or removed.
         changed: Vec<u32>,
     },
-    /// Any other PDU (file notify, P2P command, a reply nobody waited for, ...).
+    /// `CID_FILE_NOTIFY`: a file sent to us (an online transfer to take, or an offline file
+    /// ready to download).
+    File(FileNotice),
+    /// Any other PDU (P2P command, a reply nobody waited for, file_server's PDUs, ...).
     Other(Pdu),
     /// The server closed the connection. Reported once, after every event received before it.
     Closed,
@@ -163,6 +166,10 @@ impl Client {
                     current: n.cur_user_id_list,
                     changed: n.chg_user_id_list,
                 }
+            }
+            cid::CID_FILE_NOTIFY => {
+                let n: file::ImFileNotify = pdu.decode_body()?;
+                Event::File(n.into())
             }
             _ => Event::Other(pdu.clone()),
         })
