@@ -121,6 +121,8 @@ enum Phase {
     Body(Pending),
     /// A request was handed out and is not answered yet.
     InFlight { head_only: bool, keep_alive: bool },
+    /// The head of a streamed response is written; its body is being written by the server.
+    Streaming { keep_alive: bool },
     /// No more requests: the connection is closing.
     Closed,
 }
@@ -195,6 +197,22 @@ impl HttpConn {
         matches!(self.phase, Phase::InFlight { .. })
     }
 
+    /// A streamed response is being written ([`HttpConn::start_stream`] until
+    /// [`HttpConn::finish_stream`]).
+    pub fn streaming(&self) -> bool {
+        matches!(self.phase, Phase::Streaming { .. })
+    }
+
+    /// Request bytes this connection holds: the body read so far of a request still arriving,
+    /// and the bytes held behind a pending response.
+    pub fn buffered(&self) -> usize {
+        let body = match &self.phase {
+            Phase::Body(pending) => pending.request.body.len(),
+            _ => 0,
+        };
+        body + self.held.len()
+    }
+
     /// The next whole request, its bytes consumed from `input` (or from the bytes held while a
     /// response was pending). `None`: more bytes are needed, a request is in flight (new bytes
     /// are then held, see [`HttpConn::hold`]), or the connection is closing.
@@ -204,7 +222,7 @@ impl HttpConn {
                 input.consume(input.len());
                 return Ok(None);
             }
-            Phase::InFlight { .. } => {
+            Phase::InFlight { .. } | Phase::Streaming { .. } => {
                 self.hold(input)?;
                 return Ok(None);
             }
@@ -296,6 +314,52 @@ impl HttpConn {
         Ok(())
     }
 
+    /// Starts a streamed response to the request in flight: writes the head of `response`
+    /// announcing `body_len` body bytes (its own body is ignored). `Some(true)`: the caller
+    /// writes exactly `body_len` bytes to the connection, then calls
+    /// [`HttpConn::finish_stream`]; `Some(false)`: no body is due (a `HEAD` request, or a
+    /// status without a body such as 304), call [`HttpConn::finish_stream`] at once. `None`:
+    /// no request was in flight, or the connection closed on this write.
+    pub fn start_stream(
+        &mut self,
+        net: &mut Net,
+        conn: ConnId,
+        response: &Response,
+        body_len: u64,
+    ) -> Option<bool> {
+        let Phase::InFlight {
+            head_only,
+            keep_alive,
+        } = self.phase
+        else {
+            log::warn!("http {conn:?}: a streamed response with no request in flight, not sent");
+            return None;
+        };
+        let keep = keep_alive && self.keep_alive;
+        if !net.send_with(conn, |out| response.write_head(out, keep, body_len)) {
+            self.phase = Phase::Closed;
+            return None;
+        }
+        self.phase = Phase::Streaming { keep_alive: keep };
+        let no_body = response.status.code == 304 || response.status.code < 200;
+        Some(!head_only && !no_body)
+    }
+
+    /// Ends a streamed response: the connection goes on to its next request (true: call
+    /// [`HttpConn::resume`]) or is closed once its output is written (false).
+    pub fn finish_stream(&mut self, net: &mut Net, conn: ConnId) -> bool {
+        let Phase::Streaming { keep_alive } = self.phase else {
+            return net.is_open(conn) && !matches!(self.phase, Phase::Closed);
+        };
+        if keep_alive && net.is_open(conn) {
+            self.phase = Phase::Head;
+            return true;
+        }
+        self.phase = Phase::Closed;
+        net.close(conn);
+        false
+    }
+
     /// [`HttpConn::serve`] over the bytes held while a response was pending (call it after
     /// [`HttpConn::respond`] kept the connection open).
     pub fn resume(
@@ -310,8 +374,13 @@ impl HttpConn {
     /// Closes the connection after `error`, answering with its status (empty body) unless a
     /// request is in flight, whose response would have had to come first.
     pub fn reject(&mut self, net: &mut Net, conn: ConnId, error: &HttpError) {
+        self.reject_with(net, conn, &Response::new(error.status()));
+    }
+
+    /// Like [`HttpConn::reject`] with a response of the server's own (a body explaining the
+    /// refusal).
+    pub fn reject_with(&mut self, net: &mut Net, conn: ConnId, response: &Response) {
         if matches!(self.phase, Phase::Head | Phase::Body(_)) {
-            let response = Response::new(error.status());
             net.send_with(conn, |out| response.write_to(out, false, true));
         }
         self.phase = Phase::Closed;

@@ -11,15 +11,20 @@ pub struct Status {
 
 impl Status {
     pub const OK: Status = Status::new(200, "OK");
+    pub const PARTIAL_CONTENT: Status = Status::new(206, "Partial Content");
+    pub const NOT_MODIFIED: Status = Status::new(304, "Not Modified");
     pub const BAD_REQUEST: Status = Status::new(400, "Bad Request");
     pub const FORBIDDEN: Status = Status::new(403, "Forbidden");
     pub const NOT_FOUND: Status = Status::new(404, "Not Found");
     pub const METHOD_NOT_ALLOWED: Status = Status::new(405, "Method Not Allowed");
+    pub const REQUEST_TIMEOUT: Status = Status::new(408, "Request Timeout");
     pub const PAYLOAD_TOO_LARGE: Status = Status::new(413, "Payload Too Large");
+    pub const RANGE_NOT_SATISFIABLE: Status = Status::new(416, "Range Not Satisfiable");
     pub const HEADERS_TOO_LARGE: Status = Status::new(431, "Request Header Fields Too Large");
     pub const INTERNAL_ERROR: Status = Status::new(500, "Internal Server Error");
     pub const NOT_IMPLEMENTED: Status = Status::new(501, "Not Implemented");
     pub const UNAVAILABLE: Status = Status::new(503, "Service Unavailable");
+    pub const INSUFFICIENT_STORAGE: Status = Status::new(507, "Insufficient Storage");
 
     pub const fn new(code: u16, reason: &'static str) -> Status {
         Status { code, reason }
@@ -73,14 +78,21 @@ impl Response {
 
     /// Appends the response to `out`; the body only if `with_body` (not for `HEAD`).
     pub fn write_to(&self, out: &mut Vec<u8>, keep_alive: bool, with_body: bool) {
+        self.write_head(out, keep_alive, self.body.len() as u64);
+        if with_body {
+            out.extend_from_slice(&self.body);
+        }
+    }
+
+    /// Appends the status line and header fields to `out`, announcing `content_length` body
+    /// bytes (the own body is not written: a streamed body follows separately).
+    pub fn write_head(&self, out: &mut Vec<u8>, keep_alive: bool, content_length: u64) {
         let connection = if keep_alive { "keep-alive" } else { "close" };
         // Writing to a Vec cannot fail.
         let _ = write!(
             out,
-            "HTTP/1.1 {} {}\r\nConnection:{connection}\r\nContent-Length:{}\r\n",
-            self.status.code,
-            self.status.reason,
-            self.body.len()
+            "HTTP/1.1 {} {}\r\nConnection:{connection}\r\nContent-Length:{content_length}\r\n",
+            self.status.code, self.status.reason,
         );
         for (name, value) in &self.headers {
             if has_line_break(name) || has_line_break(value) {
@@ -90,9 +102,6 @@ impl Response {
             let _ = write!(out, "{name}:{value}\r\n");
         }
         out.extend_from_slice(b"\r\n");
-        if with_body {
-            out.extend_from_slice(&self.body);
-        }
     }
 
     /// The bytes [`Response::write_to`] appends.
