@@ -33,7 +33,8 @@ impl FileServer {
             return;
         };
         let id = String::from_utf8_lossy(&req.task_id).into_owned();
-        let result = ClientFileRole::try_from(req.file_role)
+        let role = ClientFileRole::try_from(req.file_role);
+        let result = role
             .map_err(|_| format!("role {}", req.file_role))
             .and_then(|role| self.login(net, conn, req.user_id, &id, role));
         let ok = result.is_ok();
@@ -45,9 +46,9 @@ impl FileServer {
         match result {
             Ok(()) => {
                 log::info!(
-                    "task {id}: user {} logged in as {:?} ({conn:?}, {})",
+                    "task {id}: user {} logged in as {} ({conn:?}, {})",
                     req.user_id,
-                    ClientFileRole::try_from(req.file_role),
+                    role.map_or("?", |r| r.as_str_name()),
                     peer_name(net, conn)
                 );
                 self.after_login(net, conn, &id);
