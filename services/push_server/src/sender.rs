@@ -192,14 +192,17 @@ impl Worker {
         let (agent, url) = match &self.gateway {
             Gateway::Log => {
                 for n in batch {
-                    log::info!(
-                        "push (no gateway): user {} {} badge {}{}: {}",
-                        n.user_id,
-                        n.platform.name(),
-                        n.badge,
-                        if n.silent { " silent" } else { "" },
-                        if n.silent { "" } else { &n.payload.flash }
-                    );
+                    let (user, platform, badge) = (n.user_id, n.platform.name(), n.badge);
+                    if n.silent {
+                        log::info!(
+                            "push (no gateway): user {user} {platform} badge {badge} silent"
+                        );
+                    } else {
+                        let text = &n.payload.flash;
+                        log::info!(
+                            "push (no gateway): user {user} {platform} badge {badge}: {text}"
+                        );
+                    }
                 }
                 Counters::add(&self.counters.sent, batch.len());
                 return Next::Continue;
