@@ -11,6 +11,7 @@ use std::os::unix::fs::FileExt;
 
 use netlib::{ConnId, Net};
 use tt_common::pdu_io::{self, decode_or_log, peer_name};
+use tt_proto::Command;
 use tt_proto::pb::base_define::{ClientFileRole, ClientFileState, TransferFileType};
 use tt_proto::pb::file::{
     ImFileLoginReq, ImFileLoginRsp, ImFilePullDataReq, ImFilePullDataRsp, ImFileState,
@@ -28,8 +29,7 @@ type Refusal = String;
 
 impl FileServer {
     pub(crate) fn on_login(&mut self, net: &mut Net, conn: ConnId, header: &Header, body: &[u8]) {
-        let Some(req) = decode_or_log::<ImFileLoginReq>(net, conn, body) else {
-            net.close(conn);
+        let Some(req) = decode_or_close::<ImFileLoginReq>(net, conn, body) else {
             return;
         };
         let id = String::from_utf8_lossy(&req.task_id).into_owned();
@@ -182,8 +182,7 @@ impl FileServer {
         header: &Header,
         body: &[u8],
     ) {
-        let Some(req) = decode_or_log::<ImFilePullDataReq>(net, conn, body) else {
-            net.close(conn);
+        let Some(req) = decode_or_close::<ImFilePullDataReq>(net, conn, body) else {
             return;
         };
         if let Err(why) = self.pull_req(net, conn, header, body, &req) {
@@ -202,13 +201,10 @@ impl FileServer {
         let task = self.own_task(conn, req.user_id, &req.task_id, Side::Receiver)?;
         match task.mode {
             TransferFileType::FileTypeOnline => {
-                if !matches!(task.state, State::WaitingTransfer | State::Transferring) {
-                    return Err(format!("task in state {:?}", task.state));
-                }
                 if task.pending_pulls >= MAX_PENDING_PULLS {
                     return Err(format!("over {MAX_PENDING_PULLS} pulls unanswered"));
                 }
-                task.state = State::Transferring;
+                transferring(task)?;
                 task.pull_seq = header.seq_num;
                 task.pending_pulls += 1;
                 if let Some(sender) = task.sender {
@@ -229,8 +225,7 @@ impl FileServer {
         header: &Header,
         body: &[u8],
     ) {
-        let Some(rsp) = decode_or_log::<ImFilePullDataRsp>(net, conn, body) else {
-            net.close(conn);
+        let Some(rsp) = decode_or_close::<ImFilePullDataRsp>(net, conn, body) else {
             return;
         };
         let id = String::from_utf8_lossy(&rsp.task_id).into_owned();
@@ -252,14 +247,11 @@ impl FileServer {
         let task = self.own_task(conn, rsp.user_id, &rsp.task_id, Side::Sender)?;
         match task.mode {
             TransferFileType::FileTypeOnline => {
-                if !matches!(task.state, State::WaitingTransfer | State::Transferring) {
-                    return Err(format!("task in state {:?}", task.state));
-                }
                 if task.pending_pulls == 0 {
                     return Err("data nobody pulled".into());
                 }
+                transferring(task)?;
                 task.pending_pulls -= 1;
-                task.state = State::Transferring;
                 let relayed = Header {
                     seq_num: task.pull_seq,
                     ..*header
@@ -385,6 +377,15 @@ enum Upload {
     Complete,
 }
 
+/// An online task moves to Transferring once both peers are in.
+fn transferring(task: &mut Task) -> Result<(), Refusal> {
+    if !matches!(task.state, State::WaitingTransfer | State::Transferring) {
+        return Err(format!("task in state {:?}", task.state));
+    }
+    task.state = State::Transferring;
+    Ok(())
+}
+
 /// Asks the uploader for the task's next block (seq 0).
 fn request_block(net: &mut Net, conn: ConnId, task: &Task) {
     let req = ImFilePullDataReq {
@@ -498,6 +499,15 @@ fn serve_block(
         net.close(conn);
     }
     Ok(())
+}
+
+/// A client's PDU body, or `None` with the connection closed (logged by `decode_or_log`).
+fn decode_or_close<M: Command>(net: &mut Net, conn: ConnId, body: &[u8]) -> Option<M> {
+    let m = decode_or_log(net, conn, body);
+    if m.is_none() {
+        net.close(conn);
+    }
+    m
 }
 
 /// Logs a refused PDU and closes its connection.
