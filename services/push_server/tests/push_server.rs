@@ -79,6 +79,16 @@ impl Gateway {
             .expect("no request reached the gateway (hang guard)")
     }
 
+    /// The tokens of the next request, which holds one notification.
+    fn next_tokens(&self) -> Vec<String> {
+        let body = self.next().body;
+        assert_eq!(body["notifications"].as_array().unwrap().len(), 1);
+        tokens(&body["notifications"][0])
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Requests until `n` tokens were seen; their notifications in arrival order.
     fn notifications(&self, n: usize) -> Vec<Value> {
         let mut out: Vec<Value> = Vec::new();
@@ -229,6 +239,13 @@ fn push(c: &mut PduClient, req: &ImPushToUserReq) -> Vec<(String, u32)> {
         .collect()
 }
 
+/// Pushes one iOS token of user 1; its result code.
+fn push_ios(c: &mut PduClient, flash: &str, token: &str) -> u32 {
+    let results = push(c, &request(flash, vec![entry(1, IOS, token, 1, 1)]));
+    assert_eq!(results.len(), 1);
+    results[0].1
+}
+
 fn codes(results: &[(String, u32)]) -> Vec<u32> {
     results.iter().map(|r| r.1).collect()
 }
@@ -307,13 +324,7 @@ fn a_500_is_retried_and_delivered_once() {
     let p = start("push-retry", &with_gateway(&gw));
     let mut c = PduClient::connect(p.port);
     let first = ios_token('1');
-    assert_eq!(
-        codes(&push(
-            &mut c,
-            &request("a", vec![entry(1, IOS, &first, 1, 1)])
-        )),
-        [0]
-    );
+    assert_eq!(push_ios(&mut c, "a", &first), 0);
     let failed = gw.next();
     let retried = gw.next();
     assert_eq!(failed.body, retried.body, "the retry sends the same batch");
@@ -321,17 +332,8 @@ fn a_500_is_retried_and_delivered_once() {
 
     // Nothing more of the first batch: the next request is the next push alone.
     let second = ios_token('2');
-    assert_eq!(
-        codes(&push(
-            &mut c,
-            &request("b", vec![entry(1, IOS, &second, 1, 1)])
-        )),
-        [0]
-    );
-    assert_eq!(
-        tokens(&gw.next().body["notifications"][0]),
-        [second.as_str()]
-    );
+    assert_eq!(push_ios(&mut c, "b", &second), 0);
+    assert_eq!(gw.next_tokens(), vec![second.as_str()]);
 }
 
 #[test]
@@ -340,17 +342,8 @@ fn a_400_is_not_retried() {
     let mut p = start("push-400", &with_gateway(&gw));
     let mut c = PduClient::connect(p.port);
     let first = ios_token('3');
-    assert_eq!(
-        codes(&push(
-            &mut c,
-            &request("a", vec![entry(1, IOS, &first, 1, 1)])
-        )),
-        [0]
-    );
-    assert_eq!(
-        tokens(&gw.next().body["notifications"][0]),
-        [first.as_str()]
-    );
+    assert_eq!(push_ios(&mut c, "a", &first), 0);
+    assert_eq!(gw.next_tokens(), vec![first.as_str()]);
     assert!(
         p.daemon
             .wait_for_line("answered 400: batch of 1 notifications failed", LIMIT),
@@ -358,17 +351,8 @@ fn a_400_is_not_retried() {
         p.daemon.recent_log()
     );
     let second = ios_token('4');
-    assert_eq!(
-        codes(&push(
-            &mut c,
-            &request("b", vec![entry(1, IOS, &second, 1, 1)])
-        )),
-        [0]
-    );
-    assert_eq!(
-        tokens(&gw.next().body["notifications"][0]),
-        [second.as_str()]
-    );
+    assert_eq!(push_ios(&mut c, "b", &second), 0);
+    assert_eq!(gw.next_tokens(), vec![second.as_str()]);
 }
 
 #[test]
@@ -380,13 +364,7 @@ fn a_hanging_gateway_fills_the_queue_and_further_tokens_are_refused() {
     );
     let p = start("push-hang", &conf);
     let mut c = PduClient::connect(p.port);
-    assert_eq!(
-        codes(&push(
-            &mut c,
-            &request("a", vec![entry(1, IOS, &ios_token('5'), 1, 1)])
-        )),
-        [0]
-    );
+    assert_eq!(push_ios(&mut c, "a", &ios_token('5')), 0);
     // The sender holds that one in its hanging request: the queue is empty and stays so.
     gw.next();
     let entries: Vec<_> = (0..5)
@@ -396,13 +374,7 @@ fn a_hanging_gateway_fills_the_queue_and_further_tokens_are_refused() {
         codes(&push(&mut c, &request("b", entries))),
         [0, 0, 0, 1, 1]
     );
-    assert_eq!(
-        codes(&push(
-            &mut c,
-            &request("c", vec![entry(20, IOS, &ios_token('6'), 1, 1)])
-        )),
-        [1]
-    );
+    assert_eq!(push_ios(&mut c, "c", &ios_token('6')), 1);
     assert_heartbeat_echoed(&mut c);
     let mut other = PduClient::connect(p.port);
     assert_heartbeat_echoed(&mut other);
@@ -503,13 +475,7 @@ fn sigterm_ends_a_retry_wait_and_drops_its_batch() {
     );
     let mut p = start("push-stop", &conf);
     let mut c = PduClient::connect(p.port);
-    assert_eq!(
-        codes(&push(
-            &mut c,
-            &request("a", vec![entry(1, IOS, &ios_token('c'), 1, 1)])
-        )),
-        [0]
-    );
+    assert_eq!(push_ios(&mut c, "a", &ios_token('c')), 0);
     gw.next();
     // The sender waits ten minutes before its retry; the stop ends that wait.
     terminate(
