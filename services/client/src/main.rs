@@ -21,10 +21,13 @@ usage: tt-cli [OPTIONS] login USER PASSWORD      log in, then read commands from
                                                  log in, run one command and exit
                                                  (no command: read commands from stdin)
        tt-cli [OPTIONS] discover                 print the msg_server login_server picks
+       tt-cli [OPTIONS] upload FILE              store a file on msfs (no login)
+       tt-cli [OPTIONS] download URL|PATH OUT    fetch a file from msfs (no login)
 
 options:
   --login-url URL      login_server HTTP address (default http://127.0.0.1:8080)
   --msg-server H:P     connect to this msg_server, skip discovery
+  --msfs-url URL       msfs base URL for upload/download (default: from discovery)
   --user NAME          login name
   --password PASS      plain password (sent as its MD5 hex)
   --client-type T      windows | mac | ios | android (default windows)
@@ -40,6 +43,7 @@ commands: type `help` after logging in, or see services/client/README.md";
 struct Options {
     login_url: Option<String>,
     msg_server: Option<String>,
+    msfs_url: Option<String>,
     user: Option<String>,
     password: Option<String>,
     client_type: ClientType,
@@ -79,6 +83,7 @@ fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
     let mut o = Options {
         login_url: None,
         msg_server: None,
+        msfs_url: None,
         user: None,
         password: None,
         client_type: ClientType::Windows,
@@ -119,6 +124,7 @@ fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
         match name {
             "--login-url" => o.login_url = Some(value),
             "--msg-server" => o.msg_server = Some(value),
+            "--msfs-url" => o.msfs_url = Some(value),
             "--user" => o.user = Some(value),
             "--password" => o.password = Some(value),
             "--client-type" => {
@@ -175,6 +181,12 @@ fn run(mut o: Options) -> Result<bool, Error> {
         );
         return Ok(true);
     }
+    if matches!(first, Some("upload" | "download")) {
+        let words: Vec<&str> = o.command.iter().map(String::as_str).collect();
+        let url = o.login_url.as_deref().unwrap_or("http://127.0.0.1:8080");
+        let flow = cli::msfs::execute(&words, o.msfs_url.as_deref(), Some(url), o.timeout)?;
+        return Ok(!matches!(flow, Flow::Refused));
+    }
     let interactive = match first {
         Some("login") => {
             let [_, user, password] = o.command.as_slice() else {
@@ -194,13 +206,20 @@ fn run(mut o: Options) -> Result<bool, Error> {
         ));
     };
 
+    // An explicit msfs URL wins over the discovered one.
+    if let Some(url) = &o.msfs_url {
+        cli::msfs::set_session_url(url);
+    }
     let addr = match &o.msg_server {
         Some(hp) => MsgServerAddr::parse(hp)?,
         None => {
             let url = o.login_url.as_deref().unwrap_or("http://127.0.0.1:8080");
-            Client::discover_with_timeout(url, o.timeout)?
+            let addr = Client::discover_with_timeout(url, o.timeout)?;
+            cli::msfs::set_session_url(&addr.msfs_prior);
+            addr
         }
     };
+
     let mut c = Client::connect(&addr)?;
     c.set_timeout(o.timeout);
     c.set_cipher(cipher);

@@ -6,6 +6,7 @@ mod buddy;
 mod files;
 mod groups;
 mod messages;
+pub mod msfs;
 pub mod output;
 mod push;
 
@@ -53,6 +54,9 @@ getfile <task_id> [dir]         download an offline file, or take an online tran
                                 notified to me, into dir (default .)
 getfile next [seconds] [dir]    wait for a file notice (default 60 s) and take that file
 rmfile <task_id>                delete one of my offline files
+images (msfs; no login needed as the one-shot command):
+upload <file>                   store a file on msfs, print its path and url
+download <url|path> <out-file>  fetch a file from msfs
 other:
 time                            server time
 heartbeat                       heartbeat round trip
@@ -93,6 +97,7 @@ pub fn execute(c: &mut Client, words: &[&str]) -> Result<Flow, Error> {
         }
         "shield" | "token" => push::execute(c, words),
         "sendfile" | "getfile" | "rmfile" => files::execute(c, words),
+        "upload" | "download" => msfs::execute(words, None, None, tt_client::DEFAULT_TIMEOUT),
         "time" => {
             println!("time server_time={}", c.server_time()?);
             Ok(Flow::Continue)
