@@ -29,6 +29,7 @@ mod client;
 pub use tt_proto::crypto;
 pub mod discovery;
 pub mod file_transfer;
+pub mod msfs;
 
 use std::fmt;
 
