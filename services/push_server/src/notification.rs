@@ -83,6 +83,8 @@ pub enum Refusal {
     Payload,
     /// The queue is at its bound.
     QueueFull,
+    /// The sender thread ended (it panicked): nothing takes from the queue.
+    SenderGone,
 }
 
 impl std::fmt::Display for Refusal {
@@ -92,6 +94,7 @@ impl std::fmt::Display for Refusal {
             Refusal::Token => f.write_str("not a device token"),
             Refusal::Payload => write!(f, "flash and data over {MAX_PAYLOAD} bytes"),
             Refusal::QueueFull => f.write_str("queue full"),
+            Refusal::SenderGone => f.write_str("the sender thread is gone"),
         }
     }
 }

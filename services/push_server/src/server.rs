@@ -60,10 +60,7 @@ impl PushServer {
         let n = notification::notification(entry, payload)?;
         self.queue.try_send(n).map_err(|e| match e {
             TrySendError::Full(_) => Refusal::QueueFull,
-            TrySendError::Disconnected(_) => {
-                log::error!("the sender thread is gone");
-                Refusal::QueueFull
-            }
+            TrySendError::Disconnected(_) => Refusal::SenderGone,
         })
     }
 

@@ -151,6 +151,18 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_conf_file_reads() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../conf/pushserver.conf");
+        let s = Settings::from_conf(&Conf::load(path).unwrap()).unwrap();
+        assert_eq!(
+            (s.listen_ips.as_slice(), s.listen_port),
+            (&["127.0.0.1".to_string()][..], 8500)
+        );
+        assert_eq!(s.delivery.push_url, None);
+        assert!(s.ignored.is_empty());
+    }
+
+    #[test]
     fn refuses_bad_values() {
         let base = "ListenIP=127.0.0.1\nListenPort=8500\n";
         for (line, key) in [
