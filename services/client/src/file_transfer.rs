@@ -195,8 +195,10 @@ impl FileConn {
         } else {
             (ONLINE_BLOCK, TransferFileType::FileTypeOnline)
         };
+        // A 0-byte offline file is one empty block.
+        let mut empty_block = self.role.offline() && size == 0;
         let mut offset = 0u64;
-        while offset < size {
+        while offset < size || empty_block {
             let ask = (size - offset).min(u64::from(block)) as u32;
             let pull = file::ImFilePullDataReq {
                 task_id: self.task_id.as_bytes().to_vec(),
@@ -207,6 +209,9 @@ impl FileConn {
             };
             self.conn.send_command(&pull)?;
             let data = self.wait_data(offset)?;
+            if std::mem::take(&mut empty_block) && data.is_empty() {
+                break;
+            }
             if data.is_empty() || data.len() as u64 > size - offset {
                 return Err(Error::Transfer(format!(
                     "task {}: {} bytes at offset {offset} of a {size}-byte file",
@@ -227,7 +232,7 @@ impl FileConn {
                 user_id: self.user_id,
             };
             self.conn.send_command(&done)?;
-            self.conn.close();
+            self.wait_closed();
         }
         Ok(offset)
     }
@@ -241,8 +246,19 @@ impl FileConn {
             user_id: self.user_id,
         };
         self.conn.send_command(&cancel)?;
-        self.conn.close();
+        self.wait_closed();
         Ok(())
+    }
+
+    /// After a state this side sent, file_server closes the connection: waited for (within
+    /// the step wait), so the state is read before the socket goes.
+    fn wait_closed(&mut self) {
+        while let Ok(Some(e)) = self.conn.next_event(self.wait) {
+            if e == Event::Closed {
+                break;
+            }
+        }
+        self.conn.close();
     }
 
     /// The data of the pull at `offset`.

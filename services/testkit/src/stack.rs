@@ -334,7 +334,7 @@ impl Stack {
 
     /// Starts msg_server `i` and waits until it is ready and, unless the stack was built with
     /// `wait_links(false)`, connected to each of db_proxy_server, login_server, route_server
-    /// and file_server that runs now.
+    /// and file_server that runs now (and, for file_server, holding its address list).
     pub fn start_msg(&mut self, i: usize) {
         let mut d = self.spawn_ready(Server::Msg(i));
         if self.wait_links {
@@ -343,6 +343,8 @@ impl Stack {
                 ("connected to login_server", self.login.is_some()),
                 ("connected to route_server", self.route.is_some()),
                 ("connected to file_server", self.file_server.is_some()),
+                // The addresses clients are given, asked for on connect.
+                ("addresses of file_server", self.file_server.is_some()),
             ]
             .into_iter()
             .filter_map(|(line, running)| running.then_some(line))

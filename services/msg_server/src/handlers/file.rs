@@ -59,15 +59,11 @@ fn file_name_ok(name: &[u8]) -> bool {
     std::str::from_utf8(name).is_ok_and(|n| n.chars().count() <= MAX_FILE_NAME_CHARS)
 }
 
-fn is_mode(raw: i32, mode: TransferFileType) -> bool {
-    raw == mode as i32
-}
-
 /// `CID_FILE_REQUEST` (§9.2.8): a task on a file_server, for an offline transfer at once,
 /// for an online one once the receiver's presence is known. Refused (`IMFileRsp` result 1)
 /// without a file_server, for a file name over [`MAX_FILE_NAME_CHARS`] characters or not
-/// UTF-8, a transfer mode other than online or offline, no route_server to ask, or too many
-/// requests of this client waiting for an answer.
+/// UTF-8, no route_server to ask, or too many requests of this client waiting for an answer.
+/// (A transfer mode other than online or offline does not parse: the client is closed.)
 fn transfer(s: &mut State, net: &mut Net, req: &Request<'_>) {
     let Some(q) = req.parse::<ImFileReq>(net) else {
         return;
@@ -85,12 +81,9 @@ fn transfer(s: &mut State, net: &mut Net, req: &Request<'_>) {
         trans_mode: q.trans_mode,
         attach_data: Attach::Short.data(handle),
     };
-    let offline = is_mode(task.trans_mode, TransferFileType::FileTypeOffline);
-    let online = is_mode(task.trans_mode, TransferFileType::FileTypeOnline);
+    let offline = task.trans_mode == TransferFileType::FileTypeOffline as i32;
     let refusal = if !file_name_ok(&task.file_name) {
         Some("a file name that is not UTF-8 or too long")
-    } else if !offline && !online {
-        Some("an unknown transfer mode")
     } else if s.links.file.pick().is_none() {
         Some("no file_server link")
     } else if !s.begin_request(net, req) {

@@ -73,9 +73,16 @@ impl FileLinks {
                  {MAX_ADDRS} of at most {MAX_ADDR_LEN} bytes are kept)"
             );
         }
-        log::debug!(
-            "file_server link {conn:?} advertises {} addresses",
-            list.len()
+        let shown: Vec<String> = list
+            .iter()
+            .map(|a| format!("{}:{}", String::from_utf8_lossy(&a.ip), a.port))
+            .collect();
+        let target = &self.links.slots()[slot];
+        log::info!(
+            "addresses of file_server {}:{}: {}",
+            target.host,
+            target.port,
+            shown.join(", ")
         );
     }
 

@@ -1,0 +1,362 @@
+//! File transfer end to end (msg_server.md §6.5, §9.2.8–9.2.9, §11.2 type 5, §11.4;
+//! storage-file.md §7): real msg_servers, route_server, db_proxy_server and file_server, the
+//! bytes through `tt_client::file_transfer`, the offline files on file_server's disk.
+//! Users: `tt_testkit::users::FILE_TRANSFER`.
+
+mod live_client;
+
+use std::io::Cursor;
+use std::path::Path;
+use std::thread;
+use std::time::Duration;
+
+use live_client::{WAIT, closes_on, login_at, raw_login};
+use mysql::prelude::Queryable;
+use tt_client::file_transfer::{FileConn, FileRole};
+use tt_client::tt_proto::pb::base_define::UserStatType;
+use tt_client::tt_proto::pb::file::{
+    ImFileAddOfflineReq, ImFileDelOfflineReq, ImFileHasOfflineReq, ImFileHasOfflineRsp, ImFileReq,
+    ImFileRsp,
+};
+use tt_client::tt_proto::prost::Message;
+use tt_client::{Client, ClientType, Event, FileNotice, FileTask};
+use tt_testkit::stack::LIMIT;
+use tt_testkit::users::FILE_TRANSFER;
+use tt_testkit::{Stack, mysql_conn};
+
+/// The sizes every mode is checked with: empty, one byte, around one 32 KiB block, 10 MiB.
+const SIZES: [usize; 6] = [0, 1, 32767, 32768, 32769, 10 * 1024 * 1024];
+
+/// Size of the header before a stored file's bytes (storage-file.md §7.5).
+const STORED_HEADER: u64 = 960;
+
+/// `len` bytes no two offsets of which are likely to repeat a pattern (xorshift).
+fn data(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Removes the offline-file rows of earlier runs sent to `users`.
+fn forget_offline_files(users: &[u32]) {
+    let mut db = mysql_conn();
+    for u in users {
+        db.exec_drop("DELETE FROM IMTransmitFile WHERE toId = ?", (u,))
+            .expect("deleting offline-file rows");
+    }
+}
+
+/// Waits until route_server reports `user` online to `c` (logins reach route_server on
+/// another link than the request asking; the status reply is the event to wait on).
+fn wait_online(c: &mut Client, user: u32) {
+    for _ in 0..200 {
+        let stat = c.users_status(&[user]).expect("users status");
+        if stat
+            .iter()
+            .any(|s| s.user_id == user && s.status == UserStatType::UserStatusOnline as i32)
+        {
+            return;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    panic!("user {user} is never reported online");
+}
+
+/// The file notice of `task` that `c` receives.
+fn notice_of(c: &mut Client, task: &str, ready: bool) -> FileNotice {
+    match c.wait_for(
+        WAIT,
+        |e| matches!(e, Event::File(n) if n.task_id == task && n.offline_ready == ready),
+    ) {
+        Ok(Some(Event::File(n))) => n,
+        other => panic!("no file notice for task {task}: {other:?}"),
+    }
+}
+
+/// An online transfer of `bytes` from `sender` to `receiver` (both logged in): the task, the
+/// notice, the sender serving on a thread, the receiver pulling. Returns what arrived.
+fn online(sender: &mut Client, receiver: &mut Client, bytes: &[u8], name: &str) -> Vec<u8> {
+    let size = bytes.len() as u32;
+    let task = sender
+        .request_file(receiver.user_id(), name, size, false)
+        .expect("file request");
+    assert_eq!(task.result_code, 0, "{task:?}");
+    assert!(!task.offline, "the receiver is online: {task:?}");
+    assert!(!task.addrs.is_empty(), "{task:?}");
+    let n = notice_of(receiver, &task.task_id, false);
+    assert_eq!(
+        (n.from_user_id, n.file_size, n.file_name.as_str(), n.offline),
+        (sender.user_id(), size, name, false)
+    );
+    assert_eq!(n.addrs, task.addrs);
+    let up = FileConn::open(
+        &task.addrs,
+        sender.user_id(),
+        &task.task_id,
+        FileRole::OnlineSender,
+    )
+    .expect("sender login");
+    let served = {
+        let bytes = bytes.to_vec();
+        thread::spawn(move || up.serve(&mut Cursor::new(&bytes), bytes.len() as u64))
+    };
+    let down = FileConn::open(
+        &n.addrs,
+        receiver.user_id(),
+        &n.task_id,
+        FileRole::OnlineReceiver,
+    )
+    .expect("receiver login");
+    let mut got = Vec::new();
+    let received = down.receive(&mut got, u64::from(size)).expect("receive");
+    assert_eq!(received, u64::from(size));
+    let served = served.join().expect("sender thread").expect("serve");
+    assert_eq!(served, u64::from(size));
+    got
+}
+
+/// Uploads `bytes` for an offline task and records it for its receiver, as the official
+/// clients do.
+fn upload(sender: &mut Client, task: &FileTask, bytes: &[u8]) {
+    assert_eq!(task.result_code, 0, "{task:?}");
+    assert!(task.offline, "{task:?}");
+    let up = FileConn::open(
+        &task.addrs,
+        sender.user_id(),
+        &task.task_id,
+        FileRole::OfflineUpload,
+    )
+    .expect("uploader login");
+    let served = up
+        .serve(&mut Cursor::new(bytes), bytes.len() as u64)
+        .expect("upload");
+    assert_eq!(served, bytes.len() as u64);
+    sender
+        .add_offline_file(task, bytes.len() as u32)
+        .expect("add offline file");
+}
+
+/// Downloads offline file `task` of `size` bytes as `receiver`.
+fn download(receiver: &mut Client, task: &str, size: u32) -> Vec<u8> {
+    let list = receiver.offline_files().expect("offline files");
+    assert!(
+        !list.addrs.is_empty(),
+        "the list carries file_server's address"
+    );
+    let down = FileConn::open(
+        &list.addrs,
+        receiver.user_id(),
+        task,
+        FileRole::OfflineDownload,
+    )
+    .expect("downloader login");
+    let mut got = Vec::new();
+    down.receive(&mut got, u64::from(size)).expect("download");
+    got
+}
+
+/// Asks until offline file `task` is (`present`) or is not listed for `c`: adds and deletes
+/// have no reply, so the list is the only thing to wait on (bounded).
+fn wait_listed(c: &mut Client, task: &str, present: bool) {
+    for _ in 0..200 {
+        let list = c.offline_files().expect("offline files");
+        if list.files.iter().any(|f| f.task_id == task) == present {
+            return;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    panic!("task {task} listed is not {present}");
+}
+
+/// Waits until `path` is gone: the delete has no reply (bounded poll).
+fn wait_gone(path: &Path) {
+    for _ in 0..500 {
+        if !path.exists() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{} is still on disk", path.display());
+}
+
+#[test]
+fn online_and_offline_transfers_are_byte_identical() {
+    let (a, b, c) = (
+        FILE_TRANSFER.id(0),
+        FILE_TRANSFER.id(1),
+        FILE_TRANSFER.id(2),
+    );
+    forget_offline_files(&[a, b, c]);
+    let stack = Stack::builder("file-transfer")
+        .msg_servers(2)
+        .file_server(true)
+        .start();
+    let mut sender = login_at(&stack, 0, a, ClientType::Windows);
+    let mut far = login_at(&stack, 1, b, ClientType::Windows);
+    let mut near = login_at(&stack, 0, c, ClientType::Windows);
+    wait_online(&mut sender, b);
+
+    // Online, to a receiver on the other msg_server: route_server is asked for its presence
+    // and passes the notice on.
+    for (i, size) in SIZES.into_iter().enumerate() {
+        let bytes = data(size, 1 + i as u64);
+        let got = online(&mut sender, &mut far, &bytes, &format!("online-{size}.bin"));
+        assert!(got == bytes, "online transfer of {size} bytes differs");
+    }
+    // Online, to a receiver on the same msg_server.
+    let bytes = data(40_000, 99);
+    assert!(online(&mut sender, &mut near, &bytes, "near.bin") == bytes);
+
+    // Offline: upload, notice to the receiver, list, download, the stored file on disk.
+    for (i, size) in SIZES.into_iter().enumerate() {
+        let bytes = data(size, 100 + i as u64);
+        let name = format!("offline-{size}.bin");
+        let task = sender
+            .request_file(b, &name, size as u32, true)
+            .expect("file request");
+        upload(&mut sender, &task, &bytes);
+        let n = notice_of(&mut far, &task.task_id, true);
+        assert_eq!((n.file_size, n.offline), (size as u32, true));
+        let stored = stack.offline_file_path(&task.task_id);
+        let len = std::fs::metadata(&stored).expect("the stored file").len();
+        assert_eq!(len, STORED_HEADER + size as u64);
+        let got = download(&mut far, &task.task_id, size as u32);
+        assert!(got == bytes, "offline transfer of {size} bytes differs");
+        far.delete_offline_file(a, b, &task.task_id)
+            .expect("delete");
+        wait_gone(&stored);
+    }
+}
+
+#[test]
+fn an_offline_file_waits_for_its_receiver_across_a_file_server_restart_until_deleted() {
+    let (a, b, stranger) = (
+        FILE_TRANSFER.id(3),
+        FILE_TRANSFER.id(4),
+        FILE_TRANSFER.id(5),
+    );
+    forget_offline_files(&[a, b, stranger]);
+    let mut stack = Stack::builder("file-offline")
+        .msg_servers(2)
+        .file_server(true)
+        .start();
+    let mut sender = login_at(&stack, 0, a, ClientType::Windows);
+
+    // An online request to a receiver who is not logged in anywhere becomes offline.
+    let bytes = data(100_000, 7);
+    let task = sender
+        .request_file(b, "report.pdf", bytes.len() as u32, false)
+        .expect("file request");
+    assert!(
+        task.offline,
+        "route_server reports the receiver offline: {task:?}"
+    );
+    upload(&mut sender, &task, &bytes);
+    let stored = stack.offline_file_path(&task.task_id);
+    assert!(stored.exists(), "{} stored", stored.display());
+
+    // file_server restarts; the file is on disk and the msg_servers link again.
+    Stack::kill(&mut stack.file_server);
+    stack.start_file_server();
+    for i in 0..2 {
+        assert!(
+            stack
+                .msg_daemon(i)
+                .wait_for_line("addresses of file_server", LIMIT),
+            "msg_server {i} did not link to the restarted file_server"
+        );
+    }
+
+    // The receiver logs in later, finds the file and downloads it.
+    let mut receiver = login_at(&stack, 1, b, ClientType::Windows);
+    let list = receiver.offline_files().expect("offline files");
+    let f = list
+        .files
+        .iter()
+        .find(|f| f.task_id == task.task_id)
+        .expect("the file is listed");
+    assert_eq!(
+        (f.from_user_id, f.file_name.as_str(), f.file_size),
+        (a, "report.pdf", bytes.len() as u32)
+    );
+    let got = download(&mut receiver, &task.task_id, bytes.len() as u32);
+    assert!(got == bytes, "the downloaded file differs");
+
+    // A user with no part in the file cannot delete it.
+    let mut other = raw_login(&stack, 0, stranger, ClientType::Windows);
+    other.send(&ImFileDelOfflineReq {
+        from_user_id: a,
+        to_user_id: b,
+        task_id: task.task_id.clone().into_bytes(),
+    });
+    assert!(
+        stack
+            .msg_daemon(0)
+            .wait_for_line("for a file of other users", LIMIT)
+    );
+    assert!(stored.exists(), "a stranger's delete leaves the file");
+
+    // The receiver's delete removes it from the list and from disk.
+    receiver
+        .delete_offline_file(a, b, &task.task_id)
+        .expect("delete");
+    wait_listed(&mut receiver, &task.task_id, false);
+    wait_gone(&stored);
+}
+
+#[test]
+fn bad_file_requests_are_refused_and_bad_bodies_close_the_client() {
+    let (a, b, c) = (
+        FILE_TRANSFER.id(6),
+        FILE_TRANSFER.id(7),
+        FILE_TRANSFER.id(8),
+    );
+    forget_offline_files(&[a, b, c]);
+    let stack = Stack::builder("file-bad").file_server(true).start();
+    let mut sender = login_at(&stack, 0, a, ClientType::Windows);
+
+    // A file name over 255 characters: result 1, no task.
+    let long = "x".repeat(256);
+    let refused = sender.request_file(b, &long, 10, true).expect("answer");
+    assert_eq!((refused.result_code, refused.task_id.as_str()), (1, ""));
+    // Malformed bodies, and a transfer mode the protocol does not declare, close the
+    // client's connection, with no answer.
+    let bad_mode = ImFileReq {
+        from_user_id: c,
+        to_user_id: b,
+        file_name: b"a.txt".to_vec(),
+        file_size: 5,
+        trans_mode: 3,
+    };
+    closes_on::<ImFileReq, ImFileRsp>(&stack, c, ClientType::Windows, &bad_mode.encode_to_vec());
+    let garbage = [0xff, 0xff, 0xff];
+    closes_on::<ImFileReq, ImFileRsp>(&stack, c, ClientType::Windows, &garbage);
+    closes_on::<ImFileHasOfflineReq, ImFileHasOfflineRsp>(&stack, c, ClientType::Windows, &garbage);
+    closes_on::<ImFileAddOfflineReq, ImFileRsp>(&stack, c, ClientType::Windows, &garbage);
+    closes_on::<ImFileDelOfflineReq, ImFileRsp>(&stack, c, ClientType::Windows, &[0x0a]);
+
+    // The server goes on: a good request gets its task.
+    let ok = sender
+        .request_file(b, "fine.txt", 10, true)
+        .expect("answer");
+    assert_eq!(ok.result_code, 0, "{ok:?}");
+    assert!(ok.offline && !ok.task_id.is_empty(), "{ok:?}");
+}
+
+#[test]
+fn without_a_file_server_a_transfer_is_refused() {
+    let a = FILE_TRANSFER.id(9);
+    let stack = Stack::builder("file-none").start();
+    let mut sender = login_at(&stack, 0, a, ClientType::Windows);
+    for offline in [false, true] {
+        let t = sender.request_file(a, "a.txt", 1, offline).expect("answer");
+        assert_eq!(t.result_code, 1, "{t:?}");
+        assert!(t.task_id.is_empty() && t.addrs.is_empty(), "{t:?}");
+    }
+}
