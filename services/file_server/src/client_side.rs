@@ -19,7 +19,7 @@ use tt_proto::pb::file::{
 use tt_proto::pdu::Header;
 use tt_proto::values::{RESULT_FAILED, RESULT_OK};
 
-use crate::server::{Client, FileServer, send_state};
+use crate::server::{Client, FileServer, cut, send_state};
 use crate::store::{self, BLOCK, HEADER_LEN};
 use crate::task_id::is_task_id;
 use crate::tasks::{MAX_PENDING_PULLS, Side, State, Task};
@@ -517,14 +517,6 @@ fn refuse(net: &mut Net, conn: ConnId, what: &str, why: &str) {
         peer_name(net, conn)
     );
     net.close(conn);
-}
-
-/// At most 64 characters of a peer's text, for log lines.
-fn cut(s: &str) -> &str {
-    match s.char_indices().nth(64) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
 }
 
 fn unix_now() -> u64 {

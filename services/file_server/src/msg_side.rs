@@ -9,7 +9,7 @@ use tt_proto::pb::server::{ImFileServerIpRsp, ImFileTransferReq, ImFileTransferR
 use tt_proto::pdu::Header;
 use tt_proto::values::{RESULT_FAILED, RESULT_OK};
 
-use crate::server::FileServer;
+use crate::server::{FileServer, cut};
 use crate::store::{DeleteError, HEADER_LEN};
 use crate::tasks::{State, Task};
 
@@ -62,7 +62,7 @@ impl FileServer {
                     } else {
                         "offline"
                     },
-                    String::from_utf8_lossy(&req.file_name),
+                    cut(&String::from_utf8_lossy(&req.file_name)),
                     req.file_size,
                     req.from_user_id,
                     req.to_user_id
@@ -154,9 +154,10 @@ impl FileServer {
                     DeleteError::Io(e) => e,
                 };
                 log::warn!(
-                    "msg_server link {conn:?} ({}): offline file {id:?} of {} to {} not \
+                    "msg_server link {conn:?} ({}): offline file {:?} of {} to {} not \
                      deleted: {why}",
                     peer_name(net, conn),
+                    cut(&id),
                     req.from_user_id,
                     req.to_user_id
                 );

@@ -98,6 +98,14 @@ impl FileServer {
     }
 }
 
+/// At most 64 characters of a peer's text, for log lines.
+pub(crate) fn cut(s: &str) -> &str {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
 /// Sends `IMFileState` (seq 0).
 pub(crate) fn send_state(
     net: &mut Net,
