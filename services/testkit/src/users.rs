@@ -24,11 +24,13 @@
 //! | [`DB_PROXY_RELIABILITY`] | 271..=280 | `services/db_proxy_server/tests/reliability.rs` |
 //! | [`HOSTILE`] | 281..=290 | `tests/hostile.rs` |
 //! | [`FILES`] | 291..=300 | `tests/files.rs` |
-//! | [`TT_LOAD`] | 301..=1000 | `tt-load`'s default users (from `--first-user` 301) |
+//! | [`TT_LOAD`] | 301..=900 | `tt-load`'s default users (from `--first-user` 301) |
+//! | [`HTTP_API`] | 901..=940 | `tests/http_api.rs` (http_msg_server) |
+//! | [`OFFLINE_PUSH`] | 941..=980 | `tests/offline_push.rs` (msg_server → push_server) |
 //! | [`FAULTS`] | 1001..=1100 | `tests/faults.rs` |
 //! | [`SOAK`] | 1101..=11100 | `scripts/soak.sh` (`tt-load --first-user 1101`, up to 10 000 clients) |
 //!
-//! Ids of [`SEEDED`] outside every range (100) are free for the
+//! Ids of [`SEEDED`] outside every range (100, 981..=1000) are free for the
 //! next test that needs users. Tests against fake servers (route_server's, login_server's, the client
 //! library's) use ids that no database sees and need no range.
 
@@ -144,9 +146,15 @@ pub const HOSTILE: UserRange = UserRange::new(281, 290);
 pub const FILES: UserRange = UserRange::new(291, 300);
 
 /// `tt-load`: its default `--first-user` is this range's first id, and its default user count
-/// (40) lies within it, as do runs of up to 700 users from there
+/// (40) lies within it, as do runs of up to 600 users from there
 /// (checked by `services/client/tests/tt_load.rs`).
-pub const TT_LOAD: UserRange = UserRange::new(301, 1000);
+pub const TT_LOAD: UserRange = UserRange::new(301, 900);
+
+/// `tests/http_api.rs`: http_msg_server's group API, its effects seen by clients.
+pub const HTTP_API: UserRange = UserRange::new(901, 940);
+
+/// `tests/offline_push.rs`: msg_server's offline pushes through push_server to a gateway.
+pub const OFFLINE_PUSH: UserRange = UserRange::new(941, 980);
 
 /// `tests/faults.rs`: twenty pairs and a twenty-member group under kill -9 of every daemon,
 /// MariaDB and Redis.
@@ -175,6 +183,8 @@ pub const ALLOTTED: &[(&str, UserRange)] = &[
     ("HOSTILE", HOSTILE),
     ("FILES", FILES),
     ("TT_LOAD", TT_LOAD),
+    ("HTTP_API", HTTP_API),
+    ("OFFLINE_PUSH", OFFLINE_PUSH),
     ("FAULTS", FAULTS),
     ("SOAK", SOAK),
 ];
@@ -211,7 +221,7 @@ mod tests {
     fn ids_and_names() {
         assert_eq!(MSG_SERVER.id(0), 60);
         assert_eq!(MSG_SERVER.name(19), "user79");
-        assert_eq!(TT_LOAD.len(), 700);
+        assert_eq!(TT_LOAD.len(), 600);
         assert_eq!(SOAK.len(), 10_000);
         assert!(DB_PROXY.contains(99) && !DB_PROXY.contains(100));
         assert!(LOAD_TEST.overlaps(&UserRange::new(40, 41)));

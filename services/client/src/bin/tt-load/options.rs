@@ -16,7 +16,7 @@ options:
                        over them; a receiver goes to the server after its sender's)
   --login-url URL      or: find a msg_server for each client through login_server
   --users N            number of users, even (default 40: 20 pairs)
-  --first-user ID      first user id (default 301: users 301..=340; seeded users 301..=1000
+  --first-user ID      first user id (default 301: users 301..=340; seeded users 301..=900
                        are kept for tt-load, the tests use lower ids)
   --password P         password of every user (default 123456)
   --messages M         messages per sender (default 100)
