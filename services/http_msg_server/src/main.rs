@@ -1,0 +1,3 @@
+//! http_msg_server (skeleton).
+
+fn main() {}
