@@ -151,17 +151,21 @@ fn offline_listed(s: &mut State, net: &mut Net, pdu: &Received<'_>) {
 }
 
 /// An offline-file request of the logged-in user `me`, made fit to pass on to db_proxy: the
-/// message to forward, or `None` when `me` has no part in the file.
+/// message to forward, or why it is dropped.
 trait OfflineFile: Command {
-    fn checked_for(self, me: u32) -> Option<Self>;
+    fn checked_for(self, me: u32) -> Result<Self, &'static str>;
     fn task_id(&self) -> &[u8];
 }
 
 impl OfflineFile for ImFileAddOfflineReq {
     /// The sender stores the file: it is the logged-in user, whatever the body says.
-    fn checked_for(mut self, me: u32) -> Option<Self> {
+    fn checked_for(mut self, me: u32) -> Result<Self, &'static str> {
         self.from_user_id = me;
-        file_name_ok(&self.file_name).then_some(self)
+        if file_name_ok(&self.file_name) {
+            Ok(self)
+        } else {
+            Err("with a file name that is not UTF-8 or too long")
+        }
     }
 
     fn task_id(&self) -> &[u8] {
@@ -172,8 +176,12 @@ impl OfflineFile for ImFileAddOfflineReq {
 impl OfflineFile for ImFileDelOfflineReq {
     /// The receiver deletes the file once it has it, naming its sender: forwarded as sent
     /// when the logged-in user is the file's sender or its receiver, dropped otherwise.
-    fn checked_for(self, me: u32) -> Option<Self> {
-        (self.from_user_id == me || self.to_user_id == me).then_some(self)
+    fn checked_for(self, me: u32) -> Result<Self, &'static str> {
+        if self.from_user_id == me || self.to_user_id == me {
+            Ok(self)
+        } else {
+            Err("for a file of other users")
+        }
     }
 
     fn task_id(&self) -> &[u8] {
@@ -195,16 +203,12 @@ fn offline_to_db<M: OfflineFile>(s: &mut State, net: &mut Net, req: &Request<'_>
         return None;
     }
     match m.checked_for(req.me) {
-        Some(m) => {
+        Ok(m) => {
             s.links.db.relay(net, Pool::General, req.header, &m);
             Some(m)
         }
-        None => {
-            log::warn!(
-                "user {} sent {} for a file of other users or with a bad file name: dropped",
-                req.me,
-                M::NAME
-            );
+        Err(why) => {
+            log::warn!("user {} sent {} {why}: dropped", req.me, M::NAME);
             None
         }
     }
