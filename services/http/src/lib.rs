@@ -34,6 +34,7 @@
 mod conn;
 mod request;
 mod response;
+pub mod styled_json;
 
 pub use conn::{Answer, HttpConn, HttpError, Limits};
 pub use request::Request;

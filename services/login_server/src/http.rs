@@ -1,7 +1,8 @@
 //! The bodies of the `/msg_server` HTTP replies (§3.4), laid out as jsoncpp's `StyledWriter`
-//! writes them. Requests are framed and replies written by `tt_http`.
+//! writes them (`tt_http::styled_json`). Requests are framed and replies written by `tt_http`.
 
-use serde_json::{Map, Value, json};
+use serde_json::json;
+use tt_http::styled_json::styled;
 
 /// The `Content-Type` of every `/msg_server` reply.
 pub const CONTENT_TYPE: &str = "text/html;charset=utf-8";
@@ -28,28 +29,6 @@ pub fn ok_body(prior_ip: &str, backup_ip: &str, port: u16, msfs: &str, discovery
         "port": port.to_string(),
         "priorIP": prior_ip,
     }))
-}
-
-/// Writes a flat JSON object the way jsoncpp's `StyledWriter` does: `{` on its own line, one
-/// `   "key" : value` per line in byte-wise key order, commas between members, `}`, newline.
-fn styled(value: &Value) -> String {
-    let empty = Map::new();
-    let map = value.as_object().unwrap_or(&empty);
-    let mut members: Vec<(&String, &Value)> = map.iter().collect();
-    members.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    let mut out = String::from("{\n");
-    for (i, (k, v)) in members.iter().enumerate() {
-        out.push_str("   ");
-        out.push_str(&Value::String((*k).clone()).to_string());
-        out.push_str(" : ");
-        out.push_str(&v.to_string());
-        if i + 1 < members.len() {
-            out.push(',');
-        }
-        out.push('\n');
-    }
-    out.push_str("}\n");
-    out
 }
 
 #[cfg(test)]
