@@ -21,7 +21,7 @@ use tt_client::tt_proto::pb::file::{
 use tt_client::tt_proto::prost::Message;
 use tt_client::{Client, ClientType, Event, FileNotice, FileTask};
 use tt_testkit::stack::LIMIT;
-use tt_testkit::users::FILE_TRANSFER;
+use tt_testkit::users::{FILE_TRANSFER, PASSWORD};
 use tt_testkit::{Stack, mysql_conn};
 
 /// The sizes every mode is checked with: empty, one byte, around one 32 KiB block, 10 MiB.
@@ -232,6 +232,81 @@ fn online_and_offline_transfers_are_byte_identical() {
             .expect("delete");
         wait_gone(&stored);
     }
+
+    // The same through tt-cli, as an operator checks a deployment.
+    let dir = stack.dir.path().join("cli");
+    std::fs::create_dir_all(dir.join("in")).expect("cli directory");
+    let bytes = data(70_000, 500);
+    std::fs::write(dir.join("sent.bin"), &bytes).expect("file to send");
+    let path = dir.join("sent.bin").display().to_string();
+    let peer = b.to_string();
+    // Online: the receiver waits for the notice and takes the file.
+    let receiving = {
+        let (stack_dir, port) = (dir.clone(), stack.msg_port(1));
+        thread::spawn(move || cli(port, b, &stack_dir, &["getfile", "next", "30", "in"]))
+    };
+    // Its login replaces the library client of the same user and type: once that is kicked,
+    // the notice reaches tt-cli.
+    let kicked = far.wait_for(WAIT, |e| matches!(e, Event::Kicked { .. }));
+    assert!(matches!(kicked, Ok(Some(_))), "{kicked:?}");
+    let out = cli(stack.msg_port(0), a, &dir, &["sendfile", &peer, &path]);
+    assert!(
+        out.contains("sendfile sent") && out.contains("bytes=70000"),
+        "{out}"
+    );
+    let got = receiving.join().expect("getfile thread");
+    assert!(got.contains("getfile received"), "{got}");
+    assert!(std::fs::read(dir.join("in/sent.bin")).unwrap() == bytes);
+    // Offline: upload, list, download, delete.
+    std::fs::remove_file(dir.join("in/sent.bin")).expect("clean up");
+    let out = cli(
+        stack.msg_port(0),
+        a,
+        &dir,
+        &["sendfile", &peer, &path, "offline"],
+    );
+    assert!(out.contains("sendfile uploaded"), "{out}");
+    let task = word_after(&out, "task=");
+    let list = cli(stack.msg_port(1), b, &dir, &["getfile", "list"]);
+    assert!(
+        list.contains(&format!("task={task} name=sent.bin size=70000")),
+        "{list}"
+    );
+    let got = cli(stack.msg_port(1), b, &dir, &["getfile", &task, "in"]);
+    assert!(got.contains("getfile downloaded"), "{got}");
+    assert!(std::fs::read(dir.join("in/sent.bin")).unwrap() == bytes);
+    let rm = cli(stack.msg_port(1), b, &dir, &["rmfile", &task]);
+    assert!(rm.contains("rmfile sent"), "{rm}");
+    wait_gone(&stack.offline_file_path(&task));
+}
+
+/// Runs one tt-cli command as `user` against the msg_server on `port`, in `dir`; returns its
+/// output (it must succeed).
+fn cli(port: u16, user: u32, dir: &Path, command: &[&str]) -> String {
+    let out = std::process::Command::new(tt_testkit::bin_path("tt-cli"))
+        .current_dir(dir)
+        .args(["--msg-server", &format!("127.0.0.1:{port}")])
+        .args(["--user", &format!("user{user}"), "--password", PASSWORD])
+        .args(command)
+        .output()
+        .expect("running tt-cli");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "tt-cli {command:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+/// The word after `key` in `text`.
+fn word_after(text: &str, key: &str) -> String {
+    let at = text.find(key).expect(key) + key.len();
+    text[at..]
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
 }
 
 #[test]
