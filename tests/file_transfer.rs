@@ -22,26 +22,13 @@ use tt_client::tt_proto::prost::Message;
 use tt_client::{Client, ClientType, Event, FileNotice, FileTask};
 use tt_testkit::stack::LIMIT;
 use tt_testkit::users::{FILE_TRANSFER, PASSWORD};
-use tt_testkit::{Stack, mysql_conn};
+use tt_testkit::{Stack, mysql_conn, pseudo_random_bytes as data};
 
 /// The sizes every mode is checked with: empty, one byte, around one 32 KiB block, 10 MiB.
 const SIZES: [usize; 6] = [0, 1, 32767, 32768, 32769, 10 * 1024 * 1024];
 
 /// Size of the header before a stored file's bytes (storage-file.md §7.5).
 const STORED_HEADER: u64 = 960;
-
-/// `len` bytes no two offsets of which are likely to repeat a pattern (xorshift).
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// Removes the offline-file rows of earlier runs sent to `users`.
 fn forget_offline_files(users: &[u32]) {

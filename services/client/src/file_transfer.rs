@@ -226,13 +226,7 @@ impl FileConn {
         if self.role.offline() {
             self.wait_done()?;
         } else {
-            let done = file::ImFileState {
-                state: ClientFileState::ClientFileDone as i32,
-                task_id: self.task_id.as_bytes().to_vec(),
-                user_id: self.user_id,
-            };
-            self.conn.send_command(&done)?;
-            self.wait_closed();
+            self.end(ClientFileState::ClientFileDone)?;
         }
         Ok(offset)
     }
@@ -240,25 +234,26 @@ impl FileConn {
     /// Ends the transfer from this side (`FILE_STATE` CANCEL); file_server tells the peer and
     /// closes the connection.
     pub fn cancel(mut self) -> Result<()> {
-        let cancel = file::ImFileState {
-            state: ClientFileState::ClientFileCancel as i32,
+        self.end(ClientFileState::ClientFileCancel)
+    }
+
+    /// Sends `state` (DONE, CANCEL) and waits for file_server to close the connection, as it
+    /// does after every state (within the step wait), so the state is read before the socket
+    /// goes.
+    fn end(&mut self, state: ClientFileState) -> Result<()> {
+        let msg = file::ImFileState {
+            state: state as i32,
             task_id: self.task_id.as_bytes().to_vec(),
             user_id: self.user_id,
         };
-        self.conn.send_command(&cancel)?;
-        self.wait_closed();
-        Ok(())
-    }
-
-    /// After a state this side sent, file_server closes the connection: waited for (within
-    /// the step wait), so the state is read before the socket goes.
-    fn wait_closed(&mut self) {
+        self.conn.send_command(&msg)?;
         while let Ok(Some(e)) = self.conn.next_event(self.wait) {
             if e == Event::Closed {
                 break;
             }
         }
         self.conn.close();
+        Ok(())
     }
 
     /// The data of the pull at `offset`.

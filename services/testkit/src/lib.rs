@@ -40,6 +40,20 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `len` pseudo-random bytes from `seed` (xorshift64), the same for the same seed: test data
+/// in which a block at the wrong offset shows.
+pub fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 /// A directory removed on drop, under `target/tt-test/`.
 pub struct TempDir {
     path: PathBuf,
