@@ -7,6 +7,9 @@ use netlib::{Buffer, ConnId, Net};
 use crate::request::{Request, wants_keep_alive};
 use crate::response::{Response, Status};
 
+/// The interim response to `Expect: 100-continue` ([`HttpConn::take_continue`]).
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
 /// Size limits of one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -168,6 +171,8 @@ pub struct HttpConn {
     scanned: usize,
     /// httparse runs over the current head.
     head_parses: usize,
+    /// The request being read asked for `Expect: 100-continue` and no interim response went.
+    expect_continue: bool,
 }
 
 impl HttpConn {
@@ -179,6 +184,7 @@ impl HttpConn {
             held: Buffer::new(),
             scanned: 0,
             head_parses: 0,
+            expect_continue: false,
         }
     }
 
@@ -201,6 +207,15 @@ impl HttpConn {
     /// [`HttpConn::finish_stream`]).
     pub fn streaming(&self) -> bool {
         matches!(self.phase, Phase::Streaming { .. })
+    }
+
+    /// True once per request that asked for `Expect: 100-continue` and whose body has not
+    /// all arrived: the owner then sends [`CONTINUE`] so the client sends the body (a server
+    /// that refuses the request from its head answers instead, and never calls this).
+    pub fn take_continue(&mut self) -> bool {
+        let due = self.expect_continue && matches!(self.phase, Phase::Body(_));
+        self.expect_continue = false;
+        due
     }
 
     /// Request bytes this connection holds: the body read so far of a request still arriving,
@@ -449,6 +464,11 @@ impl HttpConn {
             .collect();
         let minor_version = head.version.unwrap_or(1);
         let framing = framing(&headers, head_len, &limits)?;
+        self.expect_continue = !matches!(framing, Framing::Length(0))
+            && headers.iter().any(|(n, v)| {
+                n.eq_ignore_ascii_case("expect")
+                    && v.trim_ascii().eq_ignore_ascii_case(b"100-continue")
+            });
         let request = Request {
             method: head.method.unwrap_or_default().to_string(),
             target: head.path.unwrap_or_default().to_string(),

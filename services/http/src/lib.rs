@@ -26,7 +26,11 @@
 //!   after the previous one was answered. A response that comes later (from a worker thread or
 //!   another server) is written with [`HttpConn::respond`]; meanwhile the connection's further
 //!   bytes are held by the `HttpConn` (at most [`Limits::max_request`] of them), and
-//!   [`HttpConn::resume`] goes on with them.
+//!   [`HttpConn::resume`] goes on with them;
+//! - streamed responses: [`HttpConn::start_stream`] writes a head announcing the body's length,
+//!   the owner writes the body (a file, chunk by chunk from `on_drain`), then
+//!   [`HttpConn::finish_stream`]; meanwhile further requests wait as behind a pending response;
+//! - `Expect: 100-continue`: [`HttpConn::take_continue`] says when [`CONTINUE`] is due.
 //!
 //! Responses are written the way the original daemons write theirs: `Name:value` without a
 //! space, `Connection` and `Content-Length` first (see [`Response`]).
@@ -36,6 +40,6 @@ mod request;
 mod response;
 pub mod styled_json;
 
-pub use conn::{Answer, HttpConn, HttpError, Limits};
+pub use conn::{Answer, CONTINUE, HttpConn, HttpError, Limits};
 pub use request::Request;
 pub use response::{Response, Status};

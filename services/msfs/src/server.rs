@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
 use netlib::{Buffer, CloseReason, ConnId, Handler, ListenerId, Net, Signal, TimerId};
-use tt_http::{Answer, HttpConn, HttpError, Limits, Request, Response, Status};
+use tt_http::{Answer, CONTINUE, HttpConn, HttpError, Limits, Request, Response, Status};
 
 use crate::download::{self, Prepared};
 use crate::settings::Settings;
@@ -155,6 +155,9 @@ impl Msfs {
             } else {
                 None
             };
+            if c.http.take_continue() {
+                net.send(conn, CONTINUE);
+            }
             let more = match action {
                 Some(Action::Store { body, upload, host }) => {
                     self.submit(net, conn, body, upload, host)

@@ -7,7 +7,9 @@ mod common;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 
-use common::{Msfs, Reply, finish, multipart, post, read_reply, read_to_end, tiny_jpeg, tiny_png};
+use common::{
+    Msfs, Reply, finish, multipart, post, read_next, read_reply, read_to_end, tiny_jpeg, tiny_png,
+};
 
 const HEAD_200: &str = "HTTP/1.1 200 OK\r\nConnection:close\r\nContent-Length:";
 
@@ -275,16 +277,17 @@ fn conditional_requests_ranges_and_keep_alive() {
 
     // Two requests on one connection, then an upload on it too.
     let mut s = m.connect();
+    let mut pending = Vec::new();
     let get = format!("GET /{path} HTTP/1.1\r\nHost: x\r\n\r\n");
     s.write_all(get.as_bytes()).unwrap();
-    let first = read_reply(&mut s, false);
+    let first = read_next(&mut s, &mut pending, false);
     assert_eq!(first.header("Connection"), Some("keep-alive"));
     assert_eq!(first.body, data);
     // Pipelined: both requests at once, answered in order.
     s.write_all(format!("{get}GET /g0/000/000/none.png HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
         .unwrap();
-    assert_eq!(read_reply(&mut s, false).body, data);
-    assert_eq!(read_reply(&mut s, false).status, 404);
+    assert_eq!(read_next(&mut s, &mut pending, false).body, data);
+    assert_eq!(read_next(&mut s, &mut pending, false).status, 404);
     let body = multipart("kb", "filename=\"k.png\"", b"kept");
     write!(
         s,
@@ -294,7 +297,7 @@ fn conditional_requests_ranges_and_keep_alive() {
     )
     .unwrap();
     s.write_all(&body).unwrap();
-    let up = read_reply(&mut s, false);
+    let up = read_next(&mut s, &mut pending, false);
     assert_eq!(up.status, 200, "{}", up.text());
     assert!(
         up.text().contains("\"url\":\"http://h:1/g0/000/001/"),
@@ -366,4 +369,80 @@ fn a_large_file_streams_and_file_cnt_survives_a_restart() {
         "counting goes on: {third}"
     );
     assert_eq!(m.get(&format!("/{second}"), "").body, b"2");
+}
+
+#[test]
+fn memory_bound_expect_continue_and_request_deadline() {
+    let m = Msfs::start(
+        "msfs-bounds",
+        "MaxUploadSize=1048576\nMaxUploadMemory=1572864\nRequestTimeout=1\n",
+    );
+    // Two uploads of 1 MiB, each missing its last byte: once msfs has read both (it reads
+    // whatever arrives), the bytes held pass 1.5 MiB and exactly one of them is refused
+    // with the busy answer; the other one is answered when its last byte comes.
+    let head = |s: &mut std::net::TcpStream| {
+        write!(
+            s,
+            "POST / HTTP/1.1\r\nHost: h\r\nContent-Type: multipart/form-data; boundary=b\r\n\
+             Content-Length: 1048576\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let _ = s.write_all(&vec![b'x'; 1048576 - 1]);
+    };
+    let (mut a, mut b) = (m.connect(), m.connect());
+    head(&mut a);
+    head(&mut b);
+    // Each connection read on its own thread: the first answer is the refusal, which comes
+    // without the last byte; then the other upload gets its last byte and its answer.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut writers = Vec::new();
+    for (i, s) in [a, b].into_iter().enumerate() {
+        writers.push(s.try_clone().unwrap());
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut s = s;
+            let _ = tx.send((i, read_reply(&mut s, false)));
+        });
+    }
+    let (first, busy) = rx.recv_timeout(common::READ_LIMIT).expect("a refusal");
+    assert_eq!(busy.status, 503, "{}", busy.head);
+    assert_eq!(
+        busy.text(),
+        "{\"error_code\":13,\"error_msg\": \"服务器繁忙\",\"path\":\"\",\"url\":\"\"}"
+    );
+    writers[1 - first].write_all(b"x").unwrap();
+    let (second, other) = rx.recv_timeout(common::READ_LIMIT).expect("an answer");
+    assert_eq!(second, 1 - first);
+    assert_eq!(
+        other.status, 400,
+        "a whole body of x: format error 2; {}",
+        other.head
+    );
+
+    // Expect: 100-continue gets the interim answer before the body is sent.
+    let body = multipart("Kq7", "filename=\"c.png\"", b"continued");
+    let mut s = m.connect();
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: h\r\nContent-Type: multipart/form-data; boundary=Kq7\r\n\
+         Content-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let mut interim = [0u8; 25];
+    std::io::Read::read_exact(&mut s, &mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(&body).unwrap();
+    let r = read_reply(&mut s, false);
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    // A request trickling past RequestTimeout is refused (the read waits for that event).
+    let mut s = m.connect();
+    s.write_all(b"GET /g0/000/000/x.png HTTP/1.1\r\nHost")
+        .unwrap();
+    let raw = read_to_end(&mut s);
+    assert!(
+        raw.starts_with(b"HTTP/1.1 408 Request Timeout\r\n"),
+        "{raw:?}"
+    );
 }

@@ -329,3 +329,28 @@ fn pipelined_requests_one_at_a_time_in_order() {
         Err(HttpError::Backlog)
     );
 }
+
+#[test]
+fn expect_continue_is_due_while_the_body_is_missing() {
+    let head = b"POST /up HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n";
+    let mut c = conn();
+    let mut input = Buffer::new();
+    assert!(feed(&mut c, &mut input, head).unwrap().is_none());
+    assert!(c.take_continue(), "body not there yet");
+    assert!(!c.take_continue(), "once per request");
+    assert_eq!(c.buffered(), 0);
+    assert!(feed(&mut c, &mut input, b"ab").unwrap().is_none());
+    assert_eq!(c.buffered(), 2, "the body read so far");
+    assert!(feed(&mut c, &mut input, b"c").unwrap().is_some());
+    // Head and body together: nothing to continue.
+    let mut c = conn();
+    let mut whole = head.to_vec();
+    whole.extend_from_slice(b"abc");
+    assert!(feed(&mut c, &mut Buffer::new(), &whole).unwrap().is_some());
+    assert!(!c.take_continue());
+    // No body: nothing to continue.
+    let mut c = conn();
+    let get = b"GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n";
+    assert!(feed(&mut c, &mut Buffer::new(), get).unwrap().is_some());
+    assert!(!c.take_continue());
+}

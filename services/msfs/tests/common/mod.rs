@@ -214,20 +214,28 @@ impl Reply {
 
 /// Reads one response from a kept-alive connection.
 pub fn read_reply(s: &mut TcpStream, head_only: bool) -> Reply {
-    let mut buf = Vec::new();
+    let mut pending = Vec::new();
+    let r = read_next(s, &mut pending, head_only);
+    assert!(pending.is_empty(), "bytes after the response");
+    r
+}
+
+/// Reads the next response, `pending` holding bytes read after the previous one (pipelined
+/// responses arrive together).
+pub fn read_next(s: &mut TcpStream, pending: &mut Vec<u8>, head_only: bool) -> Reply {
     let mut chunk = [0u8; 64 * 1024];
     loop {
-        if let Some((r, n)) = Reply::parse_prefix(&buf, head_only) {
-            assert_eq!(n, buf.len(), "bytes after the response");
+        if let Some((r, n)) = Reply::parse_prefix(pending, head_only) {
+            pending.drain(..n);
             return r;
         }
         let n = s.read(&mut chunk).expect("reading a response");
         assert!(
             n > 0,
             "closed before a whole response: {:?}",
-            String::from_utf8_lossy(&buf)
+            String::from_utf8_lossy(pending)
         );
-        buf.extend_from_slice(&chunk[..n]);
+        pending.extend_from_slice(&chunk[..n]);
     }
 }
 
