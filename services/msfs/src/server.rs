@@ -103,6 +103,8 @@ pub struct Msfs {
     request_timeout: Duration,
     /// Request bytes in memory: every client's `counted` plus the bodies with writers.
     held: usize,
+    /// The last FileCnt write failed (logged).
+    save_failed: bool,
 }
 
 impl Msfs {
@@ -125,6 +127,7 @@ impl Msfs {
             idle_timeout: settings.idle_timeout,
             request_timeout: settings.request_timeout,
             held: 0,
+            save_failed: false,
         }
     }
 
@@ -320,15 +323,24 @@ impl Msfs {
         }
     }
 
+    /// Writes FileCnt to the conf file; a failure is logged once until a write succeeds.
     fn save_count(&mut self, sync: bool) {
         match self.store.save_count(&self.conf, sync) {
-            Ok(true) => log::debug!("FileCnt={} saved", self.store.file_cnt()),
-            Ok(false) => {}
-            Err(e) => log::error!(
-                "cannot write FileCnt={} to {}: {e}",
-                self.store.file_cnt(),
-                self.conf.display()
-            ),
+            Ok(saved) => {
+                if saved {
+                    log::debug!("FileCnt={} saved", self.store.file_cnt());
+                }
+                self.save_failed = false;
+            }
+            Err(e) if !self.save_failed || sync => {
+                self.save_failed = true;
+                log::error!(
+                    "cannot write FileCnt={} to {}: {e}",
+                    self.store.file_cnt(),
+                    self.conf.display()
+                );
+            }
+            Err(_) => {}
         }
     }
 

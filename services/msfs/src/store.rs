@@ -8,9 +8,10 @@
 //! file it could not write).
 //!
 //! Names are `<µs since the epoch>_<six digits of the pid><six digits of a counter>`, cut at
-//! 29 bytes as the original's, then the suffix (`.<ext>` or `_<W>x<H>.<ext>`). Files are
-//! created exclusively with mode 0640, written, synced, and their directory synced; a write
-//! that fails removes what it wrote, so a half file is never served.
+//! 29 bytes as the original's, then the suffix (`.<ext>` or `_<W>x<H>.<ext>`). A file is
+//! written as `.<name>.tmp` (a name downloads never serve) created exclusively with mode
+//! 0640, synced, then linked to its name (which fails if the name exists) and the directory
+//! synced; a write that fails removes what it wrote, so a half file is never served.
 //!
 //! FileCnt: the original rewrites `msfs.conf` at shutdown (so a crash lost the count). Here
 //! the conf file's `FileCnt` line alone is replaced, the rest of the file kept byte for byte,
@@ -125,17 +126,24 @@ pub fn write(target: &Target, data: &[u8]) -> io::Result<()> {
         .recursive(true)
         .mode(0o777)
         .create(&target.dir)?;
+    let name = target
+        .file
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy();
+    let tmp = target.dir.join(format!(".{name}.tmp"));
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o640)
-        .open(&target.file)?;
-    let written = f.write_all(data).and_then(|()| f.sync_all());
-    if let Err(e) = written {
-        drop(f);
-        let _ = std::fs::remove_file(&target.file);
-        return Err(e);
-    }
+        .open(&tmp)?;
+    let written = f
+        .write_all(data)
+        .and_then(|()| f.sync_all())
+        .and_then(|()| std::fs::hard_link(&tmp, &target.file));
+    drop(f);
+    let _ = std::fs::remove_file(&tmp);
+    written?;
     // The new directory entry, durable as the data.
     File::open(&target.dir)?.sync_all()
 }
