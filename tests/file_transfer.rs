@@ -13,16 +13,18 @@ use std::time::Duration;
 use live_client::{WAIT, closes_on, login_at, raw_login};
 use mysql::prelude::Queryable;
 use tt_client::file_transfer::{FileConn, FileRole};
-use tt_client::tt_proto::pb::base_define::UserStatType;
+use tt_client::tt_proto::ids::cid;
+use tt_client::tt_proto::pb::base_define::{IpAddr, TransferFileType, UserStatType};
 use tt_client::tt_proto::pb::file::{
     ImFileAddOfflineReq, ImFileDelOfflineReq, ImFileHasOfflineReq, ImFileHasOfflineRsp, ImFileReq,
     ImFileRsp,
 };
+use tt_client::tt_proto::pb::server::{ImFileServerIpRsp, ImFileTransferReq, ImFileTransferRsp};
 use tt_client::tt_proto::prost::Message;
 use tt_client::{Client, ClientType, Event, FileNotice, FileTask};
 use tt_testkit::stack::LIMIT;
 use tt_testkit::users::{FILE_TRANSFER, PASSWORD};
-use tt_testkit::{Stack, mysql_conn, pseudo_random_bytes as data};
+use tt_testkit::{PduListener, Stack, mysql_conn, pseudo_random_bytes as data};
 
 /// The sizes every mode is checked with: empty, one byte, around one 32 KiB block, 10 MiB.
 const SIZES: [usize; 6] = [0, 1, 32767, 32768, 32769, 10 * 1024 * 1024];
@@ -412,13 +414,114 @@ fn bad_file_requests_are_refused_and_bad_bodies_close_the_client() {
 }
 
 #[test]
-fn without_a_file_server_a_transfer_is_refused() {
+fn without_a_file_server_a_transfer_is_refused_and_a_file_servers_answers_are_routed() {
     let a = FILE_TRANSFER.id(9);
-    let stack = Stack::builder("file-none").start();
-    let mut sender = login_at(&stack, 0, a, ClientType::Windows);
-    for offline in [false, true] {
-        let t = sender.request_file(a, "a.txt", 1, offline).expect("answer");
-        assert_eq!(t.result_code, 1, "{t:?}");
-        assert!(t.task_id.is_empty() && t.addrs.is_empty(), "{t:?}");
+    {
+        let stack = Stack::builder("file-none").start();
+        let mut sender = login_at(&stack, 0, a, ClientType::Windows);
+        for offline in [false, true] {
+            let t = sender.request_file(a, "a.txt", 1, offline).expect("answer");
+            assert_eq!(t.result_code, 1, "{t:?}");
+            assert!(t.task_id.is_empty() && t.addrs.is_empty(), "{t:?}");
+        }
     }
+
+    // A fake file_server: what msg_server asks and how it passes the answers on.
+    let fake = PduListener::bind();
+    let mut stack = Stack::builder("file-fake")
+        .msg_conf_extra(&format!(
+            "FileServerIP1=127.0.0.1\nFileServerPort1={}\n",
+            fake.port()
+        ))
+        .start();
+    let mut f = fake.accept().skipping_heartbeats();
+    let ask = f.recv_pdu();
+    assert_eq!(
+        (ask.header.command_id, ask.header.seq_num),
+        (cid::CID_OTHER_FILE_SERVER_IP_REQ, 0)
+    );
+    // More addresses than msg_server keeps.
+    let many: Vec<IpAddr> = (0..20u32)
+        .map(|i| IpAddr {
+            ip: format!("10.0.0.{i}").into_bytes(),
+            port: 8600,
+        })
+        .collect();
+    f.reply(
+        &ask.header,
+        &ImFileServerIpRsp {
+            ip_addr_list: many.clone(),
+        },
+    );
+    assert!(
+        stack
+            .msg_daemon(0)
+            .wait_for_line("addresses of file_server", LIMIT)
+    );
+
+    let mut sender = login_at(&stack, 0, a, ClientType::Windows);
+    let seq = sender.peek_next_seq();
+    let answering = thread::spawn(move || {
+        let (h, req) = f.recv::<ImFileTransferReq>();
+        assert_eq!(h.seq_num, seq, "the client's seq");
+        assert_eq!((req.from_user_id, req.to_user_id, req.file_size), (a, a, 7));
+        assert_eq!(req.trans_mode, TransferFileType::FileTypeOffline as i32);
+        let mut rsp = ImFileTransferRsp {
+            result_code: 0,
+            from_user_id: a,
+            to_user_id: a,
+            file_name: Some(req.file_name.clone()),
+            file_size: Some(7),
+            task_id: Some(b"fake-task".to_vec()),
+            trans_mode: Some(req.trans_mode),
+            attach_data: Some(vec![1, 2, 3]),
+        };
+        // An answer whose attach_data names no connection is dropped; the link stays.
+        f.reply(&h, &rsp);
+        rsp.attach_data = req.attach_data;
+        f.reply(&h, &rsp);
+        f
+    });
+    let t = sender.request_file(a, "fake.bin", 7, true).expect("answer");
+    let mut f = answering.join().expect("fake file_server");
+    assert_eq!((t.result_code, t.task_id.as_str()), (0, "fake-task"));
+    let kept: Vec<String> = many[..16]
+        .iter()
+        .map(|a| String::from_utf8_lossy(&a.ip).into_owned())
+        .collect();
+    let given: Vec<String> = t.addrs.iter().map(|a| a.ip.clone()).collect();
+    assert_eq!(given, kept, "the first 16 addresses");
+    // The task is notified to its receiver (here the sender itself).
+    assert_eq!(notice_of(&mut sender, "fake-task", false).file_size, 7);
+
+    // A delete goes to the file_server as sent.
+    sender
+        .delete_offline_file(a, a, "fake-task")
+        .expect("delete");
+    let (h, del) = f.recv::<ImFileDelOfflineReq>();
+    assert_eq!(h.seq_num, 0);
+    assert_eq!(
+        (del.from_user_id, del.to_user_id, del.task_id.as_slice()),
+        (a, a, &b"fake-task"[..])
+    );
+
+    // The list of addresses belongs to one connection: after a reconnect it is asked again
+    // and holds only the new answer.
+    drop(f);
+    let mut f = fake.accept().skipping_heartbeats();
+    let ask = f.recv_until(cid::CID_OTHER_FILE_SERVER_IP_REQ);
+    f.reply(
+        &ask.header,
+        &ImFileServerIpRsp {
+            ip_addr_list: many[..1].to_vec(),
+        },
+    );
+    assert!(
+        stack
+            .msg_daemon(0)
+            .wait_for_line("addresses of file_server", LIMIT)
+    );
+    let list = sender.offline_files().expect("offline files");
+    let given: Vec<String> = list.addrs.iter().map(|a| a.ip.clone()).collect();
+    assert_eq!(given, ["10.0.0.0"]);
 }
