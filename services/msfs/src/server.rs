@@ -161,6 +161,8 @@ impl Msfs {
             if c.http.take_continue() {
                 net.send(conn, CONTINUE);
             }
+            // A request handed out left the connection's count: its body is the action's.
+            self.account(net, conn);
             let more = match action {
                 Some(Action::Store { body, upload, host }) => {
                     self.submit(net, conn, body, upload, host)
