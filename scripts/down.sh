@@ -19,7 +19,7 @@ done
 . scripts/stack.sh "$conf_arg"
 
 # Stop in the reverse order of start-up.
-for name in $(ls -r "$STACK_DIR" 2>/dev/null | grep -E '^msgserver') loginserver routeserver dbproxyserver; do
+for name in $(ls -r "$STACK_DIR" 2>/dev/null | grep -E '^msgserver') httpmsgserver pushserver msfs fileserver loginserver routeserver dbproxyserver; do
     dir="$STACK_DIR/$name"
     if pid="$(running_pid "$dir")"; then
         kill "$pid" 2>/dev/null || true

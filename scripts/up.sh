@@ -6,9 +6,11 @@
 # 1. MariaDB + Redis, project-local, with the TeamTalk schema and the demo users
 #    user1 … user11100, password 123456 (scripts/db-up.sh; installs them with apt-get if missing);
 # 2. builds the daemons (cargo build --bins; TT_PROFILE=release for an optimised build);
-# 3. starts, in order, db_proxy_server, route_server, login_server, then one msg_server per
-#    msgserver*.conf in CONF_DIR, each with its conf from CONF_DIR, its working directory
-#    (server.pid, log) under var/stacks/<name of CONF_DIR>/<daemon>/;
+# 3. starts, in order, db_proxy_server, route_server, login_server, then file_server, msfs,
+#    push_server and http_msg_server (each when CONF_DIR has its conf: fileserver.conf,
+#    msfs.conf, pushserver.conf, httpmsgserver.conf), then one msg_server per msgserver*.conf in
+#    CONF_DIR, each with its conf from CONF_DIR, its working directory (server.pid, log,
+#    file_server's offline_file/, msfs's files) under var/stacks/<name of CONF_DIR>/<daemon>/;
 # 4. waits until login_server answers HTTP, and prints how to connect.
 #
 # Idempotent: a daemon of this stack that is still running is left alone. Another CONF_DIR
@@ -61,6 +63,10 @@ start() { # start <daemon binary> <conf file>
 start db_proxy_server "$CONF_DIR/dbproxyserver.conf"
 start route_server "$CONF_DIR/routeserver.conf"
 start login_server "$CONF_DIR/loginserver.conf"
+[[ -f "$CONF_DIR/fileserver.conf" ]] && start file_server "$CONF_DIR/fileserver.conf"
+[[ -f "$CONF_DIR/msfs.conf" ]] && start msfs "$CONF_DIR/msfs.conf"
+[[ -f "$CONF_DIR/pushserver.conf" ]] && start push_server "$CONF_DIR/pushserver.conf"
+[[ -f "$CONF_DIR/httpmsgserver.conf" ]] && start http_msg_server "$CONF_DIR/httpmsgserver.conf"
 for conf in "$CONF_DIR"/msgserver*.conf; do
     start msg_server "$conf"
 done
@@ -77,11 +83,30 @@ done
 [[ "$answer" == *'"code" : 0'* || "$answer" == *'"code":0'* ]] ||
     die "login_server at $login_url does not hand out a msg_server yet: $answer"
 
+file_line="" msfs_line="" push_line="" api_line=""
+if [[ -f "$CONF_DIR/fileserver.conf" ]]; then
+    file_line="  file_server    clients 127.0.0.1:$(conf_value "$CONF_DIR/fileserver.conf" ClientListenPort), msg_servers 127.0.0.1:$(conf_value "$CONF_DIR/fileserver.conf" MsgServerListenPort)
+"
+fi
+if [[ -f "$CONF_DIR/msfs.conf" ]]; then
+    msfs_line="  msfs           http://127.0.0.1:$(conf_value "$CONF_DIR/msfs.conf" ListenPort)/ (files under $STACK_DIR/msfs/)
+"
+fi
+if [[ -f "$CONF_DIR/pushserver.conf" ]]; then
+    gateway="$(conf_value "$CONF_DIR/pushserver.conf" PushGatewayUrl)"
+    push_line="  push_server    127.0.0.1:$(conf_value "$CONF_DIR/pushserver.conf" ListenPort), gateway ${gateway:-none (pushes are logged: set PushGatewayUrl in pushserver.conf)}
+"
+fi
+if [[ -f "$CONF_DIR/httpmsgserver.conf" ]]; then
+    api_line="  http_msg_server http://127.0.0.1:$(conf_value "$CONF_DIR/httpmsgserver.conf" ListenPort)/query/CreateGroup, /query/ChangeMembers
+"
+fi
+
 cat <<MSG
 
 TeamTalk local stack "$STACK_NAME" is up (confs from $CONF_DIR).
   login_server   $login_url/msg_server
-  MariaDB        127.0.0.1:$TT_MYSQL_PORT  database $TT_MYSQL_DB, user $TT_MYSQL_USER / $TT_MYSQL_PASSWORD
+${file_line}${msfs_line}${push_line}${api_line}  MariaDB        127.0.0.1:$TT_MYSQL_PORT  database $TT_MYSQL_DB, user $TT_MYSQL_USER / $TT_MYSQL_PASSWORD
   Redis          127.0.0.1:$TT_REDIS_PORT
   Demo users     user1 … user11100 (ids 1 … 11100), password 123456
 
