@@ -58,13 +58,13 @@ fn run(conf_path: &std::path::Path) -> Result<(), String> {
     log::info!(
         "BaseDir {} FileCnt={} FilesPerDir={} writers={} MaxUploadSize={}",
         settings.base_dir.display(),
-        settings.file_cnt,
+        store.file_cnt(),
         settings.files_per_dir,
         settings.post_threads,
         settings.max_upload
     );
     ev.net().add_timer(Duration::from_secs(1), server::TICK);
-    let mut msfs = Msfs::new(&settings, listeners, store, jobs, conf_path.to_path_buf());
+    let mut msfs = Msfs::new(&settings, listeners, store, jobs);
     let result = daemon::serve("msfs", &mut ev, &mut msfs);
     // Uploads already with a writer are finished before the process ends.
     drop(msfs);

@@ -25,7 +25,6 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
@@ -95,7 +94,6 @@ pub struct Msfs {
     clients: HashMap<ConnId, Client>,
     store: Store,
     jobs: Sender<Job>,
-    conf: PathBuf,
     limits: Limits,
     max_connections: usize,
     max_held: usize,
@@ -113,14 +111,12 @@ impl Msfs {
         listeners: Vec<ListenerId>,
         store: Store,
         jobs: Sender<Job>,
-        conf: PathBuf,
     ) -> Msfs {
         Msfs {
             listeners,
             clients: HashMap::new(),
             store,
             jobs,
-            conf,
             limits: Limits::with_body(settings.max_upload),
             max_connections: settings.max_connections,
             max_held: settings.max_upload_memory,
@@ -325,9 +321,9 @@ impl Msfs {
         }
     }
 
-    /// Writes FileCnt to the conf file; a failure is logged once until a write succeeds.
+    /// Saves FileCnt in BaseDir; a failure is logged once until a write succeeds.
     fn save_count(&mut self, sync: bool) {
-        match self.store.save_count(&self.conf, sync) {
+        match self.store.save_count(sync) {
             Ok(saved) => {
                 if saved {
                     log::debug!("FileCnt={} saved", self.store.file_cnt());
@@ -339,7 +335,7 @@ impl Msfs {
                 log::error!(
                     "cannot write FileCnt={} to {}: {e}",
                     self.store.file_cnt(),
-                    self.conf.display()
+                    self.store.count_file().display()
                 );
             }
             Err(_) => {}

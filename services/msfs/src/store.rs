@@ -13,10 +13,11 @@
 //! 0640, synced, then linked to its name (which fails if the name exists) and the directory
 //! synced; a write that fails removes what it wrote, so a half file is never served.
 //!
-//! FileCnt: the original rewrites `msfs.conf` at shutdown (so a crash lost the count). Here
-//! the conf file's `FileCnt` line alone is replaced, the rest of the file kept byte for byte,
-//! through a temporary file renamed over it: once a second while the count changes, and
-//! synced at shutdown.
+//! FileCnt: the original rewrites `msfs.conf` at shutdown (so a crash lost the count, and the
+//! conf file must be writable). Here the count is kept beside the files it counts, in
+//! `BaseDir/.filecnt` (a decimal number and a line end), written through a temporary file
+//! renamed over it: once a second while the count changes, and synced at shutdown. At start
+//! the larger of that file and the conf's `FileCnt` is used; the conf file is never written.
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
@@ -26,6 +27,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Highest first-level (and second-level) directory.
 const MAX_DIR: u64 = 255;
+/// The count's file in BaseDir (a name downloads never serve).
+const COUNT_FILE: &str = ".filecnt";
 /// The original's cap on the unique part of a name.
 const UNIQUE_LEN: usize = 29;
 
@@ -53,7 +56,8 @@ pub struct Store {
 }
 
 impl Store {
-    /// Checks BaseDir, creating it (not its parents) if missing.
+    /// Checks BaseDir, creating it (not its parents) if missing; the count is the larger of
+    /// `file_cnt` (the conf's) and the one saved in BaseDir.
     pub fn open(base: &Path, files_per_dir: u64, file_cnt: u64) -> Result<Store, String> {
         match std::fs::create_dir(base) {
             Ok(()) => log::info!("created BaseDir {}", base.display()),
@@ -63,11 +67,13 @@ impl Store {
         if !base.is_dir() {
             return Err(format!("BaseDir {} is not a directory", base.display()));
         }
+        let saved = saved_count(base)?;
+        let file_cnt = file_cnt.max(saved.unwrap_or(0));
         Ok(Store {
             base: base.to_path_buf(),
             files_per_dir: files_per_dir.max(1),
             file_cnt,
-            saved_cnt: file_cnt,
+            saved_cnt: saved.unwrap_or(u64::MAX),
             seq: 0,
             pid: std::process::id(),
         })
@@ -108,13 +114,24 @@ impl Store {
         })
     }
 
-    /// Writes FileCnt into the conf file if it changed since the last time (`sync`: also
-    /// to disk, at shutdown).
-    pub fn save_count(&mut self, conf: &Path, sync: bool) -> io::Result<bool> {
+    /// The file the count is saved in.
+    pub fn count_file(&self) -> PathBuf {
+        self.base.join(COUNT_FILE)
+    }
+
+    /// Saves the count if it changed since the last time (`sync`: also to disk, at shutdown).
+    pub fn save_count(&mut self, sync: bool) -> io::Result<bool> {
         if self.file_cnt == self.saved_cnt {
             return Ok(false);
         }
-        rewrite_file_cnt(conf, self.file_cnt, sync)?;
+        let tmp = self.base.join(format!("{COUNT_FILE}.tmp"));
+        let mut f = File::create(&tmp)?;
+        writeln!(f, "{}", self.file_cnt)?;
+        if sync {
+            f.sync_all()?;
+        }
+        drop(f);
+        std::fs::rename(&tmp, self.count_file())?;
         self.saved_cnt = self.file_cnt;
         Ok(true)
     }
@@ -148,46 +165,18 @@ pub fn write(target: &Target, data: &[u8]) -> io::Result<()> {
     File::open(&target.dir)?.sync_all()
 }
 
-/// Replaces the first `FileCnt=` line of the conf file (a comment after it is kept) with the
-/// count, through a temporary file renamed over the original.
-pub fn rewrite_file_cnt(conf: &Path, count: u64, sync: bool) -> io::Result<()> {
-    let text = std::fs::read_to_string(conf)?;
-    let mut done = false;
-    let mut out = String::with_capacity(text.len() + 16);
-    for line in text.split_inclusive('\n') {
-        let (content, comment) = line.split_at(line.find('#').unwrap_or(line.len()));
-        let is_key = content
-            .split_once('=')
-            .is_some_and(|(k, v)| k.trim() == "FileCnt" && !v.trim().is_empty());
-        if done || !is_key {
-            out.push_str(line);
-            continue;
-        }
-        done = true;
-        out.push_str(&format!("FileCnt={count}"));
-        if !comment.is_empty() {
-            out.push(' ');
-            out.push_str(comment);
-        } else if line.ends_with('\n') {
-            out.push_str(if line.ends_with("\r\n") { "\r\n" } else { "\n" });
-        }
+/// The count saved in BaseDir, if there is one.
+fn saved_count(base: &Path) -> Result<Option<u64>, String> {
+    let path = base.join(COUNT_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{} does not hold a number: {text:?}", path.display())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }
-    if !done {
-        if !out.is_empty() && !out.ends_with('\n') {
-            out.push('\n');
-        }
-        out.push_str(&format!("FileCnt={count}\n"));
-    }
-    let mut tmp = conf.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut f = File::create(&tmp)?;
-    f.write_all(out.as_bytes())?;
-    if sync {
-        f.sync_all()?;
-    }
-    drop(f);
-    std::fs::rename(&tmp, conf)
 }
 
 #[cfg(test)]
@@ -222,18 +211,17 @@ mod tests {
         write(&t, b"abc").unwrap();
         assert_eq!(std::fs::read(&t.file).unwrap(), b"abc");
         assert!(write(&t, b"again").is_err(), "created exclusively");
-        let conf = dir.join("msfs.conf");
-        std::fs::write(
-            &conf,
-            "# c\nBaseDir=./tmp\nFileCnt = 3 # kept\nFileCnt=9\nX=1",
-        )
-        .unwrap();
-        assert!(s.save_count(&conf, true).unwrap());
-        assert!(!s.save_count(&conf, true).unwrap(), "unchanged");
-        let text = std::fs::read_to_string(&conf).unwrap();
-        assert_eq!(
-            text,
-            "# c\nBaseDir=./tmp\nFileCnt=257 # kept\nFileCnt=9\nX=1"
+        assert!(s.save_count(true).unwrap());
+        assert!(!s.save_count(true).unwrap(), "unchanged");
+        assert_eq!(std::fs::read_to_string(s.count_file()).unwrap(), "257\n");
+        let again = Store::open(&dir, 1, 5).unwrap();
+        assert_eq!(again.file_cnt(), 257, "the saved count when larger");
+        let again = Store::open(&dir, 1, 300).unwrap();
+        assert_eq!(again.file_cnt(), 300, "the conf's when larger");
+        std::fs::write(s.count_file(), "x").unwrap();
+        assert!(
+            Store::open(&dir, 1, 0).is_err(),
+            "a damaged count is an error"
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

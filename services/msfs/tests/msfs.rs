@@ -332,12 +332,14 @@ fn a_large_file_streams_and_file_cnt_survives_a_restart() {
     assert!(second.starts_with("g0/000/001/"));
 
     m.restart();
+    let saved = std::fs::read_to_string(m.store().join(".filecnt")).unwrap();
+    assert_eq!(saved, "2\n", "the count saved beside the files");
     let conf = std::fs::read_to_string(m.dir.path().join("msfs.conf")).unwrap();
-    assert!(conf.contains("\nFileCnt=2\n"), "{conf}");
     assert!(
-        conf.starts_with("# msfs under test\n"),
-        "the rest is kept: {conf}"
+        conf.contains("\nFileCnt=0\n"),
+        "the conf file is not written: {conf}"
     );
+    assert_eq!(m.get("/g0/000/000/.filecnt", "").status, 404);
     let third = m.upload_ok("t.png", b"3");
     assert!(
         third.starts_with("g0/000/002/"),
