@@ -285,9 +285,11 @@ pub fn group_body(g: &GroupInfo) -> String {
 pub fn user_body(u: &UserInfo) -> String {
     let extra = members_of([
         ("user_id", json!(u.user_id)),
-        ("user_name", text(&u.user_domain)),
+        // `IMUser.name` (the login name) travels as `user_real_name`, `domain` as
+        // `user_domain`.
+        ("user_name", text(&u.user_real_name)),
+        ("domain", text(&u.user_domain)),
         ("nick_name", text(&u.user_nick_name)),
-        ("real_name", text(&u.user_real_name)),
         ("avatar_url", text(&u.avatar_url)),
         ("department_id", json!(u.department_id)),
         ("email", text(&u.email)),

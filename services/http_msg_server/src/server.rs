@@ -62,6 +62,19 @@ enum Waiting {
     UserInfo(u32),
 }
 
+impl Waiting {
+    /// For log lines.
+    fn name(&self) -> &'static str {
+        match self {
+            Waiting::Create => "group creation",
+            Waiting::GroupBeforeChange(_) => "group before a member change",
+            Waiting::Change => "member change",
+            Waiting::GroupInfo(_) => "group info",
+            Waiting::UserInfo(_) => "user info",
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Pending {
     /// The HTTP connection to answer.
@@ -443,7 +456,10 @@ impl HttpMsgServer {
                 }
                 self.send_change(net, p, c);
             }
-            other => log::warn!("group info answer for a request waiting for {other:?}, dropped"),
+            other => log::warn!(
+                "group info answer for a request waiting for {}, dropped",
+                other.name()
+            ),
         }
     }
 
@@ -667,6 +683,13 @@ impl PduService for HttpMsgServer {
         match kind {
             Kind::Http => {
                 self.http.remove(&conn);
+                let waiting = self.pending.iter().find(|(_, p)| p.conn == conn);
+                if let Some((id, p)) = waiting {
+                    log::info!(
+                        "http {conn:?} closed while request {id} waits for db_proxy ({})",
+                        p.waiting.name()
+                    );
+                }
             }
             Kind::Db => {
                 log::debug!("db_proxy link {conn:?} closed: {reason:?}");
