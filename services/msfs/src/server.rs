@@ -406,9 +406,11 @@ fn route(
                         req.target(),
                         e.0
                     );
+                    // Status 200 with the error JSON, as the original: its clients read
+                    // `error_code` from the body of a 200.
                     let body = upload::format_error_body(e);
                     Answer::Respond(
-                        Response::new(Status::BAD_REQUEST)
+                        Response::new(Status::OK)
                             .header("Content-Type", HTML)
                             .body(body),
                     )
