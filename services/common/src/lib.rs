@@ -7,6 +7,7 @@
 //! | `CImConn::SendPdu`                         | [`pdu_io::send`], [`pdu_io::reply`], [`pdu_io::relay`] |
 //! | `OnTimer` heartbeat / receive timeout      | [`pdu_io::KeepAlive`]                 |
 //! | `serv_info`, `serv_init`, `serv_check_reconnect`, `serv_reset` | [`links::ServerLinks`] |
+//! | db_proxy login/general pools, the master route_server | [`pools::DbPool`], [`pools::MasterLink`] |
 //! | `slog` / `log` macros                      | `log` + `env_logger` ([`daemon::init_logging`]) |
 //! | `main` boilerplate (`-v`, `server.pid`)    | [`daemon`]                            |
 
@@ -14,6 +15,7 @@ pub mod conf;
 pub mod daemon;
 pub mod links;
 pub mod pdu_io;
+pub mod pools;
 pub mod service;
 
 pub use conf::{Conf, ConfError};

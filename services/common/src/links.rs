@@ -41,6 +41,11 @@ pub struct Slot {
 }
 
 impl Slot {
+    /// The connection, connected or still connecting.
+    pub fn conn(&self) -> Option<ConnId> {
+        self.conn
+    }
+
     /// The connection, once confirmed.
     pub fn open_conn(&self) -> Option<ConnId> {
         self.open_since.and(self.conn)

@@ -148,6 +148,14 @@ fn members(root: &Value, max: usize) -> Result<Vec<u32>, ParamError> {
         .ok_or_else(|| ParamError("user_id_list with an element of the wrong type".into()))
 }
 
+/// A number that must be a value of the protocol enum `T`.
+fn enum_value<T: TryFrom<i32>>(key: &str, value: u32) -> Result<T, ParamError> {
+    i32::try_from(value)
+        .ok()
+        .and_then(|v| T::try_from(v).ok())
+        .ok_or_else(|| ParamError(format!("{key} {value} is not a valid value")))
+}
+
 /// `POST /query/CreateGroup`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CreateGroup {
@@ -175,14 +183,10 @@ impl CreateGroup {
         let group_name = convert(root, "group_name", as_string)?;
         let group_type = convert(root, "group_type", as_uint)?;
         let group_avatar = convert(root, "group_avatar", as_string)?;
-        let group_type = i32::try_from(group_type)
-            .ok()
-            .and_then(|t| GroupType::try_from(t).ok())
-            .ok_or_else(|| ParamError(format!("group_type {group_type} is not 1 or 2")))?;
         Ok(CreateGroup {
             req_user_id,
             group_name,
-            group_type,
+            group_type: enum_value("group_type", group_type)?,
             group_avatar,
             members: members(root, max_members)?,
         })
@@ -207,14 +211,10 @@ impl ChangeMembers {
         let req_user_id = convert(root, "req_user_id", as_uint)?;
         let group_id = convert(root, "group_id", as_uint)?;
         let modify_type = convert(root, "modify_type", as_uint)?;
-        let modify_type = i32::try_from(modify_type)
-            .ok()
-            .and_then(|t| GroupModifyType::try_from(t).ok())
-            .ok_or_else(|| ParamError(format!("modify_type {modify_type} is not 1 or 2")))?;
         Ok(ChangeMembers {
             req_user_id,
             group_id,
-            modify_type,
+            modify_type: enum_value("modify_type", modify_type)?,
             members: members(root, max_members)?,
         })
     }

@@ -12,7 +12,6 @@
 //! Conf `httpmsgserver.conf`: see [`settings`].
 
 mod api;
-mod links;
 mod server;
 mod settings;
 

@@ -19,7 +19,8 @@ use std::time::Duration;
 use netlib::{Buffer, CloseReason, ConnId, ListenerId, Net, TimerId};
 use serde_json::{Map, Value, json};
 use tt_common::pdu_io::{self, decode_or_log, peer_name};
-use tt_common::{Accepted, KeepAlive, PduService};
+use tt_common::pools::{DbPool, MasterLink};
+use tt_common::{Accepted, KeepAlive, PduService, ServerLinks};
 use tt_http::{Answer, HttpConn, HttpError, Limits, Request, Response, Status};
 use tt_proto::attach::{DbAttachData, http::ATTACH_TYPE_HANDLE};
 use tt_proto::ids::cid;
@@ -33,7 +34,6 @@ use tt_proto::pdu::Header;
 use tt_proto::values::RESULT_OK;
 
 use crate::api::{self, ChangeMembers, Code, CreateGroup};
-use crate::links::{DbLinks, RouteLinks};
 use crate::settings::Settings;
 
 /// Most user ids one request may list: db_proxy's bound on a group's members.
@@ -97,8 +97,12 @@ struct Rules {
 pub struct HttpMsgServer {
     listeners: Vec<ListenerId>,
     http: HashMap<ConnId, HttpConn>,
-    db: DbLinks,
-    route: RouteLinks,
+    /// db_proxy links: requests take the general pool, else the login pool (the original's
+    /// `get_db_serv_conn`). Nothing is sent on connect.
+    db: DbPool,
+    /// route_server links: change notifies go to the master. Nothing but the `IMRoleSet` of
+    /// the election is sent on connect, and what route_server sends is ignored.
+    route: MasterLink,
     /// Requests waiting for db_proxy, by their id (the handle of their attach data).
     pending: HashMap<u32, Pending>,
     last_id: u32,
@@ -150,8 +154,11 @@ impl HttpMsgServer {
         Ok(HttpMsgServer {
             listeners,
             http: HashMap::new(),
-            db: DbLinks::new(&settings.db_servers, settings.concurrent_db_conn_cnt)?,
-            route: RouteLinks::new(settings.route_servers.clone())?,
+            db: DbPool::new(&settings.db_servers, settings.concurrent_db_conn_cnt)?,
+            route: MasterLink::new(ServerLinks::new(
+                "route_server",
+                settings.route_servers.clone(),
+            )?),
             pending: HashMap::new(),
             last_id: 0,
             rules: Rules {
@@ -337,7 +344,7 @@ impl HttpMsgServer {
 
     /// A db_proxy link, or error 10.
     fn db_link(&mut self, peer: &str, conn: ConnId) -> Result<ConnId, Response> {
-        self.db.pick().ok_or_else(|| {
+        self.db.pick_general().ok_or_else(|| {
             log::warn!("http {conn:?} ({peer}): no db_proxy link; error 10");
             code_response(Status::OK, Code::ServerException)
         })
@@ -465,7 +472,7 @@ impl HttpMsgServer {
 
     /// The change of a group known to exist, under the request's id and deadline.
     fn send_change(&mut self, net: &mut Net, p: Pending, c: ChangeMembers) {
-        let Some(db) = self.db.pick() else {
+        let Some(db) = self.db.pick_general() else {
             log::warn!(
                 "change members of group {}: no db_proxy link; error 10",
                 c.group_id
@@ -632,7 +639,9 @@ impl PduService for HttpMsgServer {
             Kind::Db => {
                 self.db.links.on_connect(conn, net.now());
             }
-            Kind::Route => self.route.connected(net, conn),
+            Kind::Route => {
+                self.route.connected(net, conn);
+            }
             Kind::Http => {}
         }
     }
