@@ -164,6 +164,8 @@ enum Chunk {
 pub struct HttpConn {
     limits: Limits,
     keep_alive: bool,
+    /// Keep a connection whose request did not ask for it in a `Connection` field.
+    keep_unasked: bool,
     phase: Phase,
     /// Bytes that arrived while a response was pending, parsed before any newer input.
     held: Buffer,
@@ -180,6 +182,7 @@ impl HttpConn {
         HttpConn {
             limits,
             keep_alive: true,
+            keep_unasked: true,
             phase: Phase::Head,
             held: Buffer::new(),
             scanned: 0,
@@ -191,6 +194,15 @@ impl HttpConn {
     /// `false`: close the connection after every response, whatever the client asked.
     pub fn keep_alive(mut self, keep_alive: bool) -> HttpConn {
         self.keep_alive = keep_alive;
+        self
+    }
+
+    /// Keep the connection only for a request whose `Connection` field asks for
+    /// `keep-alive` (browsers do), close after the response otherwise, as servers that always
+    /// close do: a client written for those may read a response up to the end of the
+    /// connection.
+    pub fn keep_alive_when_asked(mut self) -> HttpConn {
+        self.keep_unasked = false;
         self
     }
 
@@ -419,7 +431,7 @@ impl HttpConn {
         let request = pending.request;
         self.phase = Phase::InFlight {
             head_only: request.method == "HEAD",
-            keep_alive: request.keep_alive,
+            keep_alive: request.keep_alive && (self.keep_unasked || request.asked_keep_alive()),
         };
         Ok(Some(request))
     }

@@ -72,6 +72,12 @@ impl Request {
     pub fn keep_alive(&self) -> bool {
         self.keep_alive
     }
+
+    /// Whether a `Connection` field lists `keep-alive` (and none lists `close`), whatever the
+    /// HTTP version: the client asked for a persistent connection in so many words.
+    pub fn asked_keep_alive(&self) -> bool {
+        wants_keep_alive(0, &self.headers)
+    }
 }
 
 /// The keep-alive rule of [`Request::keep_alive`] over every `Connection` field.
@@ -131,5 +137,7 @@ mod tests {
         assert!(request(0, &[("Connection", "Keep-Alive")]).keep_alive());
         assert!(request(0, &[("Connection", "TE"), ("Connection", " keep-alive ")]).keep_alive());
         assert!(!request(0, &[("Connection", "keep-alive, close")]).keep_alive());
+        assert!(!request(1, &[]).asked_keep_alive());
+        assert!(request(1, &[("Connection", "keep-alive")]).asked_keep_alive());
     }
 }

@@ -540,7 +540,7 @@ impl Handler for Msfs {
         self.clients.insert(
             conn,
             Client {
-                http: HttpConn::new(self.limits),
+                http: HttpConn::new(self.limits).keep_alive_when_asked(),
                 counted: 0,
                 started: None,
                 stream: None,

@@ -250,17 +250,33 @@ fn conditional_requests_ranges_and_keep_alive() {
     assert_eq!(r.status, 416);
     assert_eq!(r.header("Content-Range"), Some("bytes */1000"));
 
-    // Two requests on one connection, then an upload on it too.
+    // A request that does not ask for keep-alive is answered and closed, as the original
+    // closes every connection: a client may read the answer up to the end of the connection.
+    let mut s = m.connect();
+    write!(s, "GET /{path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let raw = read_to_end(&mut s);
+    assert!(
+        raw.starts_with(b"HTTP/1.1 200 OK\r\nConnection:close\r\n"),
+        "{raw:?}"
+    );
+    assert!(raw.ends_with(&data));
+
+    // Two requests on one connection (browsers ask for keep-alive), then an upload on it too.
     let mut s = m.connect();
     let mut pending = Vec::new();
-    let get = format!("GET /{path} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let get = format!("GET /{path} HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n");
     s.write_all(get.as_bytes()).unwrap();
     let first = read_next(&mut s, &mut pending, false);
     assert_eq!(first.header("Connection"), Some("keep-alive"));
     assert_eq!(first.body, data);
     // Pipelined: both requests at once, answered in order.
-    s.write_all(format!("{get}GET /g0/000/000/none.png HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .unwrap();
+    s.write_all(
+        format!(
+            "{get}GET /g0/000/000/none.png HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
     assert_eq!(read_next(&mut s, &mut pending, false).body, data);
     assert_eq!(read_next(&mut s, &mut pending, false).status, 404);
     let body = multipart("kb", "filename=\"k.png\"", b"kept");
