@@ -44,8 +44,12 @@ pub mod pc_login_status {
     pub const ONLINE: u32 = 1;
 }
 
-/// `UserTokenInfo.push_type` of every device token (the original's literal 1).
+/// `UserTokenInfo.push_type` of every device token (the original's literal 1): an alert with
+/// sound.
 pub const PUSH_TYPE_NORMAL: u32 = 1;
+/// `UserTokenInfo.push_type` msg_server sets for a user with a PC client online: the badge
+/// only, no alert, no sound.
+pub const PUSH_TYPE_SILENT: u32 = 2;
 
 impl ClientType {
     /// The bit that marks mobile client types (iOS 0x11, Android 0x12).

@@ -12,7 +12,7 @@ use tt_proto::values::{PUSH_TYPE_NORMAL, RESULT_FAILED, RESULT_OK};
 
 use super::Shared;
 use crate::model::user::Change;
-use crate::model::{now_secs, token, unread, user};
+use crate::model::{token, unread, user};
 use crate::store::Stores;
 
 /// Longest device token stored (APNs tokens are 64 hex digits, FCM ones about 160 bytes); it
@@ -87,36 +87,35 @@ pub fn set_device_token(
     })
 }
 
-/// Quiet hours for iOS pushes: 22:00 to 07:59. The original reads the server's local time;
-/// this reads UTC (there is no time zone database in the workspace).
-fn quiet_hours() -> bool {
-    let hour = (now_secs() / 3600) % 24;
-    hour >= 22 || hour <= 7
-}
-
-/// The push targets among the users (§5.17): their mobile tokens and unread counts.
+/// The push targets among the users (§5.17): their mobile tokens and unread counts. A user
+/// whose push shield is on gets no push at any hour, on iOS and Android (the original leaves
+/// out iOS tokens between 22:00 and 07:59 only).
 pub fn get_device_tokens(
     st: &mut Stores,
     _sh: &Shared,
     req: ImGetDeviceTokenReq,
 ) -> Option<ImGetDeviceTokenRsp> {
-    let quiet = quiet_hours();
+    let found = token::get_many(st, &req.user_id);
+    let owners: Vec<u32> = found.iter().map(|(user, _)| *user).collect();
+    let shielded = if owners.is_empty() {
+        Default::default()
+    } else {
+        user::push_shielded(&mut st.slave, &owners)
+    };
     let mut list = Vec::new();
-    for (user, value) in token::get_many(st, &req.user_id) {
+    for (user, value) in found {
         let Some(i) = value.iter().position(|&b| b == b':') else {
             continue;
         };
         let (kind, token) = (&value[..i], &value[i + 1..]);
         let user_type = match kind {
-            b"ios" => {
-                if quiet && user::push_shield(&mut st.slave, user) == Some(1) {
-                    continue;
-                }
-                ClientType::Ios
-            }
+            b"ios" => ClientType::Ios,
             b"android" => ClientType::Android,
             _ => continue,
         };
+        if shielded.contains(&user) {
+            continue;
+        }
         list.push(UserTokenInfo {
             user_id: user,
             user_type: user_type as i32,

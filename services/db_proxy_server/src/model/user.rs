@@ -92,6 +92,23 @@ pub fn push_shield(db: &mut Db, user: u32) -> Option<u32> {
         .and_then(|rows| rows.first().map(|r| col_u32(r, 0)))
 }
 
+/// The users among `users` whose push shield is on (slave), queried in chunks; a failed
+/// query leaves its chunk out (logged).
+pub fn push_shielded(db: &mut Db, users: &[u32]) -> BTreeSet<u32> {
+    let mut shielded = BTreeSet::new();
+    for chunk in users.chunks(MAX_IN_LIST) {
+        let sql = format!(
+            "SELECT id FROM IMUser WHERE id IN ({}) AND push_shield_status=1",
+            placeholders(chunk.len())
+        );
+        match db.rows(&sql, chunk.to_vec()) {
+            Ok(rows) => shielded.extend(rows.iter().map(|r| col_u32(r, 0))),
+            Err(e) => log::warn!("push shields of {} users not read: {e}", chunk.len()),
+        }
+    }
+    shielded
+}
+
 /// A profile write of one user (each also sets `updated`, which the changed-users list
 /// follows).
 pub enum Change<'a> {
