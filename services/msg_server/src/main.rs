@@ -8,13 +8,15 @@
 //! | [`wire`] | attach_data, user-id access, received server PDUs | `CPduAttachData` use |
 //! | [`clients`], [`users`] | client connections, logged-in users | `CMsgConn` data, `CImUser(Manager)` |
 //! | [`group_queue`] | stored group messages waiting for their members, per group | |
-//! | [`links`] | db_proxy, route_server, login_server, file_server links and their sends | `CDBServConn`, `CRouteServConn`, `CLoginServConn`, `CFileServConn` |
+//! | [`alert`] | the text and data of an offline push, the bounds of its lookups | `CMsgConn`'s push building (`_HandleGetDeviceTokenResponse`) |
+//! | [`links`] | db_proxy, route_server, login_server, file_server, push_server links and their sends | `CDBServConn`, `CRouteServConn`, `CLoginServConn`, `CFileServConn`, `CPushServConn` |
 //! | [`state`] | what handlers work on, and what several of them do alike | |
 //! | [`handlers`] | one module per command family, the forward table, the dispatch table | `CMsgConn::HandlePdu` and the servers' `HandlePdu` |
 //! | [`server`] | the [`tt_common::service::PduService`]: connection kinds and dispatch | |
 //!
 //! Usage: `msg_server [-v | -c CONF]` (default conf `./msgserver.conf`).
 
+mod alert;
 mod clients;
 mod group_queue;
 mod handlers;

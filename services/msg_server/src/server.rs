@@ -22,6 +22,7 @@ pub enum Kind {
     Route,
     Login,
     File,
+    Push,
 }
 
 pub struct MsgServer {
@@ -34,7 +35,8 @@ pub struct MsgServer {
 }
 
 impl MsgServer {
-    /// The server with every link started (db_proxy, login_server, route_server, file_server).
+    /// The server with every link started (db_proxy, login_server, route_server, file_server,
+    /// push_server).
     pub fn start(settings: &Settings, net: &mut Net) -> Result<MsgServer, String> {
         let mut state = State::new(settings)?;
         state.links.start(net);
@@ -104,6 +106,7 @@ impl PduService for MsgServer {
             Link::Route => Kind::Route,
             Link::Login => Kind::Login,
             Link::File => Kind::File,
+            Link::Push => Kind::Push,
         })
     }
 
@@ -114,6 +117,7 @@ impl PduService for MsgServer {
             Kind::Route => s.links.route.connected(net, conn, &s.users),
             Kind::Login => s.links.login.connected(net, conn, s.users.total_conns()),
             Kind::File => s.links.file.connected(net, conn),
+            Kind::Push => s.links.push.connected(net, conn),
             Kind::Client => {}
         }
     }
@@ -145,6 +149,7 @@ impl PduService for MsgServer {
             Kind::Route => (self.table.route(command_id), "route_server"),
             Kind::File => (self.table.file(command_id), "file_server"),
             Kind::Login => return,
+            Kind::Push => return self.state.links.push.answered(conn, header, body),
         };
         match handler {
             Some(handle) => handle(&mut self.state, net, &pdu),
@@ -158,19 +163,25 @@ impl PduService for MsgServer {
             Kind::Client => login::client_closed(s, net, conn, reason),
             Kind::Db => {
                 s.links.db.closed(conn, reason);
+                s.push_lookups.lost(conn);
                 s.db_link_lost(net, conn);
             }
-            Kind::Route => s.links.route.closed(net, conn, reason),
+            Kind::Route => {
+                s.links.route.closed(net, conn, reason);
+                s.push_lookups.lost(conn);
+            }
             Kind::Login => s.links.login.closed(conn, reason),
             Kind::File => s.links.file.closed(conn, reason),
+            Kind::Push => s.links.push.closed(conn, reason),
         }
     }
 
     /// Once a second, after the adapter's idle checks: the clients' per-second work, the
-    /// links' reconnects, then the group-member requests given up.
+    /// links' reconnects, then the group-member requests given up and the pushes dropped.
     fn tick(&mut self, net: &mut Net) {
         self.state.clients.tick(net);
         self.state.links.tick(net);
         self.state.tick_group_messages(net);
+        self.state.tick_pushes(net);
     }
 }

@@ -3,8 +3,9 @@
 //! Keys of the original (spec msg_server.md §5.3): `ListenIP`, `ListenPort`, `IpAddr1`,
 //! `IpAddr2`, `MaxConnCnt`, `aesKey`, `ConcurrentDBConnCnt`, `DBServerIP<n>`/`DBServerPort<n>`,
 //! `LoginServerIP<n>`/`LoginServerPort<n>`, `RouteServerIP<n>`/`RouteServerPort<n>`,
-//! `FileServerIP<n>`/`FileServerPort<n>` (file_server's msg_server port). The `PushServer*`
-//! list is read and reported, but no link is opened (push is not part of this crate).
+//! `FileServerIP<n>`/`FileServerPort<n>` (file_server's msg_server port),
+//! `PushServerIP<n>`/`PushServerPort<n>` (push_server; without one, no offline push is looked
+//! up). `aesKey` decrypts the text of a message for its push.
 //!
 //! Keys added here (all optional):
 //!
@@ -39,6 +40,8 @@ pub struct Settings {
     pub route_servers: Vec<(String, u16)>,
     pub push_servers: Vec<(String, u16)>,
     pub file_servers: Vec<(String, u16)>,
+    /// `aesKey`: 32 bytes, the key of message texts (read for push texts).
+    pub aes_key: String,
     pub msg_rate_limit: u32,
     pub relay_rate_limit: u32,
     pub max_pending_requests: usize,
@@ -56,10 +59,10 @@ impl Settings {
         let push_servers = conf.server_list("PushServerIP", "PushServerPort")?;
         let file_servers = conf.server_list("FileServerIP", "FileServerPort")?;
 
-        // Checked as the original does; only push texts (not built here) would use it.
-        let aes_key = conf.require("aesKey")?;
+        // Checked as the original does; push texts are decrypted with it.
+        let aes_key = conf.require("aesKey")?.to_string();
         if aes_key.len() != 32 {
-            return Err(conf.invalid("aesKey", aes_key, "exactly 32 characters"));
+            return Err(conf.invalid("aesKey", &aes_key, "exactly 32 characters"));
         }
         if db_servers.len() < 2 {
             // The original needs two db_proxy entries (login pool and general pool).
@@ -108,6 +111,7 @@ impl Settings {
             route_servers,
             push_servers,
             file_servers,
+            aes_key,
             msg_rate_limit,
             relay_rate_limit,
             max_pending_requests,

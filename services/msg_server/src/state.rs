@@ -1,20 +1,24 @@
 //! What the command handlers work on: the server's state (clients, users, links, limits, group
-//! messages waiting for their members), the shape of a command family's table, and what
-//! several families do alike: forward a client's request, route a reply back to its client,
-//! send to every connection of a user, ask db_proxy for a group's members.
+//! messages waiting for their members, push lookups waiting for their answers), the shape of
+//! a command family's table, and what several families do alike: forward a client's request,
+//! route a reply back to its client, send to every connection of a user, ask db_proxy for a
+//! group's members, take the steps of an offline push.
 
 use netlib::{ConnId, Net};
+use prost::Message;
 use tt_proto::Command;
 use tt_proto::attach::{ATTACH_TYPE_HANDLE_AND_PDU, PduAttachData};
-use tt_proto::pb::base_define::{GroupVersionInfo, TransferFileType};
+use tt_proto::crypto::MsgCipher;
+use tt_proto::pb::base_define::{GroupVersionInfo, TransferFileType, UserStat};
 use tt_proto::pb::file::ImFileRsp;
 use tt_proto::pb::group::ImGroupInfoListReq;
 use tt_proto::pb::message::ImMsgData;
-use tt_proto::pb::server::ImFileTransferReq;
+use tt_proto::pb::server::{ImFileTransferReq, ImPushToUserReq};
 use tt_proto::pdu::Header;
 use tt_proto::required::decode_checked;
 use tt_proto::values::RESULT_FAILED;
 
+use crate::alert::{self, Lookups};
 use crate::clients::{Clients, Request};
 use crate::group_queue::{GroupQueues, Pending, Pushed};
 use crate::links::Links;
@@ -41,6 +45,10 @@ pub struct State {
     pub links: Links,
     /// Stored group messages waiting for their group's member list.
     pub group_msgs: GroupQueues,
+    /// Lookups of the push chain waiting for their answer.
+    pub push_lookups: Lookups,
+    /// `aesKey`: decrypts the text of a message for its push.
+    pub cipher: MsgCipher,
 }
 
 /// Where a forwarded request goes.
@@ -117,6 +125,9 @@ impl State {
             users: ImUserManager::new(),
             links: Links::new(settings)?,
             group_msgs: GroupQueues::default(),
+            push_lookups: Lookups::default(),
+            cipher: MsgCipher::new(settings.aes_key.as_bytes())
+                .map_err(|e| format!("aesKey: {e}"))?,
         })
     }
 
@@ -380,6 +391,98 @@ impl State {
                 "db_proxy did not answer for the members of group {group}: {n} messages not delivered"
             );
             self.ask_group_members(net, group);
+        }
+    }
+}
+
+/// Offline pushes (spec §10.4): a stored message's push request travels through its lookups
+/// (group shields, device tokens, PC presence) in their `attach_data`; see [`crate::alert`].
+impl State {
+    /// The push request of a stored message before its tokens are known, encoded for the
+    /// lookups' `attach_data`; `None` without a push_server, or when the text of a text
+    /// message cannot be decrypted (no push, as the original). The sender's nick is known when
+    /// the sender is logged in here.
+    pub fn push_template(&self, msg: &ImMsgData) -> Option<Vec<u8>> {
+        if !self.links.push.configured() {
+            return None;
+        }
+        let nick = self
+            .users
+            .get(msg.from_user_id)
+            .map(|u| u.nick_name.as_slice());
+        let template = alert::template(msg, &self.cipher, nick);
+        if template.is_none() {
+            log::debug!(
+                "message {} of user {}: text not decrypted, no push",
+                msg.msg_id,
+                msg.from_user_id
+            );
+        }
+        template.map(|t| t.encode_to_vec())
+    }
+
+    /// Sends a lookup of the push chain to db_proxy, on `link` (where the previous step was
+    /// answered) or a general link; counted until answered, dropped (logged by the tick) when
+    /// [`alert::MAX_PENDING_LOOKUPS`] wait.
+    pub fn push_lookup<M: Command>(&mut self, net: &mut Net, link: Option<ConnId>, msg: &M) {
+        let Some(db) = link.or_else(|| self.links.db.pick(Pool::General)) else {
+            log::debug!("no db_proxy link: push lookup dropped");
+            return;
+        };
+        if self.push_lookups.begin(db, net.now()) {
+            tt_common::pdu_io::send(net, db, 0, msg);
+        }
+    }
+
+    /// Sends a presence query for a push request's receivers to the master route_server,
+    /// counted until answered; false (nothing sent) without a master.
+    pub fn push_presence_query(&mut self, net: &mut Net, req: &ImPushToUserReq) -> bool {
+        let Some(route) = self.links.route.master() else {
+            return false;
+        };
+        if self.push_lookups.begin(route, net.now()) {
+            let query = tt_proto::pb::buddy::ImUsersStatReq {
+                user_id: 0,
+                user_id_list: req.user_token_list.iter().map(|t| t.user_id).collect(),
+                attach_data: Some(
+                    PduAttachData::from_msg(tt_proto::attach::ATTACH_TYPE_PDU_FOR_PUSH, 0, req)
+                        .to_vec(),
+                ),
+            };
+            tt_common::pdu_io::send(net, route, 0, &query);
+        }
+        true
+    }
+
+    /// route_server's presence answer to a push query (attach type 4, `embedded`: the push
+    /// request) came on `link`: the request goes to push_server.
+    pub fn push_presence_known(
+        &mut self,
+        net: &mut Net,
+        link: ConnId,
+        embedded: &[u8],
+        stats: &[UserStat],
+    ) {
+        self.push_lookups.answered(link);
+        match decode_checked::<ImPushToUserReq>(embedded) {
+            Ok(req) => self.links.push.send_with_presence(net, req, stats),
+            Err(e) => log::warn!("users-status reply with a bad push request ({e}): dropped"),
+        }
+    }
+
+    /// Once a second: lookups unanswered for too long are forgotten, and the pushes dropped
+    /// at the bound of waiting lookups are logged.
+    pub fn tick_pushes(&mut self, net: &Net) {
+        let late = self.push_lookups.expire(net.now());
+        if late > 0 {
+            log::warn!("{late} push lookups got no answer: those pushes are dropped");
+        }
+        let refused = self.push_lookups.take_refused();
+        if refused > 0 {
+            log::warn!(
+                "{refused} offline pushes dropped: {} lookups wait for an answer",
+                alert::MAX_PENDING_LOOKUPS
+            );
         }
     }
 }

@@ -4,7 +4,10 @@
 
 use netlib::Net;
 use tt_common::pdu_io;
-use tt_proto::attach::{ATTACH_TYPE_HANDLE, ATTACH_TYPE_HANDLE_AND_PDU_FOR_FILE, split_pdu_attach};
+use tt_proto::attach::{
+    ATTACH_TYPE_HANDLE, ATTACH_TYPE_HANDLE_AND_PDU_FOR_FILE, ATTACH_TYPE_PDU_FOR_PUSH,
+    split_pdu_attach,
+};
 use tt_proto::pb::base_define::UserStatType;
 use tt_proto::pb::buddy::{
     ImChangeAvatarRsp, ImChangeSignInfoRsp, ImRemoveSessionNotify, ImRemoveSessionReq,
@@ -79,9 +82,8 @@ fn sign_info_changed(s: &mut State, net: &mut Net, pdu: &Received<'_>) {
     }
 }
 
-/// `IMUsersStatRsp`: a client's status query comes back (attach type 1), or the receiver's
-/// presence a file transfer asked for (type 5). The push form (4) is
-/// never sent by this server.
+/// `IMUsersStatRsp`: a client's status query comes back (attach type 1), the presence of a
+/// push's receivers (type 4), or the receiver's presence a file transfer asked for (type 5).
 fn users_status(s: &mut State, net: &mut Net, pdu: &Received<'_>) {
     let Some(mut m) = pdu.parse::<ImUsersStatRsp>(net) else {
         return;
@@ -96,6 +98,9 @@ fn users_status(s: &mut State, net: &mut Net, pdu: &Received<'_>) {
     };
     match head.attach_type {
         ATTACH_TYPE_HANDLE => s.reply_to_client(net, m.user_id, head.handle, pdu.header, &m),
+        ATTACH_TYPE_PDU_FOR_PUSH => {
+            s.push_presence_known(net, pdu.conn, embedded, &m.user_stat_list);
+        }
         ATTACH_TYPE_HANDLE_AND_PDU_FOR_FILE => {
             let online = m
                 .user_stat_list

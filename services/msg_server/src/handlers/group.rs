@@ -6,7 +6,6 @@
 use std::collections::HashSet;
 
 use netlib::{ConnId, Net};
-use prost::Message;
 use tt_common::pdu_io;
 use tt_proto::attach::split_pdu_attach;
 use tt_proto::pb::base_define::GroupType;
@@ -22,7 +21,6 @@ use tt_proto::values::RESULT_FAILED;
 
 use crate::clients::Request;
 use crate::group_queue::Pending;
-use crate::links::db::Pool;
 use crate::state::{Family, Forwarded, State, rows};
 use crate::wire::{Received, Routed, handle_of};
 
@@ -162,8 +160,10 @@ fn members_known(s: &mut State, net: &mut Net, rsp: &ImGroupInfoListRsp, embedde
 }
 
 /// Delivers a group message (seq 0, no attach_data) to every connection here of every member
-/// but the one it was sent on, then asks db_proxy for the members' push shields (the start of
-/// the push chain, spec §10.3 step 8). A sender that is not a member gets nothing delivered.
+/// but the one it was sent on. Where it was sent (its handle is not 0), db_proxy is then asked
+/// for the other members' push shields (the start of the push chain, spec §10.3 step 8); a
+/// copy relayed from another msg_server is not pushed again. A sender that is not a member gets
+/// nothing delivered.
 fn to_group(s: &mut State, net: &mut Net, p: Pending, members: &[u32], set: &HashSet<u32>) {
     let (from, group) = (p.msg.from_user_id, p.msg.to_session_id);
     if !set.contains(&from) {
@@ -178,12 +178,17 @@ fn to_group(s: &mut State, net: &mut Net, p: Pending, members: &[u32], set: &Has
     for &uid in members {
         s.send_to_user(net, uid, sending, &bytes);
     }
-    let shields = ImGroupGetShieldReq {
-        group_id: group,
-        user_id: members.to_vec(),
-        attach_data: Some(p.msg.encode_to_vec()),
-    };
-    s.links.db.send(net, Pool::General, 0, &shields);
+    if p.handle == 0 {
+        return;
+    }
+    if let Some(template) = s.push_template(&p.msg) {
+        let shields = ImGroupGetShieldReq {
+            group_id: group,
+            user_id: members.iter().copied().filter(|&m| m != from).collect(),
+            attach_data: Some(template),
+        };
+        s.push_lookup(net, None, &shields);
+    }
 }
 
 /// `CID_GROUP_CHANGE_MEMBER_RESPONSE`: back to the client; a successful change is told to

@@ -6,7 +6,8 @@
 //! sender gets its ack, the master route_server a copy for the other msg_servers, and the
 //! sender's other connections and the receiver's connections here their delivery. A group
 //! message first waits for its group's members ([`State::queue_group_message`]); the group
-//! family delivers it when they come.
+//! family delivers it when they come. The receiver of a single message is looked up for an
+//! offline push here, where it was sent (the push family takes it from there).
 
 use netlib::{ConnId, Net};
 use tt_common::pdu_io;
@@ -14,6 +15,7 @@ use tt_proto::pb::base_define::MsgType;
 use tt_proto::pb::message::{
     ImClientTimeRsp, ImMsgData, ImMsgDataAck, ImMsgDataReadAck, ImMsgDataReadNotify,
 };
+use tt_proto::pb::server::ImGetDeviceTokenReq;
 use tt_proto::pdu::Header;
 
 use crate::clients::Request;
@@ -99,7 +101,8 @@ fn time(_: &mut State, net: &mut Net, req: &Request<'_>) {
 
 /// A stored message comes back from db_proxy (spec §10.2): ack to the sending connection,
 /// copy to the master route_server, delivery to the sender's other connections and the
-/// receiver's connections here.
+/// receiver's connections here, then (single message) the receiver's device tokens asked for
+/// on the same link, for an offline push.
 fn stored(s: &mut State, net: &mut Net, pdu: &Received<'_>) {
     let Some(m) = pdu.parse::<ImMsgData>(net) else {
         return;
@@ -129,7 +132,15 @@ fn stored(s: &mut State, net: &mut Net, pdu: &Received<'_>) {
     if MsgType::is_group(m.msg_type) {
         s.queue_group_message(net, m, handle);
     } else {
+        let push = s.push_template(&m);
         deliver(s, net, pdu.header, m, sender);
+        if let Some(template) = push {
+            let req = ImGetDeviceTokenReq {
+                user_id: vec![to],
+                attach_data: Some(template),
+            };
+            s.push_lookup(net, Some(pdu.conn), &req);
+        }
     }
 }
 

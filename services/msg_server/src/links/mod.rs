@@ -7,10 +7,12 @@
 //! | `CRouteServConn` (route_server links, master choice) | [`route`] |
 //! | `CLoginServConn` (login_server links) | [`login`] |
 //! | `CFileServConn` (file_server links, address lists) | [`file`] |
+//! | `CPushServConn` (push_server links, the current one) | [`push`] |
 
 pub mod db;
 pub mod file;
 pub mod login;
+pub mod push;
 pub mod route;
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -27,6 +29,7 @@ pub enum Link {
     Route,
     Login,
     File,
+    Push,
 }
 
 pub struct Links {
@@ -34,24 +37,23 @@ pub struct Links {
     pub route: route::RouteLinks,
     pub login: login::LoginLinks,
     pub file: file::FileLinks,
+    pub push: push::PushLinks,
 }
 
 impl Links {
     /// Every configured target, resolved (an unresolvable one is an error).
     pub fn new(settings: &Settings) -> Result<Links, String> {
-        if !settings.push_servers.is_empty() {
-            log::warn!("push_server links are not supported: those entries are ignored");
-        }
         Ok(Links {
             db: db::DbPool::new(&settings.db_servers, settings.concurrent_db_conn_cnt)?,
             route: route::RouteLinks::new(settings.route_servers.clone())?,
             login: login::LoginLinks::new(settings)?,
             file: file::FileLinks::new(settings.file_servers.clone())?,
+            push: push::PushLinks::new(settings.push_servers.clone())?,
         })
     }
 
-    /// Connects every link (db_proxy, login_server, route_server, file_server: the original's
-    /// order).
+    /// Connects every link (db_proxy, login_server, route_server, file_server, push_server:
+    /// the original's order).
     pub fn start(&mut self, net: &mut Net) {
         for links in self.each() {
             links.start(net);
@@ -72,18 +74,20 @@ impl Links {
             (Link::Route, &self.route.links),
             (Link::Login, &self.login.links),
             (Link::File, &self.file.links),
+            (Link::Push, &self.push.links),
         ]
         .into_iter()
         .find(|(_, links)| links.slot_of(conn).is_some())
         .map(|(kind, _)| kind)
     }
 
-    fn each(&mut self) -> [&mut ServerLinks; 4] {
+    fn each(&mut self) -> [&mut ServerLinks; 5] {
         [
             &mut self.db.links,
             &mut self.login.links,
             &mut self.route.links,
             &mut self.file.links,
+            &mut self.push.links,
         ]
     }
 }
