@@ -85,9 +85,13 @@ impl Http {
         self.stream.write_all(bytes).expect("sending a request");
     }
 
-    /// A request with a body; `close` adds `Connection: close`.
+    /// A request with a body and `Connection: close`, or else `Connection: keep-alive`.
     fn request(&mut self, method: &str, target: &str, body: &str, close: bool) {
-        let connection = if close { "Connection: close\r\n" } else { "" };
+        let connection = if close {
+            "Connection: close\r\n"
+        } else {
+            "Connection: keep-alive\r\n"
+        };
         let head = format!(
             "{method} {target} HTTP/1.1\r\nHost: t\r\n{connection}Content-Length: {}\r\n\r\n",
             body.len()
@@ -801,6 +805,12 @@ fn app_key_and_no_db_proxy() {
     assert_eq!(reply, answer("200 OK", true, ERR10, ""));
     // HTTP/1.0 without keep-alive: answered, then closed.
     h.send(b"GET /query/UserInfo?user_id=1&app_key=s3cret HTTP/1.0\r\n\r\n");
+    assert_eq!(h.answer(), answer("200 OK", false, ERR10, ""));
+    assert!(h.closed());
+    // HTTP/1.1 that does not ask for keep-alive: answered, then closed, as the original closes
+    // every connection (a client may read the answer up to the end of the connection).
+    let mut h = Http::connect(port);
+    h.send(b"GET /query/UserInfo?user_id=1&app_key=s3cret HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(h.answer(), answer("200 OK", false, ERR10, ""));
     assert!(h.closed());
 }

@@ -619,8 +619,10 @@ impl PduService for HttpMsgServer {
         if !self.listeners.contains(&accepted.listener) {
             return None;
         }
-        self.http
-            .insert(accepted.conn, HttpConn::new(self.rules.limits));
+        self.http.insert(
+            accepted.conn,
+            HttpConn::new(self.rules.limits).keep_alive_when_asked(),
+        );
         Some(Kind::Http)
     }
 
