@@ -10,9 +10,11 @@
 //!   (all of them or some, see [`Stack::builder`]); the one way tests start a stack;
 //! - [`PduClient`], [`PduListener`]: the blocking PDU peer every test that speaks the wire
 //!   protocol itself uses, as a client of a daemon or as a fake server;
+//! - [`push_gateway`]: a push gateway inside the test, recording what push_server delivers;
 //! - [`users`]: the seeded users and the range of them each test owns.
 
 pub mod pdu_client;
+pub mod push_gateway;
 pub mod stack;
 pub mod users;
 

@@ -1,5 +1,6 @@
 //! A whole TeamTalk stack for one test: db_proxy_server, route_server, login_server, one or
-//! more msg_servers and, when asked for, a file_server, spawned as real processes on free ports, each in a directory of its own
+//! more msg_servers and, when asked for, a file_server and a push_server, spawned as real
+//! processes on free ports, each in a directory of its own
 //! with a conf file in the original format, against the project-local MariaDB and Redis
 //! (`scripts/db-up.sh`).
 //!
@@ -21,6 +22,10 @@
 //! // With a file_server (its offline files under `stack.file_dir()`):
 //! let stack = Stack::builder("files").file_server(true).start();
 //! let _client_port = stack.ports.file_client;
+//!
+//! // With a push_server delivering to a gateway at that URL (every msg_server linked to it):
+//! let stack = Stack::builder("push").push_gateway("http://127.0.0.1:9").start();
+//! let _port = stack.ports.push;
 //! ```
 
 use std::net::SocketAddr;
@@ -48,10 +53,12 @@ pub struct Ports {
     pub file_client: u16,
     /// file_server's msg_server port (`MsgServerListenPort`).
     pub file_msg: u16,
+    /// push_server's port (`ListenPort`).
+    pub push: u16,
 }
 
-/// What [`Stack::builder`] starts. Defaults: every server but file_server, one msg_server,
-/// msg_servers wait for their links, no extra conf lines.
+/// What [`Stack::builder`] starts. Defaults: every server but file_server and push_server,
+/// one msg_server, msg_servers wait for their links, no extra conf lines.
 #[must_use = "nothing runs until `start`"]
 pub struct StackBuilder {
     label: String,
@@ -60,6 +67,8 @@ pub struct StackBuilder {
     route: bool,
     login: bool,
     file_server: bool,
+    /// `Some(PushGatewayUrl)`: push_server runs.
+    push_gateway: Option<String>,
     wait_links: bool,
     msg_conf_extra: String,
     db_threads: usize,
@@ -96,6 +105,21 @@ impl StackBuilder {
     /// `FileServerIP1`/`FileServerPort1` pointing at its msg_server port.
     pub fn file_server(mut self, on: bool) -> StackBuilder {
         self.file_server = on;
+        self
+    }
+
+    /// Whether push_server runs (default: no), with an empty `PushGatewayUrl` (notifications
+    /// logged, not sent). With it, every msg_server is configured with
+    /// `PushServerIP1`/`PushServerPort1` pointing at it.
+    pub fn push_server(mut self, on: bool) -> StackBuilder {
+        self.push_gateway = on.then(String::new);
+        self
+    }
+
+    /// push_server runs and delivers to the push gateway at `url` (`PushGatewayUrl`, e.g.
+    /// `http://127.0.0.1:<port>`).
+    pub fn push_gateway(mut self, url: &str) -> StackBuilder {
+        self.push_gateway = Some(url.to_string());
         self
     }
 
@@ -147,6 +171,7 @@ impl StackBuilder {
             msg: (0..n).map(|_| free_port()).collect(),
             file_client: free_port(),
             file_msg: free_port(),
+            push: free_port(),
         };
         let mut db = self.db.unwrap_or_else(DbEnv::from_env);
         if let Some(port) = self.redis_port {
@@ -160,8 +185,10 @@ impl StackBuilder {
             route: None,
             login: None,
             file_server: None,
+            push_server: None,
             msg: (0..n).map(|_| None).collect(),
             with_file_server: self.file_server,
+            push_gateway: self.push_gateway,
             wait_links: self.wait_links,
             msg_conf_extra: self.msg_conf_extra,
             db_threads: self.db_threads,
@@ -180,6 +207,9 @@ impl StackBuilder {
         if self.file_server {
             stack.start_file_server();
         }
+        if stack.push_gateway.is_some() {
+            stack.start_push_server();
+        }
         for i in 0..n {
             stack.start_msg(i);
         }
@@ -197,12 +227,16 @@ pub struct Stack {
     pub route: Option<Daemon>,
     pub login: Option<Daemon>,
     pub file_server: Option<Daemon>,
+    pub push_server: Option<Daemon>,
     pub msg: Vec<Option<Daemon>>,
     pub ports: Ports,
     pub db: DbEnv,
     pub dir: TempDir,
     /// Built with [`StackBuilder::file_server`]: the msg_servers are configured with it.
     with_file_server: bool,
+    /// Built with [`StackBuilder::push_gateway`] or [`StackBuilder::push_server`]: its
+    /// `PushGatewayUrl`.
+    push_gateway: Option<String>,
     wait_links: bool,
     msg_conf_extra: String,
     db_threads: usize,
@@ -217,6 +251,7 @@ enum Server {
     Route,
     Login,
     File,
+    Push,
     Msg(usize),
 }
 
@@ -227,6 +262,7 @@ impl Server {
             Server::Route => "route_server",
             Server::Login => "login_server",
             Server::File => "file_server",
+            Server::Push => "push_server",
             Server::Msg(_) => "msg_server",
         }
     }
@@ -238,6 +274,7 @@ impl Server {
             Server::Route => "route".into(),
             Server::Login => "login".into(),
             Server::File => "file".into(),
+            Server::Push => "push".into(),
             Server::Msg(i) => format!("msg{i}"),
         }
     }
@@ -248,6 +285,7 @@ impl Server {
             Server::Route => "routeserver.conf",
             Server::Login => "loginserver.conf",
             Server::File => "fileserver.conf",
+            Server::Push => "pushserver.conf",
             Server::Msg(_) => "msgserver.conf",
         }
     }
@@ -269,6 +307,7 @@ impl Stack {
             route: true,
             login: true,
             file_server: false,
+            push_gateway: None,
             wait_links: true,
             msg_conf_extra: String::new(),
             db_threads: 2,
@@ -317,6 +356,16 @@ impl Stack {
         self.file_server = Some(self.spawn_ready(Server::File));
     }
 
+    /// Starts push_server (again, after [`Stack::kill`]) and waits until it is ready. Panics
+    /// for a stack built without it.
+    pub fn start_push_server(&mut self) {
+        assert!(
+            self.push_gateway.is_some(),
+            "the stack was built without push_server"
+        );
+        self.push_server = Some(self.spawn_ready(Server::Push));
+    }
+
     /// file_server's directory (its working directory: `offline_file/` is in it).
     pub fn file_dir(&self) -> PathBuf {
         self.daemon_dir(&Server::File.dir())
@@ -334,7 +383,8 @@ impl Stack {
 
     /// Starts msg_server `i` and waits until it is ready and, unless the stack was built with
     /// `wait_links(false)`, connected to each of db_proxy_server, login_server, route_server
-    /// and file_server that runs now (and, for file_server, holding its address list).
+    /// file_server and push_server that runs now (and, for file_server, holding its address
+    /// list).
     pub fn start_msg(&mut self, i: usize) {
         let mut d = self.spawn_ready(Server::Msg(i));
         if self.wait_links {
@@ -345,6 +395,7 @@ impl Stack {
                 ("connected to file_server", self.file_server.is_some()),
                 // The addresses clients are given, asked for on connect.
                 ("addresses of file_server", self.file_server.is_some()),
+                ("connected to push_server", self.push_server.is_some()),
             ]
             .into_iter()
             .filter_map(|(line, running)| running.then_some(line))
@@ -419,6 +470,7 @@ impl Stack {
                     p.file_client = free_port();
                     p.file_msg = free_port();
                 }
+                Server::Push => p.push = free_port(),
                 Server::Msg(i) => p.msg[i] = free_port(),
             }
             self.write_confs();
@@ -492,17 +544,31 @@ impl Stack {
                 ),
             );
         }
-        let file_link = if self.with_file_server {
+        let mut links = if self.with_file_server {
             format!("FileServerIP1=127.0.0.1\nFileServerPort1={}\n", p.file_msg)
         } else {
             String::new()
         };
+        if let Some(url) = &self.push_gateway {
+            self.write_conf(
+                "push",
+                "pushserver.conf",
+                &format!(
+                    "ListenIP=127.0.0.1\nListenPort={}\nPushGatewayUrl={url}\n",
+                    p.push
+                ),
+            );
+            links.push_str(&format!(
+                "PushServerIP1=127.0.0.1\nPushServerPort1={}\n",
+                p.push
+            ));
+        }
         for (i, port) in p.msg.iter().enumerate() {
             self.write_conf(
                 &format!("msg{i}"),
                 "msgserver.conf",
                 &format!(
-                    "{msg_extra}{file_link}\
+                    "{msg_extra}{links}\
                      ListenIP=127.0.0.1\nListenPort={port}\nIpAddr1=127.0.0.1\nIpAddr2=127.0.0.1\n\
                      MaxConnCnt=1000\naesKey={AES_KEY}\nConcurrentDBConnCnt=2\n\
                      DBServerIP1=127.0.0.1\nDBServerPort1={db}\nDBServerIP2=127.0.0.1\nDBServerPort2={db}\n\
