@@ -7,7 +7,7 @@
 //! use tt_testkit::push_gateway::{Answer, PushGateway};
 //! use tt_testkit::Stack;
 //!
-//! let gateway = PushGateway::start(&[]); // answers 200
+//! let mut gateway = PushGateway::start(&[]); // answers 200
 //! let _stack = Stack::builder("push").push_gateway(&gateway.url()).start();
 //! let n = gateway.next_notification();
 //! assert_eq!(n.platform, 1);
