@@ -7,9 +7,10 @@
 use netlib::{ConnId, Net};
 use prost::Message;
 use tt_proto::Command;
-use tt_proto::attach::{ATTACH_TYPE_HANDLE_AND_PDU, PduAttachData};
+use tt_proto::attach::{ATTACH_TYPE_HANDLE_AND_PDU, ATTACH_TYPE_PDU_FOR_PUSH, PduAttachData};
 use tt_proto::crypto::MsgCipher;
 use tt_proto::pb::base_define::{GroupVersionInfo, TransferFileType, UserStat};
+use tt_proto::pb::buddy::ImUsersStatReq;
 use tt_proto::pb::file::ImFileRsp;
 use tt_proto::pb::group::ImGroupInfoListReq;
 use tt_proto::pb::message::ImMsgData;
@@ -441,12 +442,11 @@ impl State {
             return false;
         };
         if self.push_lookups.begin(route, net.now()) {
-            let query = tt_proto::pb::buddy::ImUsersStatReq {
+            let query = ImUsersStatReq {
                 user_id: 0,
                 user_id_list: req.user_token_list.iter().map(|t| t.user_id).collect(),
                 attach_data: Some(
-                    PduAttachData::from_msg(tt_proto::attach::ATTACH_TYPE_PDU_FOR_PUSH, 0, req)
-                        .to_vec(),
+                    PduAttachData::from_msg(ATTACH_TYPE_PDU_FOR_PUSH, 0, req).to_vec(),
                 ),
             };
             tt_common::pdu_io::send(net, route, 0, &query);
