@@ -21,31 +21,44 @@ pub fn init_logging() {
 pub enum Command {
     /// Run with this conf file.
     Run { conf: PathBuf },
-    /// `-v`: print the version and exit (done by [`parse_args`]).
+    /// `-v` or `--version`: print [`version_text`] and exit (done by [`parse_args`]).
     Version,
 }
 
+/// What `-v` prints, in the original's format: `Server Version: <Name>/<version>` then a
+/// build line.
+pub fn version_text(server_name: &str) -> String {
+    let version = env!("CARGO_PKG_VERSION");
+    format!("Server Version: {server_name}/{version}\nServer Build: teamtalk-rs {version}\n")
+}
+
 /// The original reads `<default_conf>` from the working directory and takes only `-v`. Also
-/// accepted here: `-c FILE` / `--conf FILE` for another conf file.
+/// accepted here: `--version`, and `-c FILE` / `--conf FILE` for another conf file.
 pub fn parse_args(server_name: &str, default_conf: &str) -> Result<Command, String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.as_slice() {
+    let command = parse_args_from(&args, server_name, default_conf)?;
+    if command == Command::Version {
+        print!("{}", version_text(server_name));
+    }
+    Ok(command)
+}
+
+/// [`parse_args`] on a given argument list (without the program name), printing nothing.
+pub fn parse_args_from(
+    args: &[String],
+    server_name: &str,
+    default_conf: &str,
+) -> Result<Command, String> {
+    match args {
         [] => Ok(Command::Run {
             conf: PathBuf::from(default_conf),
         }),
-        [v] if v == "-v" => {
-            println!(
-                "Server Version: {server_name}/{}",
-                env!("CARGO_PKG_VERSION")
-            );
-            println!("Server Build: teamtalk-rs");
-            Ok(Command::Version)
-        }
+        [v] if v == "-v" || v == "--version" => Ok(Command::Version),
         [flag, file] if flag == "-c" || flag == "--conf" => Ok(Command::Run {
             conf: PathBuf::from(file),
         }),
         _ => Err(format!(
-            "usage: {server_name} [-v | -c CONF_FILE]  (default conf: ./{default_conf})"
+            "usage: {server_name} [-v | --version | -c CONF_FILE]  (default conf: ./{default_conf})"
         )),
     }
 }
@@ -126,5 +139,58 @@ pub fn run_main(
             eprintln!("{bin_name}: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn both_version_flags_ask_for_the_version() {
+        for flag in ["-v", "--version"] {
+            assert_eq!(
+                parse_args_from(&args(&[flag]), "MsgServer", "msgserver.conf"),
+                Ok(Command::Version)
+            );
+        }
+    }
+
+    #[test]
+    fn conf_flags_and_default_conf() {
+        assert_eq!(
+            parse_args_from(&[], "MsgServer", "msgserver.conf"),
+            Ok(Command::Run {
+                conf: PathBuf::from("msgserver.conf")
+            })
+        );
+        for flag in ["-c", "--conf"] {
+            assert_eq!(
+                parse_args_from(&args(&[flag, "/etc/x.conf"]), "MsgServer", "msgserver.conf"),
+                Ok(Command::Run {
+                    conf: PathBuf::from("/etc/x.conf")
+                })
+            );
+        }
+        for bad in [&["-x"][..], &["-v", "-v"], &["-c"]] {
+            let usage = parse_args_from(&args(bad), "MsgServer", "msgserver.conf").unwrap_err();
+            assert!(usage.contains("--version"), "{usage}");
+        }
+    }
+
+    #[test]
+    fn version_text_has_the_original_format() {
+        let text = version_text("LoginServer");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(
+            lines[0],
+            format!("Server Version: LoginServer/{}", env!("CARGO_PKG_VERSION"))
+        );
+        assert!(lines[1].starts_with("Server Build: "), "{text}");
     }
 }
