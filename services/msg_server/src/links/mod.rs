@@ -33,7 +33,7 @@ pub enum Link {
 }
 
 pub struct Links {
-    pub db: db::DbPool,
+    pub db: db::DbLinks,
     pub route: route::RouteLinks,
     pub login: login::LoginLinks,
     pub file: file::FileLinks,
@@ -44,7 +44,7 @@ impl Links {
     /// Every configured target, resolved (an unresolvable one is an error).
     pub fn new(settings: &Settings) -> Result<Links, String> {
         Ok(Links {
-            db: db::DbPool::new(&settings.db_servers, settings.concurrent_db_conn_cnt)?,
+            db: db::DbLinks::new(&settings.db_servers, settings.concurrent_db_conn_cnt)?,
             route: route::RouteLinks::new(settings.route_servers.clone())?,
             login: login::LoginLinks::new(settings)?,
             file: file::FileLinks::new(settings.file_servers.clone())?,
@@ -70,8 +70,8 @@ impl Links {
     /// The kind of link `conn` is, if it is one.
     pub fn kind_of(&self, conn: ConnId) -> Option<Link> {
         [
-            (Link::Db, &self.db.links),
-            (Link::Route, &self.route.links),
+            (Link::Db, &self.db.pool.links),
+            (Link::Route, &self.route.route.links),
             (Link::Login, &self.login.links),
             (Link::File, &self.file.links),
             (Link::Push, &self.push.links),
@@ -83,9 +83,9 @@ impl Links {
 
     fn each(&mut self) -> [&mut ServerLinks; 5] {
         [
-            &mut self.db.links,
+            &mut self.db.pool.links,
             &mut self.login.links,
-            &mut self.route.links,
+            &mut self.route.route.links,
             &mut self.file.links,
             &mut self.push.links,
         ]

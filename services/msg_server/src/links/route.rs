@@ -5,48 +5,45 @@
 //! per-connection status updates, which go to every connected link. A master is elected when a
 //! link connects and there is none, and again when the master's link closes; each election is
 //! announced to the elected link with `IMRoleSet{master: 1}`. On every connect msg_server sends
-//! that link the list of its logged-in connections (`IMOnlineUserInfo`).
+//! that link the list of its logged-in connections (`IMOnlineUserInfo`). The election is
+//! [`tt_common::pools::MasterLink`]; this module adds msg_server's ways of sending.
 
 use netlib::{CloseReason, ConnId, Net};
+use tt_common::pools::MasterLink;
 use tt_common::{ServerLinks, pdu_io};
 use tt_proto::Command;
 use tt_proto::pb::base_define::{ServerUserStat, UserStatType};
-use tt_proto::pb::server::{ImOnlineUserInfo, ImRoleSet, ImUserStatusUpdate};
+use tt_proto::pb::server::{ImOnlineUserInfo, ImUserStatusUpdate};
 use tt_proto::pdu::Header;
 
 use crate::users::ImUserManager;
 
 pub struct RouteLinks {
-    pub(super) links: ServerLinks,
-    master: Option<ConnId>,
+    pub(super) route: MasterLink,
 }
 
 impl RouteLinks {
     pub fn new(targets: Vec<(String, u16)>) -> Result<RouteLinks, String> {
         Ok(RouteLinks {
-            links: ServerLinks::new("route_server", targets)?,
-            master: None,
+            route: MasterLink::new(ServerLinks::new("route_server", targets)?),
         })
     }
 
     /// "Route server available": at least one link is connected.
     pub fn available(&self) -> bool {
-        self.links.any_open()
+        self.route.links.any_open()
     }
 
     /// The master link, if one is connected.
     pub fn master(&self) -> Option<ConnId> {
-        self.master
+        self.route.master()
     }
 
     /// A link is up: a master is elected if there is none, and the link is told who is
     /// logged in here.
     pub fn connected(&mut self, net: &mut Net, conn: ConnId, users: &ImUserManager) {
-        if self.links.on_connect(conn, net.now()).is_none() {
+        if !self.route.connected(net, conn) {
             return;
-        }
-        if self.master.is_none() {
-            self.elect(net);
         }
         let user_stat_list = users
             .users()
@@ -64,16 +61,12 @@ impl RouteLinks {
     /// A link is gone; if it was the master, another is elected.
     pub fn closed(&mut self, net: &mut Net, conn: ConnId, reason: CloseReason) {
         log::debug!("route_server link {conn:?} closed: {reason:?}");
-        self.links.on_close(conn);
-        if self.master == Some(conn) {
-            self.master = None;
-            self.elect(net);
-        }
+        self.route.closed(net, conn);
     }
 
     /// Sends bytes to the master link; false (dropped) when there is none.
     pub fn send_to_master(&self, net: &mut Net, bytes: &[u8]) -> bool {
-        match self.master {
+        match self.master() {
             Some(m) => net.send(m, bytes),
             None => {
                 log::debug!("no master route_server: PDU dropped");
@@ -85,7 +78,7 @@ impl RouteLinks {
     /// Sends a received PDU (every header byte kept) to the master link, without copying it
     /// first; false (dropped) when there is no master.
     pub fn send_raw_to_master(&self, net: &mut Net, header: &Header, body: &[u8]) -> bool {
-        match self.master {
+        match self.master() {
             Some(m) => pdu_io::send_raw(net, m, header, body),
             None => {
                 log::debug!("no master route_server: PDU dropped");
@@ -101,7 +94,7 @@ impl RouteLinks {
 
     /// Sends a command under `seq` to the master link; false (dropped) when there is none.
     pub fn send_msg_seq_to_master<M: Command>(&self, net: &mut Net, seq: u16, msg: &M) -> bool {
-        match self.master {
+        match self.master() {
             Some(m) => pdu_io::send(net, m, seq, msg),
             None => false,
         }
@@ -120,17 +113,8 @@ impl RouteLinks {
             user_id,
             client_type,
         };
-        for conn in self.links.open_conns().collect::<Vec<_>>() {
+        for conn in self.route.links.open_conns().collect::<Vec<_>>() {
             pdu_io::send(net, conn, 0, &msg);
-        }
-    }
-
-    /// Elects the oldest connected link as master and tells it.
-    fn elect(&mut self, net: &mut Net) {
-        self.master = self.links.oldest_open();
-        if let Some(m) = self.master {
-            log::info!("master route_server link is now {m:?}");
-            pdu_io::send(net, m, 0, &ImRoleSet { master: 1 });
         }
     }
 }
