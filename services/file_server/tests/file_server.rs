@@ -20,7 +20,7 @@ use tt_proto::pb::other::ImHeartBeat;
 use tt_proto::pb::server::{
     ImFileServerIpReq, ImFileServerIpRsp, ImFileTransferReq, ImFileTransferRsp,
 };
-use tt_testkit::{Daemon, PduClient, READY_MARKER, TempDir, free_port};
+use tt_testkit::{Daemon, PduClient, READY_MARKER, TempDir, free_port, pseudo_random_bytes};
 
 const LIMIT: Duration = Duration::from_secs(30);
 const BLOCK: usize = 32 * 1024;
@@ -95,19 +95,6 @@ fn spawn(dir: &TempDir) -> Daemon {
         d.recent_log()
     );
     d
-}
-
-/// Deterministic bytes that differ from block to block.
-fn data(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761).max(1);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
 }
 
 fn transfer_req(
@@ -396,7 +383,14 @@ fn online_transfer_is_relayed_with_seqs_kept() {
     let fs = FileServer::start("fs-online", "");
     let mut msg = fs.msg_link();
     let (id, mut sender, mut receiver) = online_pair(&fs, &mut msg, 11, 12);
-    relay(&id, &mut sender, &mut receiver, 11, 12, &data(100_000, 1));
+    relay(
+        &id,
+        &mut sender,
+        &mut receiver,
+        11,
+        12,
+        &pseudo_random_bytes(100_000, 1),
+    );
     // The task is gone with its connections.
     refused_login(&fs, 11, &id, ClientFileRole::ClientRealtimeSender);
 }
@@ -409,7 +403,7 @@ fn offline_files_of_every_block_boundary_upload_download_and_survive_a_restart()
     let sizes = [0, 1, BLOCK - 1, BLOCK, BLOCK + 1, 10 * 1024 * 1024];
     let mut stored = Vec::new();
     for (i, &size) in sizes.iter().enumerate() {
-        let file = data(size, 100 + i as u32);
+        let file = pseudo_random_bytes(size, 101 + 2 * i as u64);
         let id = new_task(
             &mut msg,
             from,
@@ -526,10 +520,17 @@ fn a_second_sender_is_refused_while_the_first_transfer_completes() {
     let (id, mut sender, mut receiver) = online_pair(&fs, &mut msg, 41, 42);
     refused_login(&fs, 41, &id, ClientFileRole::ClientRealtimeSender);
     refused_login(&fs, 42, &id, ClientFileRole::ClientRealtimeRecver);
-    relay(&id, &mut sender, &mut receiver, 41, 42, &data(70_000, 2));
+    relay(
+        &id,
+        &mut sender,
+        &mut receiver,
+        41,
+        42,
+        &pseudo_random_bytes(70_000, 3),
+    );
 
     // Offline: a second uploader is refused, the first one's upload completes.
-    let file = data(BLOCK + 5, 3);
+    let file = pseudo_random_bytes(BLOCK + 5, 5);
     let up = new_task(
         &mut msg,
         41,
@@ -673,7 +674,7 @@ fn bad_input_is_refused_and_other_transfers_go_on() {
     }
 
     // A download pull at the wrong offset closes the downloader; a new login can start over.
-    let file = data(2 * BLOCK, 4);
+    let file = pseudo_random_bytes(2 * BLOCK, 7);
     let id = new_task(
         &mut msg,
         from,
@@ -733,7 +734,7 @@ fn waiting_tasks_and_old_files_expire() {
     refused_login(&fs, 72, &id, ClientFileRole::ClientRealtimeRecver);
 
     // A stored file older than OfflineFileDays is deleted by the periodic check.
-    let file = data(100, 5);
+    let file = pseudo_random_bytes(100, 9);
     let id = new_task(&mut msg, 71, 72, 100, TransferFileType::FileTypeOffline);
     upload(&fs, &id, 71, &file);
     let path = fs.offline_path(&id);
