@@ -201,6 +201,55 @@ impl Net {
         }
     }
 
+    /// Stops listening on every listener (a daemon that stops takes no more connections).
+    /// Returns how many there were.
+    pub fn close_listeners(&mut self) -> usize {
+        let listeners: Vec<u64> = self
+            .sockets
+            .ids()
+            .into_iter()
+            .filter(|&id| matches!(self.sockets.get(id), Some(Socket::Listener(_))))
+            .collect();
+        for &id in &listeners {
+            self.close_listener(ListenerId(id));
+        }
+        listeners.len()
+    }
+
+    /// Graceful [`Net::close`] of every open connection (a connect still in progress is
+    /// dropped). Each gets its `on_close(Local)` after the current callback.
+    pub fn close_all(&mut self) {
+        for id in self.sockets.ids() {
+            if matches!(self.sockets.get(id), Some(Socket::Conn(_))) {
+                self.close(ConnId(id));
+            }
+        }
+    }
+
+    /// Connections closed by the owner that are still writing their output or waiting for the
+    /// peer's end of stream (see [`Net::close`]). Walks every socket: for shutdown, not for a
+    /// hot path.
+    pub fn closing_count(&self) -> usize {
+        self.count_closing(|_| true)
+    }
+
+    /// Connections closed by the owner whose queued output is not all written yet (those not
+    /// counted here have sent their end of stream). Walks every socket, as `closing_count`.
+    pub fn closing_unflushed_count(&self) -> usize {
+        self.count_closing(|c| !c.output.is_empty())
+    }
+
+    fn count_closing(&self, pick: impl Fn(&Conn) -> bool) -> usize {
+        self.sockets
+            .ids()
+            .into_iter()
+            .filter(|&id| {
+                matches!(self.sockets.get(id),
+                    Some(Socket::Conn(c)) if c.phase == Phase::Closing && pick(c))
+            })
+            .count()
+    }
+
     /// Starts a non-blocking connect. Never fails synchronously: any failure, immediate or
     /// later, and a connect not confirmed within `connect_timeout`, arrive as `on_close`.
     /// Data sent before the connect is confirmed is queued and written first thing after.

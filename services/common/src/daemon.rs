@@ -92,7 +92,8 @@ pub fn announce_ready(server_name: &str) {
 
 /// Runs a daemon's event loop to its end: SIGTERM, SIGINT and SIGHUP become loop events
 /// (`Handler::on_signal`), `server.pid` is written, the readiness line printed; when the loop
-/// returns (a stop signal, by default) `server.pid` is removed.
+/// returns (the end of a stop, see [`crate::stop`]) `server.pid` is removed. A stop that hit
+/// its bound or was cut short by a second signal is an error (a non-zero exit status).
 pub fn serve<H: Handler>(
     server_name: &str,
     ev: &mut EventLoop<H::Msg>,
@@ -107,7 +108,10 @@ pub fn serve<H: Handler>(
         .map_err(|e| format!("event loop failed: {e}"));
     let _ = std::fs::remove_file("server.pid");
     log::info!("{server_name} stopped");
-    result
+    match crate::stop::take_failure() {
+        Some(reason) if result.is_ok() => Err(format!("stop incomplete: {reason}")),
+        _ => result,
+    }
 }
 
 /// The whole `main` of a daemon: arguments (`-v`, `-c FILE`), logging, then `run` with the conf
@@ -132,6 +136,18 @@ pub fn run_main(
         }
     };
     init_logging();
+    // The stop bound is every daemon's: read here, once. A conf that does not load is
+    // reported by `run`.
+    if let Ok(c) = crate::Conf::load(&conf) {
+        match crate::stop::stop_timeout(&c) {
+            Ok(t) => crate::stop::set_stop_timeout(t),
+            Err(e) => {
+                log::error!("{e}");
+                eprintln!("{bin_name}: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
     match run(&conf) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -10,6 +10,7 @@
 //! | db_proxy login/general pools, the master route_server | [`pools::DbPool`], [`pools::MasterLink`] |
 //! | `slog` / `log` macros                      | `log` + `env_logger` ([`daemon::init_logging`]) |
 //! | `main` boilerplate (`-v`, `server.pid`)    | [`daemon`]                            |
+//! | (none: the original stops on the spot)     | [`stop`]: graceful stop, `StopTimeout` |
 
 pub mod conf;
 pub mod daemon;
@@ -17,6 +18,7 @@ pub mod links;
 pub mod pdu_io;
 pub mod pools;
 pub mod service;
+pub mod stop;
 
 pub use conf::{Conf, ConfError};
 pub use links::ServerLinks;

@@ -12,7 +12,9 @@
 //!   ([`PduService::echo_heartbeat`]), otherwise only refreshing the receive time;
 //! - once a second it runs the keep-alive policy of every connection
 //!   ([`PduService::keep_alive`]: heartbeat after send silence, close after receive silence),
-//!   then the service's own [`PduService::tick`].
+//!   then the service's own [`PduService::tick`];
+//! - it runs the graceful stop ([`crate::stop`]): listeners closed on the first signal,
+//!   [`PduService::stop`], connections closed once [`PduService::drained`], the bound.
 //!
 //! A service therefore writes only what is its own: which kinds of connections it has, what
 //! each PDU does, what happens when a connection goes.
@@ -26,8 +28,10 @@ use tt_proto::ids::cid;
 use tt_proto::pdu::{DEFAULT_MAX_PDU_LEN, Header};
 
 use crate::pdu_io::{self, Flow, KeepAlive, TICK, peer_name};
+use crate::stop::{SignalAction, Stopping};
 
-/// Timer tag of the adapter's 1 s tick; the service's own timers use any other tag.
+/// Timer tag of the adapter's 1 s tick; the service's own timers use any other tag but the
+/// stop's ([`crate::stop::DEADLINE_TAG`], [`crate::stop::POLL_TAG`]).
 pub const TICK_TAG: u64 = u64::MAX;
 
 /// A connection a listener accepted.
@@ -112,12 +116,18 @@ pub trait PduService {
         let _ = (net, msg);
     }
 
-    /// SIGTERM, SIGINT or SIGHUP. By default the first two stop the loop.
-    fn signal(&mut self, net: &mut Net, signal: Signal) {
-        if signal != Signal::Hangup {
-            log::info!("{signal:?} received: stopping");
-            net.stop();
-        }
+    /// The first SIGTERM or SIGINT (see [`crate::stop`]); the listeners are closed already.
+    /// Tell the peers that care and refuse new work; what is in flight goes on. By default
+    /// nothing.
+    fn stop(&mut self, net: &mut Net) {
+        let _ = net;
+    }
+
+    /// While stopping: true once the work in flight is finished (checked every few
+    /// milliseconds); every connection is then closed gracefully. By default true at once.
+    fn drained(&self, net: &Net) -> bool {
+        let _ = net;
+        true
     }
 }
 
@@ -125,6 +135,7 @@ pub trait PduService {
 pub struct PduServer<S: PduService> {
     service: S,
     conns: HashMap<ConnId, S::Kind>,
+    stopping: Stopping,
 }
 
 impl<S: PduService> PduServer<S> {
@@ -134,6 +145,7 @@ impl<S: PduService> PduServer<S> {
         PduServer {
             service,
             conns: HashMap::new(),
+            stopping: Stopping::default(),
         }
     }
 
@@ -179,6 +191,10 @@ impl<S: PduService> Handler for PduServer<S> {
     }
 
     fn on_connect(&mut self, net: &mut Net, conn: ConnId) {
+        if self.stopping.is_closing() {
+            net.close(conn);
+            return;
+        }
         if let Some(kind) = self.service.link_kind(conn) {
             self.conns.insert(conn, kind);
             self.service.connected(net, conn, kind);
@@ -227,9 +243,15 @@ impl<S: PduService> Handler for PduServer<S> {
 
     fn on_timer(&mut self, net: &mut Net, _timer: TimerId, tag: u64) {
         if tag == TICK_TAG {
-            self.keep_alive_all(net);
-            self.service.tick(net);
-        } else {
+            // Once closing, no link is reconnected.
+            if !self.stopping.is_closing() {
+                self.keep_alive_all(net);
+                self.service.tick(net);
+            }
+            return;
+        }
+        let drained = self.stopping.is_draining() && self.service.drained(net);
+        if !self.stopping.timer(net, tag, drained) {
             self.service.timer(net, tag);
         }
     }
@@ -239,6 +261,10 @@ impl<S: PduService> Handler for PduServer<S> {
     }
 
     fn on_signal(&mut self, net: &mut Net, signal: Signal) {
-        self.service.signal(net, signal);
+        if self.stopping.signal(net, signal) == SignalAction::Begin {
+            self.service.stop(net);
+            let drained = self.service.drained(net);
+            self.stopping.advance(net, drained);
+        }
     }
 }

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
 use netlib::{Buffer, CloseReason, ConnId, Handler, ListenerId, Net, Signal, TimerId};
+use tt_common::stop::{SignalAction, Stopping};
 use tt_http::{Answer, CONTINUE, HttpConn, HttpError, Limits, Request, Response, Status};
 
 use crate::download::{self, Prepared};
@@ -103,6 +104,7 @@ pub struct Msfs {
     held: usize,
     /// The last FileCnt write failed (logged).
     save_failed: bool,
+    stopping: Stopping,
 }
 
 impl Msfs {
@@ -124,7 +126,15 @@ impl Msfs {
             request_timeout: settings.request_timeout,
             held: 0,
             save_failed: false,
+            stopping: Stopping::default(),
         }
+    }
+
+    /// While stopping: no upload with a writer and no download being written.
+    fn drained(&self) -> bool {
+        self.clients
+            .values()
+            .all(|c| c.storing.is_none() && c.stream.is_none())
     }
 
     /// Serves the connection's requests in order until one is left pending (an upload with
@@ -217,6 +227,10 @@ impl Msfs {
                 .body(body)
         };
         let bytes = body.len();
+        if self.stopping.is_stopping() {
+            log::info!("http {conn:?}: stopping; upload refused");
+            return self.respond(net, conn, &answer(Status::UNAVAILABLE, upload::busy_body()));
+        }
         let Some(target) = self.store.next(&upload.suffix) else {
             log::error!(
                 "http {conn:?}: store full at FileCnt {} (directory 255/254 used up); upload \
@@ -571,6 +585,9 @@ impl Handler for Msfs {
     fn on_timer(&mut self, net: &mut Net, _timer: TimerId, tag: u64) {
         if tag == TICK {
             self.housekeeping(net);
+        } else {
+            let drained = self.stopping.is_draining() && self.drained();
+            self.stopping.timer(net, tag, drained);
         }
     }
 
@@ -578,13 +595,15 @@ impl Handler for Msfs {
         self.on_stored(net, msg);
     }
 
+    /// Uploads are refused from the first stop signal on, so FileCnt is final then; uploads
+    /// with a writer and downloads being written finish (or are cut at `StopTimeout`).
     fn on_signal(&mut self, net: &mut Net, signal: Signal) {
-        if signal == Signal::Hangup {
-            return;
+        if self.stopping.signal(net, signal) == SignalAction::Begin {
+            self.save_count(true);
+            log::info!("stopping at FileCnt={}", self.store.file_cnt());
+            let drained = self.drained();
+            self.stopping.advance(net, drained);
         }
-        self.save_count(true);
-        log::info!("{signal:?}: stopping at FileCnt={}", self.store.file_cnt());
-        net.stop();
     }
 }
 
