@@ -205,25 +205,10 @@ fn gorush_notification(n: &Notification, tokens: Vec<&str>, topic: &str) -> Valu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tt_testkit::push_gateway::user_token;
 
     const IOS: i32 = ClientType::Ios as i32;
     const ANDROID: i32 = ClientType::Android as i32;
-
-    fn entry(
-        user_id: u32,
-        user_type: i32,
-        token: &str,
-        push_count: u32,
-        push_type: u32,
-    ) -> UserTokenInfo {
-        UserTokenInfo {
-            user_id,
-            user_type,
-            token: token.as_bytes().to_vec(),
-            push_count,
-            push_type,
-        }
-    }
 
     fn ios_token(n: usize) -> String {
         "ab".repeat(n / 2)
@@ -233,9 +218,12 @@ mod tests {
     fn tokens_and_client_types() {
         let p = payload(b"hi", b"").unwrap();
         let ok = |e: UserTokenInfo| notification(&e, &p).map(|n| n.platform);
-        assert_eq!(ok(entry(1, IOS, &ios_token(64), 1, 1)), Ok(Platform::Ios));
         assert_eq!(
-            ok(entry(1, IOS, &"AF09".repeat(50), 1, 1)),
+            ok(user_token(1, IOS, &ios_token(64), 1, 1)),
+            Ok(Platform::Ios)
+        );
+        assert_eq!(
+            ok(user_token(1, IOS, &"AF09".repeat(50), 1, 1)),
             Ok(Platform::Ios)
         );
         for bad in [
@@ -244,17 +232,21 @@ mod tests {
             format!("{}a", ios_token(64)),
             "g".repeat(64),
         ] {
-            assert_eq!(ok(entry(1, IOS, &bad, 1, 1)), Err(Refusal::Token), "{bad}");
+            assert_eq!(
+                ok(user_token(1, IOS, &bad, 1, 1)),
+                Err(Refusal::Token),
+                "{bad}"
+            );
         }
         assert_eq!(
-            ok(entry(1, ANDROID, "fcm:APA91b-x_y", 1, 1)),
+            ok(user_token(1, ANDROID, "fcm:APA91b-x_y", 1, 1)),
             Ok(Platform::Android)
         );
         for bad in [String::new(), "a b".into(), "x".repeat(4097), "é".into()] {
-            assert_eq!(ok(entry(1, ANDROID, &bad, 1, 1)), Err(Refusal::Token));
+            assert_eq!(ok(user_token(1, ANDROID, &bad, 1, 1)), Err(Refusal::Token));
         }
         assert_eq!(
-            ok(entry(1, ClientType::Windows as i32, "tok", 1, 1)),
+            ok(user_token(1, ClientType::Windows as i32, "tok", 1, 1)),
             Err(Refusal::ClientType(1))
         );
     }
@@ -285,10 +277,10 @@ mod tests {
         let t1 = ios_token(64);
         let t2 = "cd".repeat(32);
         let batch = [
-            n(entry(1, IOS, &t1, 2, 1)),
-            n(entry(2, ANDROID, "fcm1", 2, 1)),
-            n(entry(3, IOS, &t2, 2, 1)),
-            n(entry(4, IOS, &t1, 5, 2)),
+            n(user_token(1, IOS, &t1, 2, 1)),
+            n(user_token(2, ANDROID, "fcm1", 2, 1)),
+            n(user_token(3, IOS, &t2, 2, 1)),
+            n(user_token(4, IOS, &t1, 5, 2)),
         ];
         let body = gorush_body(&batch, "com.example.tt");
         assert_eq!(

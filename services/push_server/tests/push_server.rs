@@ -1,16 +1,10 @@
-//! push_server as a process: a blocking PDU client plays msg_server, an HTTP listener inside
-//! the test plays the Gorush gateway (it records every request body and answers 200, 400, 500
-//! or nothing, as each test scripts it).
+//! push_server as a process: a blocking PDU client plays msg_server,
+//! [`tt_testkit::push_gateway`] plays the Gorush gateway (it records every request body and
+//! answers 200, 400, 500 or nothing, as each test scripts it).
 //!
 //! Synchronisation: the reply to a push request is sent after its notifications are queued;
 //! the gateway's recorded requests are awaited through a channel (with a hang guard); log
 //! lines through `Daemon::wait_for_line`. Nothing waits on a clock.
-
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use tt_proto::ids::cid;
@@ -19,8 +13,9 @@ use tt_proto::pb::other::ImHeartBeat;
 use tt_proto::pb::server::{ImPushToUserReq, ImPushToUserRsp, ImRoleSet};
 use tt_proto::prost::Message;
 use tt_proto::{Command, Pdu};
+use tt_testkit::push_gateway::{Answer, PushGateway, user_token};
 use tt_testkit::stack::LIMIT;
-use tt_testkit::{Daemon, HANG_GUARD, PduClient, READY_MARKER, TempDir, free_port};
+use tt_testkit::{Daemon, PduClient, READY_MARKER, TempDir, free_port};
 
 const IOS: i32 = ClientType::Ios as i32;
 const ANDROID: i32 = ClientType::Android as i32;
@@ -31,132 +26,30 @@ const DATA: &str = "{\n\t\"from_id\": 12,\n\t\"msg_type\": 1 \n} \n";
 
 // ---- the gateway ----
 
-/// What the fake gateway does with one request.
-#[derive(Clone, Copy, Debug)]
-enum Answer {
-    Status(u16),
-    /// Reads the request, never answers.
-    Hang,
+/// The tokens of the gateway's next request, which holds one notification.
+fn next_tokens(gw: &mut PushGateway) -> Vec<String> {
+    let body = gw.next_request().body;
+    assert_eq!(body["notifications"].as_array().unwrap().len(), 1);
+    tokens(&body["notifications"][0])
+        .into_iter()
+        .map(str::to_string)
+        .collect()
 }
 
-/// A recorded `POST`.
-struct Request {
-    path: String,
-    body: Value,
-}
-
-/// An HTTP/1.1 listener answering requests in the order of `answers` (200 once they are
-/// used up), keep-alive, one thread per connection.
-struct Gateway {
-    port: u16,
-    requests: Receiver<Request>,
-}
-
-impl Gateway {
-    fn start(answers: &[Answer]) -> Gateway {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the gateway");
-        let port = listener.local_addr().unwrap().port();
-        let answers = Arc::new(Mutex::new(answers.iter().copied().collect::<VecDeque<_>>()));
-        let (tx, requests) = mpsc::channel();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { break };
-                let (tx, answers) = (tx.clone(), answers.clone());
-                std::thread::spawn(move || serve(stream, &tx, &answers));
-            }
-        });
-        Gateway { port, requests }
+/// The gateway's requests until `n` tokens were seen; their notifications in arrival order.
+fn notifications(gw: &mut PushGateway, n: usize) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    while out
+        .iter()
+        .map(|x| x["tokens"].as_array().unwrap().len())
+        .sum::<usize>()
+        < n
+    {
+        let r = gw.next_request();
+        assert_eq!(r.path, "/api/push");
+        out.extend(r.body["notifications"].as_array().unwrap().iter().cloned());
     }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// The next request (hang guard).
-    fn next(&self) -> Request {
-        self.requests
-            .recv_timeout(HANG_GUARD)
-            .expect("no request reached the gateway (hang guard)")
-    }
-
-    /// The tokens of the next request, which holds one notification.
-    fn next_tokens(&self) -> Vec<String> {
-        let body = self.next().body;
-        assert_eq!(body["notifications"].as_array().unwrap().len(), 1);
-        tokens(&body["notifications"][0])
-            .into_iter()
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// Requests until `n` tokens were seen; their notifications in arrival order.
-    fn notifications(&self, n: usize) -> Vec<Value> {
-        let mut out: Vec<Value> = Vec::new();
-        while out
-            .iter()
-            .map(|x| x["tokens"].as_array().unwrap().len())
-            .sum::<usize>()
-            < n
-        {
-            let r = self.next();
-            assert_eq!(r.path, "/api/push");
-            out.extend(r.body["notifications"].as_array().unwrap().iter().cloned());
-        }
-        out
-    }
-}
-
-fn serve(stream: TcpStream, tx: &Sender<Request>, answers: &Mutex<VecDeque<Answer>>) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut out = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let path = line.split(' ').nth(1).unwrap_or("").to_string();
-        let mut len = 0usize;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            if h == "\r\n" {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                len = v.trim().parse().unwrap();
-            }
-        }
-        let mut body = vec![0; len];
-        reader.read_exact(&mut body).unwrap();
-        let answer = answers
-            .lock()
-            .unwrap()
-            .pop_front()
-            .unwrap_or(Answer::Status(200));
-        let body = serde_json::from_slice(&body).expect("a JSON body");
-        let _ = tx.send(Request { path, body });
-        match answer {
-            Answer::Hang => {
-                // Until push_server gives up the connection.
-                let _ = reader.read_to_end(&mut Vec::new());
-                return;
-            }
-            Answer::Status(s) => {
-                let reply = format!("{{\"status\":{s}}}");
-                let head = format!(
-                    "HTTP/1.1 {s} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-                    reply.len()
-                );
-                if out.write_all(format!("{head}{reply}").as_bytes()).is_err() {
-                    return;
-                }
-            }
-        }
-    }
+    out
 }
 
 // ---- push_server ----
@@ -192,28 +85,12 @@ fn spawn(label: &str, extra: &str) -> Push {
     }
 }
 
-fn with_gateway(g: &Gateway) -> String {
+fn with_gateway(g: &PushGateway) -> String {
     format!("PushGatewayUrl={}\n", g.url())
 }
 
 fn ios_token(fill: char) -> String {
     fill.to_string().repeat(64)
-}
-
-fn entry(
-    user_id: u32,
-    user_type: i32,
-    token: &str,
-    push_count: u32,
-    push_type: u32,
-) -> UserTokenInfo {
-    UserTokenInfo {
-        user_id,
-        user_type,
-        token: token.as_bytes().to_vec(),
-        push_count,
-        push_type,
-    }
 }
 
 fn request(flash: &str, entries: Vec<UserTokenInfo>) -> ImPushToUserReq {
@@ -241,7 +118,7 @@ fn push(c: &mut PduClient, req: &ImPushToUserReq) -> Vec<(String, u32)> {
 
 /// Pushes one iOS token of user 1; its result code.
 fn push_ios(c: &mut PduClient, flash: &str, token: &str) -> u32 {
-    let results = push(c, &request(flash, vec![entry(1, IOS, token, 1, 1)]));
+    let results = push(c, &request(flash, vec![user_token(1, IOS, token, 1, 1)]));
     assert_eq!(results.len(), 1);
     results[0].1
 }
@@ -271,7 +148,7 @@ fn tokens(n: &Value) -> Vec<&str> {
 
 #[test]
 fn ios_and_android_tokens_become_gorush_notifications() {
-    let gw = Gateway::start(&[]);
+    let mut gw = PushGateway::start(&[]);
     let conf = format!("{}CertPath=apns.pem\nSandBox=1\n", with_gateway(&gw));
     let mut p = spawn("push-platforms", &conf);
     let missing = p.daemon.wait_for_lines(
@@ -288,12 +165,12 @@ fn ios_and_android_tokens_become_gorush_notifications() {
         &request(
             "张三:hello",
             vec![
-                entry(1, IOS, &ios, 3, 1),
-                entry(2, WINDOWS, "windows-token", 1, 1),
-                entry(3, ANDROID, fcm, 4, 1),
-                entry(4, IOS, "abc", 1, 1),
-                entry(5, IOS, &ios_silent, 5, 2),
-                entry(6, ANDROID, "", 1, 1),
+                user_token(1, IOS, &ios, 3, 1),
+                user_token(2, WINDOWS, "windows-token", 1, 1),
+                user_token(3, ANDROID, fcm, 4, 1),
+                user_token(4, IOS, "abc", 1, 1),
+                user_token(5, IOS, &ios_silent, 5, 2),
+                user_token(6, ANDROID, "", 1, 1),
             ],
         ),
     );
@@ -301,7 +178,7 @@ fn ios_and_android_tokens_become_gorush_notifications() {
     assert_eq!(sent, [&ios, "windows-token", fcm, "abc", &ios_silent, ""]);
     assert_eq!(codes(&results), [0, 1, 0, 1, 0, 1]);
 
-    let mut got = gw.notifications(3);
+    let mut got = notifications(&mut gw, 3);
     got.sort_by_key(|n| tokens(n)[0].to_string());
     let data = json!({"from_id": 12, "msg_type": 1});
     assert_eq!(
@@ -320,30 +197,30 @@ fn ios_and_android_tokens_become_gorush_notifications() {
 
 #[test]
 fn a_500_is_retried_and_delivered_once() {
-    let gw = Gateway::start(&[Answer::Status(500)]);
+    let mut gw = PushGateway::start(&[Answer::Status(500)]);
     let p = start("push-retry", &with_gateway(&gw));
     let mut c = PduClient::connect(p.port);
     let first = ios_token('1');
     assert_eq!(push_ios(&mut c, "a", &first), 0);
-    let failed = gw.next();
-    let retried = gw.next();
+    let failed = gw.next_request();
+    let retried = gw.next_request();
     assert_eq!(failed.body, retried.body, "the retry sends the same batch");
     assert_eq!(tokens(&retried.body["notifications"][0]), [first.as_str()]);
 
     // Nothing more of the first batch: the next request is the next push alone.
     let second = ios_token('2');
     assert_eq!(push_ios(&mut c, "b", &second), 0);
-    assert_eq!(gw.next_tokens(), vec![second.as_str()]);
+    assert_eq!(next_tokens(&mut gw), vec![second.as_str()]);
 }
 
 #[test]
 fn a_400_is_not_retried() {
-    let gw = Gateway::start(&[Answer::Status(400)]);
+    let mut gw = PushGateway::start(&[Answer::Status(400)]);
     let mut p = start("push-400", &with_gateway(&gw));
     let mut c = PduClient::connect(p.port);
     let first = ios_token('3');
     assert_eq!(push_ios(&mut c, "a", &first), 0);
-    assert_eq!(gw.next_tokens(), vec![first.as_str()]);
+    assert_eq!(next_tokens(&mut gw), vec![first.as_str()]);
     assert!(
         p.daemon
             .wait_for_line("answered 400: batch of 1 notifications failed", LIMIT),
@@ -352,12 +229,12 @@ fn a_400_is_not_retried() {
     );
     let second = ios_token('4');
     assert_eq!(push_ios(&mut c, "b", &second), 0);
-    assert_eq!(gw.next_tokens(), vec![second.as_str()]);
+    assert_eq!(next_tokens(&mut gw), vec![second.as_str()]);
 }
 
 #[test]
 fn a_hanging_gateway_fills_the_queue_and_further_tokens_are_refused() {
-    let gw = Gateway::start(&[Answer::Hang]);
+    let mut gw = PushGateway::start(&[Answer::Hang]);
     let conf = format!(
         "{}PushQueueSize=3\nPushTimeoutMs=600000\n",
         with_gateway(&gw)
@@ -366,9 +243,9 @@ fn a_hanging_gateway_fills_the_queue_and_further_tokens_are_refused() {
     let mut c = PduClient::connect(p.port);
     assert_eq!(push_ios(&mut c, "a", &ios_token('5')), 0);
     // The sender holds that one in its hanging request: the queue is empty and stays so.
-    gw.next();
+    gw.next_request();
     let entries: Vec<_> = (0..5)
-        .map(|i| entry(10 + i, ANDROID, &format!("fcm-{i}"), 1, 1))
+        .map(|i| user_token(10 + i, ANDROID, &format!("fcm-{i}"), 1, 1))
         .collect();
     assert_eq!(
         codes(&push(&mut c, &request("b", entries))),
@@ -382,10 +259,10 @@ fn a_hanging_gateway_fills_the_queue_and_further_tokens_are_refused() {
 
 #[test]
 fn bad_input_closes_the_session_and_others_go_on() {
-    let gw = Gateway::start(&[]);
+    let mut gw = PushGateway::start(&[]);
     let p = start("push-bad", &with_gateway(&gw));
-    let valid = request("x", vec![entry(1, IOS, &ios_token('7'), 1, 1)]).encode_to_vec();
-    let mut unknown_type = request("x", vec![entry(1, IOS, &ios_token('7'), 1, 1)]);
+    let valid = request("x", vec![user_token(1, IOS, &ios_token('7'), 1, 1)]).encode_to_vec();
+    let mut unknown_type = request("x", vec![user_token(1, IOS, &ios_token('7'), 1, 1)]);
     unknown_type.user_token_list[0].user_type = 0x05;
     let push_pdu = |body: Vec<u8>| {
         Pdu::new(
@@ -421,12 +298,12 @@ fn bad_input_closes_the_session_and_others_go_on() {
         let mut good = PduClient::connect(p.port);
         let results = push(
             &mut good,
-            &request("y", vec![entry(2, IOS, &ios_token('8'), 1, 1)]),
+            &request("y", vec![user_token(2, IOS, &ios_token('8'), 1, 1)]),
         );
         assert_eq!(codes(&results), [0], "after {what}");
         assert_heartbeat_echoed(&mut good);
     }
-    let delivered = gw.notifications(5);
+    let delivered = notifications(&mut gw, 5);
     let token = ios_token('8');
     assert!(
         delivered
@@ -444,8 +321,8 @@ fn without_a_gateway_pushes_are_logged_and_sigterm_stops_cleanly() {
         &request(
             "李四:hi",
             vec![
-                entry(7, IOS, &ios_token('9'), 2, 1),
-                entry(8, ANDROID, "fcm-8", 6, 2),
+                user_token(7, IOS, &ios_token('9'), 2, 1),
+                user_token(8, ANDROID, "fcm-8", 6, 2),
             ],
         ),
     );
@@ -467,7 +344,7 @@ fn without_a_gateway_pushes_are_logged_and_sigterm_stops_cleanly() {
 
 #[test]
 fn sigterm_ends_a_retry_wait_and_drops_its_batch() {
-    let gw = Gateway::start(&[Answer::Status(500)]);
+    let mut gw = PushGateway::start(&[Answer::Status(500)]);
     let conf = format!(
         "{}PushRetryDelayMs=600000
 ",
@@ -476,7 +353,7 @@ fn sigterm_ends_a_retry_wait_and_drops_its_batch() {
     let mut p = start("push-stop", &conf);
     let mut c = PduClient::connect(p.port);
     assert_eq!(push_ios(&mut c, "a", &ios_token('c')), 0);
-    gw.next();
+    gw.next_request();
     // The sender waits ten minutes before its retry; the stop ends that wait.
     terminate(
         &mut p,

@@ -1,7 +1,7 @@
 //! A push gateway inside a test: an HTTP/1.1 listener that takes push_server's Gorush
-//! requests (`POST /api/push`), records every notification it receives and answers each
-//! request as scripted (a status, or no answer at all), one thread per connection,
-//! keep-alive.
+//! requests (`POST /api/push`), records each request it receives and answers it as
+//! scripted (a status, or no answer at all), one thread per connection, keep-alive. Tests
+//! read what it received notification by notification or request by request.
 //!
 //! ```no_run
 //! use tt_testkit::push_gateway::{Answer, PushGateway};
@@ -11,7 +11,9 @@
 //! let _stack = Stack::builder("push").push_gateway(&gateway.url()).start();
 //! let n = gateway.next_notification();
 //! assert_eq!(n.platform, 1);
-//! let _hanging = PushGateway::start(&[Answer::Hang]); // the first request is never answered
+//! let mut hanging = PushGateway::start(&[Answer::Hang]); // the first request is never answered
+//! let request = hanging.next_request(); // a whole request: path and JSON body
+//! assert_eq!(request.body["notifications"].as_array().map(Vec::len), Some(1));
 //! ```
 
 use std::collections::VecDeque;
@@ -21,6 +23,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
+use tt_proto::pb::base_define::UserTokenInfo;
 
 use crate::HANG_GUARD;
 
@@ -33,6 +36,31 @@ pub enum Answer {
     Status(u16),
     /// The request is recorded and never answered.
     Hang,
+}
+
+/// One request as the gateway received it.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub path: String,
+    /// The JSON body (`Null` when it is not JSON).
+    pub body: Value,
+}
+
+/// One entry of the token list of a push request to push_server (`IMPushToUserReq`).
+pub fn user_token(
+    user_id: u32,
+    user_type: i32,
+    token: &str,
+    push_count: u32,
+    push_type: u32,
+) -> UserTokenInfo {
+    UserTokenInfo {
+        user_id,
+        user_type,
+        token: token.as_bytes().to_vec(),
+        push_count,
+        push_type,
+    }
 }
 
 /// One Gorush notification as the gateway received it.
@@ -85,7 +113,7 @@ impl Notification {
 /// The listener; it runs until the test process ends.
 pub struct PushGateway {
     port: u16,
-    received: Receiver<(String, Value)>,
+    received: Receiver<Request>,
     /// Notifications of requests read but not handed out yet, one token each.
     pending: VecDeque<Notification>,
 }
@@ -116,14 +144,19 @@ impl PushGateway {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The next request received, whole; its notifications are not handed out by
+    /// [`PushGateway::next_notification`]. Panics after [`HANG_GUARD`] without one.
+    pub fn next_request(&mut self) -> Request {
+        self.received
+            .recv_timeout(HANG_GUARD)
+            .expect("no push reached the gateway (hang guard)")
+    }
+
     /// The next notification received, one token each (a notification of several tokens is
     /// handed out once per token, in order); panics after [`HANG_GUARD`] without one.
     pub fn next_notification(&mut self) -> Notification {
         while self.pending.is_empty() {
-            let (path, body) = self
-                .received
-                .recv_timeout(HANG_GUARD)
-                .expect("no push reached the gateway (hang guard)");
+            let Request { path, body } = self.next_request();
             assert_eq!(path, "/api/push", "push_server posts to Gorush's path");
             let list = body["notifications"]
                 .as_array()
@@ -150,7 +183,7 @@ impl PushGateway {
 }
 
 /// Reads requests of one connection and answers them; records each body.
-fn serve(stream: TcpStream, tx: &Sender<(String, Value)>, answers: &Mutex<VecDeque<Answer>>) {
+fn serve(stream: TcpStream, tx: &Sender<Request>, answers: &Mutex<VecDeque<Answer>>) {
     let Ok(read_half) = stream.try_clone() else {
         return;
     };
@@ -189,8 +222,8 @@ fn serve(stream: TcpStream, tx: &Sender<(String, Value)>, answers: &Mutex<VecDeq
             .expect("answers")
             .pop_front()
             .unwrap_or(Answer::Status(200));
-        let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        if tx.send((path, json)).is_err() {
+        let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        if tx.send(Request { path, body }).is_err() {
             return;
         }
         match answer {
