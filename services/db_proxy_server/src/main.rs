@@ -5,7 +5,7 @@
 //!
 //! A sync thread ([`sync`], the original's `CSyncCenter`) keeps the members' group sessions and
 //! the user change time up to date; it is stopped and joined when the event loop ends
-//! (SIGTERM, SIGINT).
+//! (SIGTERM, SIGINT: after every request taken is answered, see `server`).
 //!
 //! Conf `dbproxyserver.conf`: `ListenIP`, `ListenPort`, `ThreadNum`, `MsfsSite`, `aesKey`,
 //! `DBInstances` (+ per-pool keys), `CacheInstances` (+ per-pool keys): see `settings`.
@@ -110,6 +110,7 @@ fn run(conf_path: &std::path::Path) -> Result<(), String> {
     let (jobs_tx, jobs_rx) =
         crossbeam_channel::bounded::<Job>(settings.thread_num * JOBS_PER_WORKER);
     let settings = Arc::new(settings);
+    let mut workers = Vec::with_capacity(settings.thread_num);
     for i in 0..settings.thread_num {
         let (rx, poster, settings, shared) = (
             jobs_rx.clone(),
@@ -117,10 +118,11 @@ fn run(conf_path: &std::path::Path) -> Result<(), String> {
             settings.clone(),
             shared.clone(),
         );
-        std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name(format!("db-worker-{i}"))
             .spawn(move || worker(rx, poster, &settings, &shared))
             .map_err(|e| format!("cannot start worker thread: {e}"))?;
+        workers.push(spawned);
     }
     drop(jobs_rx);
 
@@ -135,6 +137,14 @@ fn run(conf_path: &std::path::Path) -> Result<(), String> {
     let sync = sync::SyncCenter::start(probe, shared)?;
     let served = daemon::serve("db_proxy_server", &mut ev, &mut server);
     sync.stop();
+    // A graceful stop left no job: the workers end once the channel closes. After a stop cut
+    // short, a worker may hang on a database: the process ends without it.
+    drop(server);
+    if served.is_ok() {
+        for w in workers {
+            let _ = w.join();
+        }
+    }
     served
 }
 

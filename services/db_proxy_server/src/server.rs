@@ -17,6 +17,10 @@
 //! * the I/O thread never blocks on the workers (`try_send`), and the workers' replies come back
 //!   through netlib's bounded inbox.
 //!
+//! On the first SIGTERM or SIGINT every connection is told `CID_OTHER_STOP_RECV_PACKET`, as by
+//! the original, and the daemon stops once every request it took is answered (the worker
+//! threads are then joined).
+//!
 //! As in the original, two requests of one connection may be answered out of order (callers
 //! match replies by seq_num / attach_data); what must not interleave (first messages of a user
 //! pair) is serialised in the database (see `model::relation::PairLock`).
@@ -25,8 +29,9 @@ use std::collections::{HashMap, VecDeque};
 
 use crossbeam_channel::{Sender, TrySendError};
 use netlib::{CloseReason, ConnId, Net};
-use tt_common::pdu_io::{KeepAlive, peer_name};
+use tt_common::pdu_io::{self, KeepAlive, peer_name};
 use tt_common::{Accepted, PduService};
+use tt_proto::pb::server::ImStopReceivePacket;
 use tt_proto::pdu::Header;
 
 use crate::handlers;
@@ -215,5 +220,29 @@ impl PduService for Server {
 
     fn tick(&mut self, _net: &mut Net) {
         self.pump();
+    }
+
+    /// As the original: every connection is told `CID_OTHER_STOP_RECV_PACKET` (its peer picks
+    /// other links from then on); requests already sent are still taken and answered.
+    fn stop(&mut self, net: &mut Net) {
+        let pending: usize = self
+            .peers
+            .values()
+            .map(|p| p.in_flight + p.backlog.len())
+            .sum();
+        log::info!(
+            "telling {} connections to stop sending; {pending} requests to answer",
+            self.peers.len()
+        );
+        for &conn in self.peers.keys() {
+            pdu_io::send(net, conn, 0, &ImStopReceivePacket { result: 0 });
+        }
+    }
+
+    /// Every request taken has been answered.
+    fn drained(&self, _net: &Net) -> bool {
+        self.peers
+            .values()
+            .all(|p| p.in_flight == 0 && p.backlog.is_empty())
     }
 }

@@ -4,7 +4,8 @@
 //! Three kinds of connections, by the listener that accepted them:
 //! - msg_server links: `CID_OTHER_MSG_SERV_INFO` registers, `CID_OTHER_USER_CNT_UPDATE`
 //!   counts, heartbeat after 5 s of send silence, closed after 30 s of receive silence; the
-//!   registry entry goes with the connection;
+//!   registry entry goes with the connection, or at once with `CID_OTHER_STOP_RECV_PACKET`
+//!   (a msg_server that stops: never handed out again);
 //! - binary clients: one `CID_LOGIN_REQ_MSGSERVER`, answered and closed (§3.5, quirk L1
 //!   fixed); closed after 120 s of receive silence;
 //! - HTTP: one `/msg_server` request, answered and closed; closed without reply past 1024
@@ -12,7 +13,7 @@
 //!   receive silence, and when the request is not complete 60 s after the accept (a request
 //!   trickled byte by byte keeps the connection busy, never silent).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use netlib::{Buffer, CloseReason, ConnId, ListenerId, Net};
@@ -55,6 +56,8 @@ pub struct LoginServer {
     /// Open HTTP connections and when each was accepted.
     http: HashMap<ConnId, (HttpConn, Instant)>,
     registry: Registry,
+    /// msg_server links that said `CID_OTHER_STOP_RECV_PACKET`: out of the registry for good.
+    stopped: HashSet<ConnId>,
     urls: Urls,
     http_timeout: Duration,
 }
@@ -65,6 +68,7 @@ impl LoginServer {
             listeners,
             http: HashMap::new(),
             registry: Registry::new(),
+            stopped: HashSet::new(),
             urls: Urls { msfs, discovery },
             http_timeout: HTTP_TIMEOUT,
         }
@@ -81,6 +85,10 @@ impl LoginServer {
         let Some(m) = decode_or_log::<ImMsgServInfo>(net, conn, body) else {
             return;
         };
+        if self.stopped.contains(&conn) {
+            log::info!("msg_server link {conn:?}: stopping; its MSG_SERV_INFO is ignored");
+            return;
+        }
         let Ok(port) = u16::try_from(m.port) else {
             log::warn!(
                 "msg_server link {conn:?} ({}): port {} out of range, not registered",
@@ -109,6 +117,23 @@ impl LoginServer {
             self.registry.len(),
             self.registry.total()
         );
+    }
+
+    /// The msg_server is stopping: it is never handed out again (its link may stay open while
+    /// it finishes its work).
+    fn on_stop_recv(&mut self, net: &mut Net, conn: ConnId) {
+        self.stopped.insert(conn);
+        match self.registry.remove(conn) {
+            Some(e) => log::info!(
+                "msg_server {} {}:{} on {conn:?} ({}) is stopping: unregistered; {} registered",
+                e.hostname,
+                e.ip1,
+                e.port,
+                peer_name(net, conn),
+                self.registry.len()
+            ),
+            None => log::info!("msg_server link {conn:?} is stopping (was not registered)"),
+        }
     }
 
     fn on_user_cnt_update(&mut self, net: &mut Net, conn: ConnId, body: &[u8]) {
@@ -270,6 +295,7 @@ impl PduService for LoginServer {
             (Kind::MsgServer, cid::CID_OTHER_USER_CNT_UPDATE) => {
                 self.on_user_cnt_update(net, conn, body)
             }
+            (Kind::MsgServer, cid::CID_OTHER_STOP_RECV_PACKET) => self.on_stop_recv(net, conn),
             (Kind::MsgServer, other) => log::warn!(
                 "msg_server link {conn:?} ({}): unhandled command 0x{other:04x}, ignored",
                 peer_name(net, conn)
@@ -290,18 +316,21 @@ impl PduService for LoginServer {
                 self.http.remove(&conn);
             }
             Kind::Client => {}
-            Kind::MsgServer => match self.registry.remove(conn) {
-                Some(e) => log::info!(
-                    "msg_server {} {}:{} on {conn:?} unregistered ({reason:?}); {} registered, \
+            Kind::MsgServer => {
+                self.stopped.remove(&conn);
+                match self.registry.remove(conn) {
+                    Some(e) => log::info!(
+                        "msg_server {} {}:{} on {conn:?} unregistered ({reason:?}); {} registered, \
                      {} users in all",
-                    e.hostname,
-                    e.ip1,
-                    e.port,
-                    self.registry.len(),
-                    self.registry.total()
-                ),
-                None => log::info!("msg_server link {conn:?} closed ({reason:?})"),
-            },
+                        e.hostname,
+                        e.ip1,
+                        e.port,
+                        self.registry.len(),
+                        self.registry.total()
+                    ),
+                    None => log::info!("msg_server link {conn:?} closed ({reason:?})"),
+                }
+            }
         }
     }
 
