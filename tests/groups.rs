@@ -29,7 +29,7 @@ use tt_testkit::stack::LIMIT;
 use tt_testkit::users::GROUPS;
 
 mod live_client;
-use live_client::{WAIT, closes_on, login_at, restart_db_proxy};
+use live_client::{WAIT, closes_on, login_at, next_group_change, restart_db_proxy};
 
 /// `GroupModifyType` values as the change events carry them.
 const ADD: i32 = GroupModifyType::Add as i32;
@@ -75,27 +75,6 @@ fn unanswered(stack: &mut Stack, c: &mut Client, line: &str) {
     barrier(c);
     let other = c.wait_for(Duration::ZERO, |e| matches!(e, Event::Other(_)));
     assert!(matches!(other, Ok(None)), "user {}: {other:?}", c.user_id());
-}
-
-/// The next member-change event of `group`: (who, change type, current, changed).
-fn next_change(c: &mut Client, group: u32) -> (u32, i32, Vec<u32>, Vec<u32>) {
-    let e = c.wait_for(
-        WAIT,
-        |e| matches!(e, Event::GroupMembersChanged { group_id, .. } if *group_id == group),
-    );
-    match e {
-        Ok(Some(Event::GroupMembersChanged {
-            user_id,
-            change_type,
-            current,
-            changed,
-            ..
-        })) => (user_id, change_type, current, changed),
-        other => panic!(
-            "user {}: no member change of group {group}: {other:?}",
-            c.user_id()
-        ),
-    }
 }
 
 /// True if a member-change event of `group` is queued (after a [`barrier`]).
@@ -183,7 +162,7 @@ fn create_list_info_members_and_shield() {
     let after_add = vec![creator, m1, m2, newcomer, leaver];
     assert_eq!(added.current, after_add);
     for x in [&mut c_phone, &mut a, &mut b, &mut n, &mut l] {
-        let change = next_change(x, g);
+        let change = next_group_change(x, g);
         assert_eq!(change, (creator, ADD, after_add.clone(), vec![newcomer]));
     }
     let infos = n.group_info(&[g]).expect("info");
@@ -203,7 +182,7 @@ fn create_list_info_members_and_shield() {
     );
     for x in [&mut c_phone, &mut a, &mut b, &mut n, &mut l] {
         // The next change event is this one: the add was told once.
-        let change = next_change(x, g);
+        let change = next_group_change(x, g);
         assert_eq!(change, (creator, DEL, after_del.clone(), vec![leaver]));
     }
     barrier(&mut c);

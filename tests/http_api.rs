@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mysql::prelude::Queryable;
-use tt_client::{Client, ClientType, Event, GroupModifyType};
+use tt_client::{ClientType, GroupModifyType};
 use tt_proto::attach::{DbAttachData, http::ATTACH_TYPE_HANDLE};
 use tt_proto::pb::base_define::{GroupInfo, UserInfo};
 use tt_proto::pb::buddy::{ImUsersInfoReq, ImUsersInfoRsp};
@@ -32,7 +32,7 @@ use tt_testkit::users::HTTP_API;
 use tt_testkit::{Daemon, PduClient, PduListener, Stack, TempDir, free_port};
 
 mod live_client;
-use live_client::{WAIT, login_at};
+use live_client::{WAIT, login_at, next_group_change};
 
 const ERR1: &str = "{\n   \"error_code\" : 1,\n   \"error_msg\" : \"参数错误\"\n}\n";
 const ERR5: &str = "{\n   \"error_code\" : 5,\n   \"error_msg\" : \"未授权的接口\"\n}\n";
@@ -205,27 +205,6 @@ fn group_id_of(answer: &str) -> u32 {
     tail.split('\n').next().unwrap().parse().unwrap()
 }
 
-/// The next member change of `group` `c` hears of: (by, type, current, changed).
-fn next_change(c: &mut Client, group: u32) -> (u32, i32, Vec<u32>, Vec<u32>) {
-    let e = c.wait_for(
-        WAIT,
-        |e| matches!(e, Event::GroupMembersChanged { group_id, .. } if *group_id == group),
-    );
-    match e {
-        Ok(Some(Event::GroupMembersChanged {
-            user_id,
-            change_type,
-            current,
-            changed,
-            ..
-        })) => (user_id, change_type, current, changed),
-        other => panic!(
-            "user {}: no change of group {group}: {other:?}",
-            c.user_id()
-        ),
-    }
-}
-
 fn db_members(group: u32) -> Vec<u32> {
     let mut db = tt_testkit::mysql_conn();
     db.exec(
@@ -281,7 +260,7 @@ fn groups_created_changed_and_read_back_through_a_real_stack() {
     let after_add = vec![creator, m1, m2, newcomer];
     let add_type = GroupModifyType::Add as i32;
     for c in [&mut on0, &mut on1, &mut m2_on0, &mut new_on1] {
-        let change = next_change(c, g);
+        let change = next_group_change(c, g);
         assert_eq!(
             change,
             (creator, add_type, after_add.clone(), vec![newcomer])
@@ -300,7 +279,7 @@ fn groups_created_changed_and_read_back_through_a_real_stack() {
     let after_del = vec![creator, m1, newcomer];
     let del_type = GroupModifyType::Del as i32;
     for c in [&mut on0, &mut on1, &mut m2_on0, &mut new_on1] {
-        let change = next_change(c, g);
+        let change = next_group_change(c, g);
         assert_eq!(change, (0, del_type, after_del.clone(), vec![m2]));
     }
     assert_eq!(db_members(g), after_del);

@@ -1,6 +1,7 @@
 //! What the workspace tests of the buddy-list and push families share: logging in to a
 //! msg_server of a [`Stack`] with `tt_client` or as a raw PDU peer, restarting db_proxy_server,
-//! sending a request with a body the library would never send.
+//! sending a request with a body the library would never send, waiting for a group's member
+//! change.
 
 #![allow(dead_code)]
 
@@ -8,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tt_client::tt_proto::pb::login;
 use tt_client::tt_proto::{Command, Pdu};
-use tt_client::{Client, ClientType, UserStatType};
+use tt_client::{Client, ClientType, Event, UserStatType};
 use tt_testkit::stack::LIMIT;
 use tt_testkit::users::{PASSWORD, PASSWORD_MD5};
 use tt_testkit::{PduClient, Stack};
@@ -68,6 +69,27 @@ pub fn closes_on<Q: Command + Default, R: Command>(
         "{} with body {body:?} was answered: {seen:?}",
         Q::NAME
     );
+}
+
+/// The next member change of `group` `c` hears of: (by, type, current, changed).
+pub fn next_group_change(c: &mut Client, group: u32) -> (u32, i32, Vec<u32>, Vec<u32>) {
+    let e = c.wait_for(
+        WAIT,
+        |e| matches!(e, Event::GroupMembersChanged { group_id, .. } if *group_id == group),
+    );
+    match e {
+        Ok(Some(Event::GroupMembersChanged {
+            user_id,
+            change_type,
+            current,
+            changed,
+            ..
+        })) => (user_id, change_type, current, changed),
+        other => panic!(
+            "user {}: no member change of group {group}: {other:?}",
+            c.user_id()
+        ),
+    }
 }
 
 /// A text no earlier run has stored: `what` and the current time in nanoseconds.
