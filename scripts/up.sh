@@ -11,7 +11,8 @@
 #    msfs.conf, pushserver.conf, httpmsgserver.conf), then one msg_server per msgserver*.conf in
 #    CONF_DIR, each with its conf from CONF_DIR, its working directory (server.pid, log,
 #    file_server's offline_file/, msfs's files) under var/stacks/<name of CONF_DIR>/<daemon>/;
-# 4. waits until login_server answers HTTP, and prints how to connect.
+# 4. waits until login_server answers HTTP, and prints how to connect and, for each daemon
+#    whose conf sets MetricsPort, where its /metrics and /healthz are.
 #
 # Idempotent: a daemon of this stack that is still running is left alone. Another CONF_DIR
 # (with other ports) runs a second stack beside the first. Stop with scripts/down.sh [CONF_DIR].
@@ -102,6 +103,20 @@ if [[ -f "$CONF_DIR/httpmsgserver.conf" ]]; then
 "
 fi
 
+# One line per daemon whose conf sets MetricsPort: where its /metrics and /healthz are.
+metrics_lines=""
+for conf in "$CONF_DIR"/{dbproxyserver,routeserver,loginserver,fileserver,msfs,pushserver,httpmsgserver}.conf "$CONF_DIR"/msgserver*.conf; do
+    [[ -f "$conf" ]] || continue
+    port="$(conf_value "$conf" MetricsPort)"
+    [[ -n "$port" && "$port" != 0 ]] || continue
+    ip="$(conf_value "$conf" MetricsIP)"
+    [[ -z "$ip" || "$ip" == 0.0.0.0 ]] && ip=127.0.0.1
+    metrics_lines+="$(printf '  %-14s http://%s:%s/metrics  /healthz' "$(basename "$conf" .conf)" "$ip" "$port")
+"
+done
+[[ -n "$metrics_lines" ]] && metrics_lines="Metrics (scripts/status.sh${1:+ $1} sums them up):
+$metrics_lines"
+
 cat <<MSG
 
 TeamTalk local stack "$STACK_NAME" is up (confs from $CONF_DIR).
@@ -109,7 +124,7 @@ TeamTalk local stack "$STACK_NAME" is up (confs from $CONF_DIR).
 ${file_line}${msfs_line}${push_line}${api_line}  MariaDB        127.0.0.1:$TT_MYSQL_PORT  database $TT_MYSQL_DB, user $TT_MYSQL_USER / $TT_MYSQL_PASSWORD
   Redis          127.0.0.1:$TT_REDIS_PORT
   Demo users     user1 … user11100 (ids 1 … 11100), password 123456
-
+${metrics_lines}
 Chat from two terminals:
   $BIN/tt-cli --login-url $login_url login user1 123456      then: send 2 hello / recv / quit
   $BIN/tt-cli --login-url $login_url login user2 123456      then: recv / send 1 hi
