@@ -64,5 +64,7 @@ fn run(conf_path: &std::path::Path) -> Result<(), String> {
     let store = Store::open(&settings.store);
     let service = FileServer::new(listeners, &settings, store, random);
     let mut server = PduServer::new(service, ev.net());
-    daemon::serve("file_server", &mut ev, &mut server)
+    let served = daemon::serve("file_server", &mut ev, &mut server);
+    server.service_mut().abort_uploads();
+    served
 }

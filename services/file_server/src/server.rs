@@ -83,6 +83,17 @@ impl FileServer {
 
     /// Drops a task: its connections are closed, an upload under way removed, its disk
     /// reservation given back.
+    /// After the loop ended (a stop cut at `StopTimeout`): the temporary files of uploads
+    /// still under way are removed.
+    pub fn abort_uploads(&mut self) {
+        for mut task in self.tasks.take_all() {
+            if let Some(upload) = task.upload.take() {
+                log::info!("task {}: upload cut by the stop; removed", task.id);
+                upload.abort();
+            }
+        }
+    }
+
     pub(crate) fn drop_task(&mut self, net: &mut Net, id: &str) {
         let Some(mut task) = self.tasks.remove(id) else {
             return;
@@ -194,6 +205,24 @@ impl PduService for FileServer {
             Kind::MsgServer => log::info!("msg_server link {conn:?} closed ({reason:?})"),
             Kind::Client => self.client_closed(net, conn),
         }
+    }
+
+    /// Tasks still waiting for a peer are dropped; transfers under way go on (to the end, or
+    /// until `StopTimeout`).
+    fn stop(&mut self, net: &mut Net) {
+        let waiting = self.tasks.inactive();
+        for id in &waiting {
+            self.drop_task(net, id);
+        }
+        log::info!(
+            "stopping: {} tasks waiting for a peer dropped, {} transfers under way",
+            waiting.len(),
+            self.tasks.active_count()
+        );
+    }
+
+    fn drained(&self, _net: &Net) -> bool {
+        self.tasks.active_count() == 0
     }
 
     fn tick(&mut self, net: &mut Net) {

@@ -204,6 +204,25 @@ impl Tasks {
         self.map.remove(id)
     }
 
+    /// Ids of the tasks whose peers are not all connected (nothing in transfer).
+    pub fn inactive(&self) -> Vec<String> {
+        self.map
+            .values()
+            .filter(|t| !t.is_active())
+            .map(|t| t.id.clone())
+            .collect()
+    }
+
+    /// Tasks with their peers connected: a transfer under way.
+    pub fn active_count(&self) -> usize {
+        self.map.values().filter(|t| t.is_active()).count()
+    }
+
+    /// Takes every task out.
+    pub fn take_all(&mut self) -> Vec<Task> {
+        self.map.drain().map(|(_, t)| t).collect()
+    }
+
     /// Ids of the tasks past their deadline that are not active.
     pub fn overdue(&self, now: Instant) -> Vec<String> {
         self.map

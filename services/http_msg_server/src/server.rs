@@ -107,6 +107,9 @@ pub struct HttpMsgServer {
     pending: HashMap<u32, Pending>,
     last_id: u32,
     rules: Rules,
+    /// From the first stop signal: requests are answered 503 (error 10), those sent to
+    /// db_proxy already are awaited.
+    stopping: bool,
 }
 
 /// An answer with the original's header fields and a styled JSON body.
@@ -168,6 +171,7 @@ impl HttpMsgServer {
                 http_timeout: settings.http_timeout,
                 limits: Limits::with_body(settings.max_body),
             },
+            stopping: false,
         })
     }
 
@@ -204,6 +208,10 @@ impl HttpMsgServer {
 
     fn dispatch(&mut self, net: &mut Net, conn: ConnId, req: Request) -> Answer {
         let peer = peer_name(net, conn);
+        if self.stopping {
+            log::info!("http {conn:?} ({peer}): {} while stopping; 503", req.path());
+            return Answer::Respond(code_response(Status::UNAVAILABLE, Code::ServerException));
+        }
         let Some(endpoint) = Endpoint::of(req.path()) else {
             log::info!("http {conn:?} ({peer}): unknown path {:?}", req.target());
             return Answer::Respond(code_response(Status::NOT_FOUND, Code::Param));
@@ -717,6 +725,19 @@ impl PduService for HttpMsgServer {
     fn tick(&mut self, net: &mut Net) {
         self.db.links.tick(net);
         self.route.links.tick(net);
+    }
+
+    fn stop(&mut self, _net: &mut Net) {
+        self.stopping = true;
+        log::info!(
+            "stopping: {} requests wait for db_proxy; new ones get 503",
+            self.pending.len()
+        );
+    }
+
+    /// Every request sent to db_proxy is answered (by db_proxy, or 504 at its deadline).
+    fn drained(&self, _net: &Net) -> bool {
+        self.pending.is_empty()
     }
 
     /// A request's deadline: 504, error 10.

@@ -256,6 +256,11 @@ impl Clients {
         self.handles.map.get(&handle).copied()
     }
 
+    /// Requests of every client still waiting for their reply.
+    pub fn pending_requests(&self) -> usize {
+        self.conns.values().map(|c| c.pending.len()).sum()
+    }
+
     /// A reply arrived for `conn`.
     pub fn end_request(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.get_mut(&conn) {

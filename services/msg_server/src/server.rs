@@ -32,6 +32,10 @@ pub struct MsgServer {
     max_client_pdu: u32,
     /// `MaxConnCnt` and `MaxConnsPerIpBeforeLogin`.
     accept_limits: AcceptLimits,
+    /// From the first stop signal: client requests are dropped (counted), the replies of
+    /// those already sent are awaited.
+    stopping: bool,
+    dropped_while_stopping: u64,
 }
 
 impl MsgServer {
@@ -48,6 +52,8 @@ impl MsgServer {
                 max_conns: settings.max_conn_cnt as usize,
                 max_before_login_per_ip: settings.max_conns_per_ip_before_login,
             },
+            stopping: false,
+            dropped_while_stopping: 0,
         })
     }
 
@@ -63,6 +69,13 @@ impl MsgServer {
             peer: client.peer,
         };
         let command_id = header.command_id;
+        if self.stopping {
+            if self.dropped_while_stopping == 0 {
+                log::info!("stopping: client requests are dropped from now on");
+            }
+            self.dropped_while_stopping += 1;
+            return;
+        }
         if let Some(handle) = self.table.before_login(command_id) {
             return handle(&mut self.state, net, &req);
         }
@@ -183,5 +196,31 @@ impl PduService for MsgServer {
         self.state.links.tick(net);
         self.state.tick_group_messages(net);
         self.state.tick_pushes(net);
+    }
+
+    /// login_server is told at once that this server takes no new users; client requests
+    /// are dropped from now on (no reply, so no acked message can be lost).
+    fn stop(&mut self, net: &mut Net) {
+        self.stopping = true;
+        self.state.links.login.stop_receiving(net);
+        log::info!(
+            "stopping: login_server told; waiting for {} db_proxy replies and {} group messages",
+            self.state.clients.pending_requests(),
+            self.state.group_msgs.len()
+        );
+    }
+
+    /// Every client request sent to db_proxy has its reply (acks delivered to the clients),
+    /// and every stored group message went to its members.
+    fn drained(&self, _net: &Net) -> bool {
+        let drained =
+            self.state.clients.pending_requests() == 0 && self.state.group_msgs.len() == 0;
+        if drained && self.dropped_while_stopping > 0 {
+            log::info!(
+                "{} client requests dropped while stopping",
+                self.dropped_while_stopping
+            );
+        }
+        drained
     }
 }

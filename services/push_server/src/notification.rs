@@ -85,6 +85,8 @@ pub enum Refusal {
     QueueFull,
     /// The sender thread ended (it panicked): nothing takes from the queue.
     SenderGone,
+    /// push_server is stopping: the queue is being emptied, nothing more joins it.
+    Stopping,
 }
 
 impl std::fmt::Display for Refusal {
@@ -95,6 +97,7 @@ impl std::fmt::Display for Refusal {
             Refusal::Payload => write!(f, "flash and data over {MAX_PAYLOAD} bytes"),
             Refusal::QueueFull => f.write_str("queue full"),
             Refusal::SenderGone => f.write_str("the sender thread is gone"),
+            Refusal::Stopping => f.write_str("stopping"),
         }
     }
 }

@@ -8,7 +8,9 @@
 //!   went into the queue, 1 when it was refused ([`Refusal`]). Delivery happens behind it, on
 //!   the sender thread;
 //! - a body that does not parse, or any other command, closes the session;
-//! - a session silent for more than 30 s is closed.
+//! - a session silent for more than 30 s is closed;
+//! - from the first stop signal every entry is refused; the stop waits for the queue to empty
+//!   (within `StopTimeout`; what the sender thread has not taken by then is counted dropped).
 
 use std::sync::Arc;
 
@@ -43,11 +45,17 @@ pub enum Kind {
 pub struct PushServer {
     queue: crossbeam_channel::Sender<Notification>,
     counters: Arc<Counters>,
+    /// From the first stop signal: every entry is refused, the queue empties.
+    stopping: bool,
 }
 
 impl PushServer {
     pub fn new(queue: crossbeam_channel::Sender<Notification>, counters: Arc<Counters>) -> Self {
-        PushServer { queue, counters }
+        PushServer {
+            queue,
+            counters,
+            stopping: false,
+        }
     }
 
     /// The entry's notification, queued; or why not.
@@ -56,6 +64,9 @@ impl PushServer {
         entry: &tt_proto::pb::base_define::UserTokenInfo,
         payload: &Result<Arc<notification::Payload>, Refusal>,
     ) -> Result<(), Refusal> {
+        if self.stopping {
+            return Err(Refusal::Stopping);
+        }
         let payload = payload.as_ref().map_err(Clone::clone)?;
         let n = notification::notification(entry, payload)?;
         self.queue.try_send(n).map_err(|e| match e {
@@ -157,5 +168,18 @@ impl PduService for PushServer {
 
     fn closed(&mut self, _net: &mut Net, conn: ConnId, _kind: Kind, reason: CloseReason) {
         log::info!("msg_server {conn:?} gone ({reason:?})");
+    }
+
+    fn stop(&mut self, _net: &mut Net) {
+        self.stopping = true;
+        log::info!(
+            "stopping: {} notifications queued; new ones are refused",
+            self.queue.len()
+        );
+    }
+
+    /// The sender thread took every queued notification.
+    fn drained(&self, _net: &Net) -> bool {
+        self.queue.is_empty()
     }
 }

@@ -2,12 +2,13 @@
 //!
 //! On connect msg_server introduces itself with `IMMsgServInfo` (its public addresses, port,
 //! capacity and current logged-in connection count); afterwards it reports every login and
-//! logout of a connection with `IMUserCntUpdate` to every open login_server link. Nothing
+//! logout of a connection with `IMUserCntUpdate` to every open login_server link, and when it
+//! stops it says `CID_OTHER_STOP_RECV_PACKET` (no new users). Nothing
 //! login_server sends is acted upon (heartbeats only refresh the link's receive time).
 
 use netlib::{CloseReason, ConnId, Net};
 use tt_common::{ServerLinks, pdu_io};
-use tt_proto::pb::server::{ImMsgServInfo, ImUserCntUpdate};
+use tt_proto::pb::server::{ImMsgServInfo, ImStopReceivePacket, ImUserCntUpdate};
 use tt_proto::values::UserCntAction;
 
 use crate::settings::Settings;
@@ -50,6 +51,14 @@ impl LoginLinks {
     pub fn closed(&mut self, conn: ConnId, reason: CloseReason) {
         log::debug!("login_server link {conn:?} closed: {reason:?}");
         self.links.on_close(conn);
+    }
+
+    /// This server stops: every login_server is told `CID_OTHER_STOP_RECV_PACKET` (ours then
+    /// never hands this server out again; the original's ignores it).
+    pub fn stop_receiving(&self, net: &mut Net) {
+        for conn in self.links.open_conns().collect::<Vec<_>>() {
+            pdu_io::send(net, conn, 0, &ImStopReceivePacket { result: 0 });
+        }
     }
 
     /// Sends `IMUserCntUpdate` to every connected login_server.
