@@ -5,8 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
-use tt_testkit::{TempDir, bin_path};
+use tt_testkit::{Daemon, TempDir, bin_path, free_port};
 
 /// Every daemon: its binary and what `-v` names it.
 const DAEMONS: [(&str, &str); 8] = [
@@ -370,4 +371,91 @@ fn key_matching_tells_read_keys_from_others() {
         ),
         ["Ab", "B<n>", "Ef"]
     );
+}
+
+/// `KEY=value` of a conf file (the first one, comments cut), as `scripts/stack.sh` reads it.
+fn conf_value(path: &Path, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(path).expect("a conf file");
+    text.lines().find_map(|l| {
+        let line = l.split('#').next()?;
+        let (k, v) = line.split_once('=')?;
+        (k.trim() == key).then(|| v.trim().to_string())
+    })
+}
+
+#[test]
+fn local_stacks_turn_metrics_on_with_ports_of_their_own() {
+    let mut seen = BTreeMap::new();
+    for dir in ["conf", "conf/alt"] {
+        for entry in std::fs::read_dir(root().join(dir)).expect("a conf directory") {
+            let path = entry.expect("a directory entry").path();
+            if path.extension().is_none_or(|e| e != "conf") {
+                continue;
+            }
+            let port = conf_value(&path, "MetricsPort")
+                .unwrap_or_else(|| panic!("{} has no MetricsPort", path.display()));
+            let port: u16 = port.parse().expect("MetricsPort is a port");
+            assert_ne!(port, 0, "{}", path.display());
+            if let Some(other) = seen.insert(port, path.clone()) {
+                panic!(
+                    "MetricsPort {port} in {} and {}",
+                    other.display(),
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(seen.len() >= 2 * 8, "{seen:?}");
+}
+
+/// Runs `scripts/status.sh CONF_DIR` with the stacks' state under `var`.
+fn status(conf_dir: &Path, var: &Path) -> (bool, String) {
+    let out = Command::new("bash")
+        .arg(root().join("scripts/status.sh"))
+        .arg(conf_dir)
+        .env("TT_VAR", var)
+        .output()
+        .expect("running scripts/status.sh");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.success(), text)
+}
+
+#[test]
+fn status_script_shows_pid_and_health() {
+    let tmp = TempDir::new("deploy-status");
+    let conf_dir = tmp.path().join("stack");
+    let var = tmp.path().join("var");
+    let work = var.join("stacks/stack/routeserver");
+    std::fs::create_dir_all(&conf_dir).expect("a conf directory");
+    std::fs::create_dir_all(&work).expect("a working directory");
+    let conf = conf_dir.join("routeserver.conf");
+    let metrics_port = free_port();
+    std::fs::write(
+        &conf,
+        format!(
+            "ListenIP=127.0.0.1\nListenMsgPort={}\nMetricsPort={metrics_port}\n",
+            free_port()
+        ),
+    )
+    .expect("writing the conf");
+
+    let (ok, text) = status(&conf_dir, &var);
+    assert!(!ok, "nothing runs yet:\n{text}");
+    assert!(text.contains("routeserver      NOT RUNNING"), "{text}");
+
+    let mut route = Daemon::spawn("route_server", &work, conf.to_str().unwrap());
+    route.wait_ready(Duration::from_secs(20));
+    let pid = route.pid().expect("a pid");
+    let (ok, text) = status(&conf_dir, &var);
+    assert!(
+        text.contains(&format!("routeserver      running (pid {pid})")),
+        "{text}"
+    );
+    assert!(text.contains("health: ok"), "{text}");
+    assert!(ok, "{text}");
+
+    route.kill();
+    let (ok, text) = status(&conf_dir, &var);
+    assert!(!ok, "{text}");
+    assert!(text.contains("routeserver      NOT RUNNING"), "{text}");
 }
