@@ -93,14 +93,17 @@ pub fn announce_ready(server_name: &str) {
 /// Runs a daemon's event loop to its end: SIGTERM, SIGINT and SIGHUP become loop events
 /// (`Handler::on_signal`), `server.pid` is written, the readiness line printed; when the loop
 /// returns (the end of a stop, see [`crate::stop`]) `server.pid` is removed. A stop that hit
-/// its bound or was cut short by a second signal is an error (a non-zero exit status).
-pub fn serve<H: Handler>(
+/// its bound or was cut short by a second signal is an error (a non-zero exit status). The
+/// `MetricsPort` listener, when the conf has one, is opened first and handed to the handler.
+pub fn serve<H: Handler + crate::metrics::Observed>(
     server_name: &str,
     ev: &mut EventLoop<H::Msg>,
     handler: &mut H,
 ) -> Result<(), String> {
     ev.watch_signals(&[Signal::Terminate, Signal::Interrupt, Signal::Hangup])
         .map_err(|e| format!("cannot watch signals: {e}"))?;
+    *handler.endpoint() =
+        crate::metrics::Endpoint::open(ev.net(), crate::metrics::configured_addr())?;
     write_pid_file().map_err(|e| format!("cannot write server.pid: {e}"))?;
     announce_ready(server_name);
     let result = ev
@@ -136,11 +139,16 @@ pub fn run_main(
         }
     };
     init_logging();
-    // The stop bound is every daemon's: read here, once. A conf that does not load is
-    // reported by `run`.
+    // The stop bound and the metrics address are every daemon's: read here, once. A conf
+    // that does not load is reported by `run`.
     if let Ok(c) = crate::Conf::load(&conf) {
-        match crate::stop::stop_timeout(&c) {
-            Ok(t) => crate::stop::set_stop_timeout(t),
+        let ops =
+            crate::stop::stop_timeout(&c).and_then(|t| Ok((t, crate::metrics::metrics_addr(&c)?)));
+        match ops {
+            Ok((t, metrics)) => {
+                crate::stop::set_stop_timeout(t);
+                crate::metrics::set_metrics_addr(metrics);
+            }
             Err(e) => {
                 log::error!("{e}");
                 eprintln!("{bin_name}: {e}");

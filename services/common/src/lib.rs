@@ -11,10 +11,12 @@
 //! | `slog` / `log` macros                      | `log` + `env_logger` ([`daemon::init_logging`]) |
 //! | `main` boilerplate (`-v`, `server.pid`)    | [`daemon`]                            |
 //! | (none: the original stops on the spot)     | [`stop`]: graceful stop, `StopTimeout` |
+//! | (none)                                     | [`metrics`]: `/metrics` and `/healthz` on `MetricsPort` |
 
 pub mod conf;
 pub mod daemon;
 pub mod links;
+pub mod metrics;
 pub mod pdu_io;
 pub mod pools;
 pub mod service;

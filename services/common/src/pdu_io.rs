@@ -10,11 +10,15 @@
 //! | the direct reply to a request          | [`reply`] (request's seq)      |
 //! | a received PDU with a modified body    | [`relay`] (received header)    |
 //! | a received PDU as it is                | [`send_raw`]                   |
-//! | the same bytes to many connections     | [`encode`], [`encode_relay`], [`raw_bytes`], then `Net::send` |
+//! | the same bytes to many connections     | [`encode`], [`encode_relay`], [`raw_bytes`], then [`send_bytes`] or [`send_all`] |
+//!
+//! Every PDU sent through these is counted by command in [`tt_metrics::PDUS_OUT`] (one
+//! relaxed atomic add for the PDU and one for its bytes).
 
 use std::time::Duration;
 
 use netlib::{Buffer, ConnId, Net};
+use tt_metrics::PDUS_OUT;
 use tt_proto::Command;
 use tt_proto::pb::other::ImHeartBeat;
 use tt_proto::pdu::{
@@ -62,25 +66,46 @@ pub fn drain_pdus(
 /// Sends `msg` as a fresh PDU of its command (ids from its type), encoded straight into
 /// `conn`'s output. False if the connection is gone.
 pub fn send<M: Command>(net: &mut Net, conn: ConnId, seq_num: u16, msg: &M) -> bool {
-    net.send_with(conn, |out| encode_command_into(out, seq_num, msg))
+    send_counted(net, conn, M::COMMAND_ID, |out| {
+        encode_command_into(out, seq_num, msg)
+    })
+}
+
+/// Appends one PDU of `command_id` to `conn`'s output with `fill`, counting it as sent.
+#[inline]
+fn send_counted(
+    net: &mut Net,
+    conn: ConnId,
+    command_id: u16,
+    fill: impl FnOnce(&mut Vec<u8>),
+) -> bool {
+    net.send_with(conn, |out| {
+        let start = out.len();
+        fill(out);
+        PDUS_OUT.count(command_id, out.len() - start);
+    })
 }
 
 /// Sends `msg` as the direct reply to `request`: a fresh header of `M`'s command carrying the
 /// request's seq (protocol.md §2.3 rule 1).
 pub fn reply<M: Command>(net: &mut Net, conn: ConnId, request: &Header, msg: &M) -> bool {
     let header = request.reply(M::COMMAND_ID);
-    net.send_with(conn, |out| encode_with_header_into(out, &header, msg))
+    send_counted(net, conn, M::COMMAND_ID, |out| {
+        encode_with_header_into(out, &header, msg)
+    })
 }
 
 /// Sends `msg` under a received header (every field kept, the length recomputed): a request
 /// or reply passed on with a modified body.
 pub fn relay<M: prost::Message>(net: &mut Net, conn: ConnId, header: &Header, msg: &M) -> bool {
-    net.send_with(conn, |out| encode_with_header_into(out, header, msg))
+    send_counted(net, conn, header.command_id, |out| {
+        encode_with_header_into(out, header, msg)
+    })
 }
 
 /// Sends a received PDU as it is, every header byte kept.
 pub fn send_raw(net: &mut Net, conn: ConnId, header: &Header, body: &[u8]) -> bool {
-    net.send_with(conn, |out| {
+    send_counted(net, conn, header.command_id, |out| {
         out.extend_from_slice(&header.to_bytes());
         out.extend_from_slice(body);
     })
@@ -109,16 +134,26 @@ pub fn raw_bytes(header: &Header, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Sends the same bytes to each connection.
+/// Sends the wire bytes of one whole PDU (from [`encode`], [`encode_relay`], [`raw_bytes`] or
+/// a worker thread), counted by the command id in its header.
+pub fn send_bytes(net: &mut Net, conn: ConnId, bytes: &[u8]) -> bool {
+    let command_id = match bytes.get(10..12) {
+        Some(&[hi, lo]) => u16::from_be_bytes([hi, lo]),
+        _ => 0,
+    };
+    send_counted(net, conn, command_id, |out| out.extend_from_slice(bytes))
+}
+
+/// Sends the same bytes (one whole PDU) to each connection.
 pub fn send_all(net: &mut Net, conns: &[ConnId], bytes: &[u8]) {
     for &c in conns {
-        net.send(c, bytes);
+        send_bytes(net, c, bytes);
     }
 }
 
 /// Sends a whole PDU as it is (relays keep every header byte).
 pub fn send_pdu(net: &mut Net, conn: ConnId, pdu: &Pdu) -> bool {
-    net.send_with(conn, |out| pdu.encode_into(out))
+    send_counted(net, conn, pdu.header.command_id, |out| pdu.encode_into(out))
 }
 
 /// Sends the empty `CID_OTHER_HEARTBEAT` (16 bytes, seq 0).

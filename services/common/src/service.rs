@@ -27,6 +27,7 @@ use netlib::{Buffer, CloseReason, ConnId, Handler, ListenerId, Net, Signal, Time
 use tt_proto::ids::cid;
 use tt_proto::pdu::{DEFAULT_MAX_PDU_LEN, Header};
 
+use crate::metrics::{DropReason, Endpoint, Observed, PDUS_IN, Scrape, Source, dropped};
 use crate::pdu_io::{self, Flow, KeepAlive, TICK, peer_name};
 use crate::stop::{SignalAction, Stopping};
 
@@ -129,6 +130,17 @@ pub trait PduService {
         let _ = net;
         true
     }
+
+    /// Writes the service's own families to a `/metrics` scrape (the adapter writes the
+    /// connections by kind and the PDU counters). By default nothing.
+    fn metrics(&self, out: &mut Scrape) {
+        let _ = out;
+    }
+
+    /// `/healthz`: `Err(reason)` while a link the service needs is down. By default healthy.
+    fn health(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Runs a [`PduService`] on netlib: the [`Handler`] every PDU daemon shares.
@@ -136,6 +148,8 @@ pub struct PduServer<S: PduService> {
     service: S,
     conns: HashMap<ConnId, S::Kind>,
     stopping: Stopping,
+    /// The `MetricsPort` listener and its connections (off unless `daemon::serve` opens it).
+    endpoint: Endpoint,
 }
 
 impl<S: PduService> PduServer<S> {
@@ -146,6 +160,7 @@ impl<S: PduService> PduServer<S> {
             service,
             conns: HashMap::new(),
             stopping: Stopping::default(),
+            endpoint: Endpoint::off(),
         }
     }
 
@@ -174,6 +189,10 @@ impl<S: PduService> Handler for PduServer<S> {
     type Msg = S::Msg;
 
     fn on_accept(&mut self, net: &mut Net, listener: ListenerId, conn: ConnId, peer: SocketAddr) {
+        if self.endpoint.is_listener(listener) {
+            self.endpoint.accept(net, conn);
+            return;
+        }
         match self.service.accept(
             net,
             Accepted {
@@ -203,7 +222,15 @@ impl<S: PduService> Handler for PduServer<S> {
 
     fn on_read(&mut self, net: &mut Net, conn: ConnId, input: &mut Buffer) {
         let Some(&kind) = self.conns.get(&conn) else {
-            input.consume(input.len());
+            if self.endpoint.has(conn) {
+                let report = Report {
+                    service: &self.service,
+                    conns: &self.conns,
+                };
+                self.endpoint.read(net, conn, input, &report);
+            } else {
+                input.consume(input.len());
+            }
             return;
         };
         let service = &mut self.service;
@@ -212,6 +239,7 @@ impl<S: PduService> Handler for PduServer<S> {
             return;
         }
         let framed = pdu_io::drain_pdus(input, service.max_pdu_len(kind), |header, body| {
+            PDUS_IN.count(header.command_id, header.length as usize);
             if header.command_id == cid::CID_OTHER_HEARTBEAT {
                 if service.echo_heartbeat(kind) {
                     pdu_io::send_raw(net, conn, header, body);
@@ -226,12 +254,19 @@ impl<S: PduService> Handler for PduServer<S> {
             }
         });
         if let Err(e) = framed {
+            dropped(DropReason::ParseError);
             log::warn!("closing {kind:?} {conn:?} ({}): {e}", peer_name(net, conn));
             net.close(conn);
         }
     }
 
     fn on_close(&mut self, net: &mut Net, conn: ConnId, reason: CloseReason) {
+        if self.endpoint.closed(conn) {
+            return;
+        }
+        if matches!(reason, CloseReason::OutputOverflow) {
+            dropped(DropReason::OutputOverflow);
+        }
         let kind = self
             .conns
             .remove(&conn)
@@ -243,6 +278,7 @@ impl<S: PduService> Handler for PduServer<S> {
 
     fn on_timer(&mut self, net: &mut Net, _timer: TimerId, tag: u64) {
         if tag == TICK_TAG {
+            self.endpoint.tick(net);
             // Once closing, no link is reconnected.
             if !self.stopping.is_closing() {
                 self.keep_alive_all(net);
@@ -266,5 +302,44 @@ impl<S: PduService> Handler for PduServer<S> {
             let drained = self.service.drained(net);
             self.stopping.advance(net, drained);
         }
+    }
+}
+
+impl<S: PduService> Observed for PduServer<S> {
+    fn endpoint(&mut self) -> &mut Endpoint {
+        &mut self.endpoint
+    }
+}
+
+/// What a [`PduServer`] reports on its metrics port.
+struct Report<'a, S: PduService> {
+    service: &'a S,
+    conns: &'a HashMap<ConnId, S::Kind>,
+}
+
+impl<S: PduService> Source for Report<'_, S> {
+    fn scrape(&self, out: &mut Scrape) {
+        let mut by_kind: Vec<(S::Kind, i64)> = Vec::new();
+        for kind in self.conns.values() {
+            match by_kind.iter_mut().find(|(k, _)| k == kind) {
+                Some((_, n)) => *n += 1,
+                None => by_kind.push((*kind, 1)),
+            }
+        }
+        out.gauge_family(
+            "tt_connections",
+            "Open connections, by kind (accepted and the daemon's own links)",
+            "kind",
+            by_kind
+                .into_iter()
+                .map(|(k, n)| (crate::metrics::snake_case(&format!("{k:?}")), n)),
+        );
+        crate::metrics::write_pdus(out);
+        crate::metrics::write_dropped(out);
+        self.service.metrics(out);
+    }
+
+    fn health(&self) -> Result<(), String> {
+        self.service.health()
     }
 }

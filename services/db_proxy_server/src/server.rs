@@ -210,7 +210,7 @@ impl PduService for Server {
                 if let Some(peer) = self.peers.get_mut(&conn) {
                     peer.in_flight = peer.in_flight.saturating_sub(1);
                     if let Some(bytes) = reply {
-                        net.send(conn, &bytes);
+                        pdu_io::send_bytes(net, conn, &bytes);
                     }
                 }
                 self.pump();

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
 use netlib::{Buffer, CloseReason, ConnId, Handler, ListenerId, Net, Signal, TimerId};
+use tt_common::metrics::{Counter, Endpoint, Observed, Scrape, Source};
 use tt_common::stop::{SignalAction, Stopping};
 use tt_http::{Answer, CONTINUE, HttpConn, HttpError, Limits, Request, Response, Status};
 
@@ -43,6 +44,11 @@ const CHUNK: usize = 64 * 1024;
 pub const TICK: u64 = 1;
 /// The content type of every JSON answer (the original's).
 const HTML: &str = "text/html;charset=utf-8";
+
+/// Uploads stored, uploads whose write failed, downloads started (`/metrics`).
+static UPLOADS: Counter = Counter::new();
+static UPLOAD_FAILURES: Counter = Counter::new();
+static DOWNLOADS: Counter = Counter::new();
 
 /// An upload for a writer thread.
 pub struct Job {
@@ -105,6 +111,8 @@ pub struct Msfs {
     /// The last FileCnt write failed (logged).
     save_failed: bool,
     stopping: Stopping,
+    /// The `MetricsPort` listener and its connections.
+    metrics: Endpoint,
 }
 
 impl Msfs {
@@ -127,6 +135,7 @@ impl Msfs {
             held: 0,
             save_failed: false,
             stopping: Stopping::default(),
+            metrics: Endpoint::off(),
         }
     }
 
@@ -289,6 +298,7 @@ impl Msfs {
             offset,
             len,
         } = p;
+        DOWNLOADS.inc();
         match c.http.start_stream(net, conn, &response, len) {
             None => false,
             Some(false) => c.http.finish_stream(net, conn),
@@ -320,10 +330,12 @@ impl Msfs {
         };
         let response = match result {
             Ok(()) => {
+                UPLOADS.inc();
                 log::info!("http {conn:?}: stored {url_path} ({bytes} byte request)");
                 Response::ok(HTML, upload::ok_body(&url_path, &host))
             }
             Err(e) => {
+                UPLOAD_FAILURES.inc();
                 log::error!("http {conn:?}: storing {url_path} failed: {e}");
                 Response::new(Status::INTERNAL_ERROR)
                     .header("Content-Type", HTML)
@@ -539,6 +551,10 @@ impl Handler for Msfs {
     type Msg = Msg;
 
     fn on_accept(&mut self, net: &mut Net, listener: ListenerId, conn: ConnId, peer: SocketAddr) {
+        if self.metrics.is_listener(listener) {
+            self.metrics.accept(net, conn);
+            return;
+        }
         if !self.listeners.contains(&listener) {
             net.close(conn);
             return;
@@ -564,6 +580,12 @@ impl Handler for Msfs {
     }
 
     fn on_read(&mut self, net: &mut Net, conn: ConnId, input: &mut Buffer) {
+        if self.metrics.has(conn) {
+            let mut metrics = std::mem::take(&mut self.metrics);
+            metrics.read(net, conn, input, self);
+            self.metrics = metrics;
+            return;
+        }
         self.drive(net, conn, input);
     }
 
@@ -577,6 +599,9 @@ impl Handler for Msfs {
     }
 
     fn on_close(&mut self, _net: &mut Net, conn: ConnId, _reason: CloseReason) {
+        if self.metrics.closed(conn) {
+            return;
+        }
         if let Some(c) = self.clients.remove(&conn) {
             self.held -= c.counted;
         }
@@ -584,6 +609,7 @@ impl Handler for Msfs {
 
     fn on_timer(&mut self, net: &mut Net, _timer: TimerId, tag: u64) {
         if tag == TICK {
+            self.metrics.tick(net);
             self.housekeeping(net);
         } else {
             let drained = self.stopping.is_draining() && self.drained();
@@ -604,6 +630,47 @@ impl Handler for Msfs {
             let drained = self.drained();
             self.stopping.advance(net, drained);
         }
+    }
+}
+
+impl Observed for Msfs {
+    fn endpoint(&mut self) -> &mut Endpoint {
+        &mut self.metrics
+    }
+}
+
+impl Source for Msfs {
+    fn scrape(&self, out: &mut Scrape) {
+        let downloading = self.clients.values().filter(|c| c.stream.is_some()).count();
+        let storing = self.clients.values().filter(|c| c.storing.is_some()).count();
+        out.gauge_family(
+            "tt_connections",
+            "Open connections, by kind",
+            "kind",
+            [("http".to_string(), self.clients.len() as i64)],
+        );
+        out.gauge(
+            "tt_msfs_downloads_in_progress",
+            "Downloads being written",
+            downloading as i64,
+        );
+        out.gauge(
+            "tt_msfs_uploads_in_progress",
+            "Uploads being written to disk",
+            storing as i64,
+        );
+        out.counter("tt_msfs_uploads", "Uploads stored", UPLOADS.get());
+        out.counter(
+            "tt_msfs_upload_failures",
+            "Uploads whose write to disk failed",
+            UPLOAD_FAILURES.get(),
+        );
+        out.counter("tt_msfs_downloads", "Downloads started", DOWNLOADS.get());
+        out.gauge(
+            "tt_msfs_request_bytes_held",
+            "Request bytes in memory (bodies being read or written)",
+            self.held as i64,
+        );
     }
 }
 

@@ -311,7 +311,7 @@ impl State {
         if let Some(u) = self.users.get(user_id) {
             for (_, c) in u.conns() {
                 if Some(c.conn) != except {
-                    net.send(c.conn, bytes);
+                    tt_common::pdu_io::send_bytes(net, c.conn, bytes);
                 }
             }
         }

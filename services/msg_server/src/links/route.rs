@@ -67,7 +67,7 @@ impl RouteLinks {
     /// Sends bytes to the master link; false (dropped) when there is none.
     pub fn send_to_master(&self, net: &mut Net, bytes: &[u8]) -> bool {
         match self.master() {
-            Some(m) => net.send(m, bytes),
+            Some(m) => tt_common::pdu_io::send_bytes(net, m, bytes),
             None => {
                 log::debug!("no master route_server: PDU dropped");
                 false
