@@ -318,6 +318,21 @@ impl Daemon {
         self.child.take().and_then(|mut c| c.wait().ok()?.code())
     }
 
+    /// Sends the process a signal by name (`TERM`, `INT`, `STOP`, `CONT`…) with `kill(1)`.
+    pub fn signal(&self, name: &str) {
+        let pid = self.pid().expect("the daemon runs").to_string();
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .unwrap_or_else(|e| panic!("running kill -{name} {pid}: {e}"));
+        assert!(status.success(), "kill -{name} {pid} failed: {status}");
+    }
+
+    /// SIGTERM: the graceful stop.
+    pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
     /// The process id.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
