@@ -44,7 +44,7 @@ show() { # show <conf name> (without .conf)
     [[ -n "$health" ]] || health="no answer from http://$ip:$port/healthz"
     printf '%-16s health: %s\n' "" "$health"
     [[ "$health" == ok ]] || status=1
-    metrics="$(http_get "$ip" "$port" /metrics 2>/dev/null | gauges)" || metrics=""
+    metrics="$(http_get "$ip" "$port" /metrics 2>/dev/null | gauges | sort)" || metrics=""
     local count
     count="$(printf '%s' "$metrics" | grep -c . || true)"
     printf '%s\n' "$metrics" | head -n "$MAX_GAUGES" | sed -e '/^$/d' -e 's/^/                   /'
