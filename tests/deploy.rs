@@ -176,6 +176,19 @@ fn every_daemon_has_a_unit_naming_a_conf_of_conf_dir() {
 }
 
 #[test]
+fn msg_server_template_is_its_unit_with_an_instance() {
+    let units = unit_files();
+    let template = &units["teamtalk-msg_server@.service"];
+    let plain = &units["teamtalk-msg_server.service"];
+    assert!(template.contains("msgserver%i.conf"), "{template}");
+    let as_plain = template.replace(", instance %i", "").replace("%i", "");
+    assert_eq!(
+        &as_plain, plain,
+        "the template and teamtalk-msg_server.service differ"
+    );
+}
+
+#[test]
 fn msg_server_starts_after_the_servers_it_links_to() {
     let units = unit_files();
     for name in [
