@@ -230,6 +230,7 @@ pub fn decode_or_log<M: tt_proto::Command>(net: &Net, conn: ConnId, body: &[u8])
     match tt_proto::required::decode_checked::<M>(body) {
         Ok(m) => Some(m),
         Err(e) => {
+            tt_metrics::dropped(tt_metrics::DropReason::ParseError);
             log::warn!(
                 "{conn:?} ({}): bad {} body ({e})",
                 peer_name(net, conn),

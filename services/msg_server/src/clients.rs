@@ -23,6 +23,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use netlib::{ConnId, Net};
+use tt_common::metrics::{DropReason, dropped};
 use tt_common::pdu_io::{CLIENT_TIMEOUT, KeepAlive, MOBILE_CLIENT_TIMEOUT};
 use tt_proto::Command;
 use tt_proto::pb::base_define::{ClientType, UserStatType};
@@ -294,6 +295,7 @@ impl Clients {
             return false;
         };
         if limit > 0 && c.relays_this_second >= limit {
+            dropped(DropReason::RateLimit);
             if c.note_drop() {
                 log::warn!(
                     "user {} sent more {what} a second than RelayRateLimit: dropped",
@@ -370,6 +372,7 @@ impl Request<'_> {
         match decode_checked::<M>(self.body) {
             Ok(m) => Some(m),
             Err(e) => {
+                dropped(DropReason::ParseError);
                 log::warn!(
                     "closing client {} (user {}) ({:?}): bad {:#06x} body: {e}",
                     self.peer,

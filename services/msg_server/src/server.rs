@@ -3,6 +3,7 @@
 //! ([`tt_common::service::PduServer`]); what each command does is in [`crate::handlers`].
 
 use netlib::{CloseReason, ConnId, Net};
+use tt_common::metrics::{DropReason, Scrape, dropped};
 use tt_common::pdu_io::KeepAlive;
 use tt_common::service::{Accepted, PduService};
 use tt_proto::pdu::{DEFAULT_MAX_PDU_LEN, Header};
@@ -80,6 +81,7 @@ impl MsgServer {
             return handle(&mut self.state, net, &req);
         }
         if client.state != ConnState::Open {
+            dropped(DropReason::PreLogin);
             log::warn!(
                 "closing client {} (handle {}): command {command_id:#06x} before a successful login",
                 client.peer,
@@ -222,5 +224,35 @@ impl PduService for MsgServer {
             );
         }
         drained
+    }
+
+    fn metrics(&self, out: &mut Scrape) {
+        let s = &self.state;
+        out.gauge(
+            "tt_users_online",
+            "Users logged in here",
+            s.users.user_count() as i64,
+        );
+        out.gauge(
+            "tt_user_connections",
+            "Logged-in client connections",
+            s.users.conn_count() as i64,
+        );
+        out.gauge(
+            "tt_pending_db_requests",
+            "Client requests waiting for a db_proxy reply",
+            s.clients.pending_requests() as i64,
+        );
+        out.gauge(
+            "tt_group_messages_waiting",
+            "Stored group messages waiting for their member lists",
+            s.group_msgs.len() as i64,
+        );
+        s.links.write_metrics(out);
+    }
+
+    /// Healthy with a db_proxy link and a route_server link.
+    fn health(&self) -> Result<(), String> {
+        self.state.links.health()
     }
 }

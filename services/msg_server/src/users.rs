@@ -86,6 +86,16 @@ impl ImUserManager {
         self.users.get(&user_id)
     }
 
+    /// Users logged in here.
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Logged-in connections of every user.
+    pub fn conn_count(&self) -> usize {
+        self.users.values().map(|u| u.conns.len()).sum()
+    }
+
     pub fn get_mut(&mut self, user_id: u32) -> Option<&mut ImUser> {
         self.users.get_mut(&user_id)
     }

@@ -10,6 +10,7 @@
 //! offline push here, where it was sent (the push family takes it from there).
 
 use netlib::{ConnId, Net};
+use tt_common::metrics::{DropReason, dropped};
 use tt_common::pdu_io;
 use tt_proto::pb::base_define::MsgType;
 use tt_proto::pb::message::{
@@ -59,6 +60,7 @@ fn send_message(s: &mut State, net: &mut Net, req: &Request<'_>) {
     let drop = if msg.msg_data.is_empty() {
         Some("an empty message")
     } else if limit > 0 && client.msgs_this_second >= limit {
+        dropped(DropReason::RateLimit);
         Some("more messages a second than MsgRateLimit")
     } else if !MsgType::is_group(msg.msg_type) && msg.to_session_id == me {
         Some("a message to itself")

@@ -12,6 +12,7 @@
 pub mod db;
 pub mod file;
 pub mod login;
+mod metrics;
 pub mod push;
 pub mod route;
 
