@@ -11,6 +11,7 @@
 //! `DBInstances` (+ per-pool keys), `CacheInstances` (+ per-pool keys): see `settings`.
 
 mod handlers;
+mod metrics;
 mod model;
 mod msfs;
 mod server;
@@ -153,9 +154,11 @@ fn worker(jobs: Receiver<Job>, poster: Poster<Msg>, settings: &Settings, shared:
     let new_stores = || Stores::new(&settings.master, &settings.slave, &settings.caches);
     let mut stores = new_stores();
     for job in jobs.iter() {
+        let started = std::time::Instant::now();
         let run = catch_unwind(AssertUnwindSafe(|| {
             handlers::handle(&mut stores, shared, &job.header, &job.body)
         }));
+        metrics::LATENCY.observe(job.header.command_id, started.elapsed());
         let reply = match run {
             Ok(reply) => reply,
             Err(_) => {

@@ -29,12 +29,14 @@ use std::collections::{HashMap, VecDeque};
 
 use crossbeam_channel::{Sender, TrySendError};
 use netlib::{CloseReason, ConnId, Net};
+use tt_common::metrics::Scrape;
 use tt_common::pdu_io::{self, KeepAlive, peer_name};
 use tt_common::{Accepted, PduService};
 use tt_proto::pb::server::ImStopReceivePacket;
 use tt_proto::pdu::Header;
 
 use crate::handlers;
+use crate::metrics;
 
 /// Jobs of one connection queued to or running on the workers.
 pub const MAX_IN_FLIGHT: usize = 64;
@@ -244,5 +246,16 @@ impl PduService for Server {
         self.peers
             .values()
             .all(|p| p.in_flight == 0 && p.backlog.is_empty())
+    }
+
+    fn metrics(&self, out: &mut Scrape) {
+        let in_flight = self.peers.values().map(|p| p.in_flight).sum();
+        let backlog = self.peers.values().map(|p| p.backlog.len()).sum();
+        metrics::write(out, self.jobs.len(), in_flight, backlog);
+    }
+
+    /// Healthy while MySQL and Redis answered their last operations.
+    fn health(&self) -> Result<(), String> {
+        metrics::health()
     }
 }

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use mysql::prelude::Queryable;
 use mysql::{Conn, Opts, OptsBuilder, Params, Row};
 
+use crate::metrics;
 use crate::settings::{CachePool, DbPool};
 
 /// Minimum time between a connect attempt that timed out and the next one.
@@ -120,6 +121,7 @@ impl Db {
                 }
                 Err(e) => {
                     self.backoff.failed(started);
+                    metrics::mysql_error(false);
                     let msg = format!("mysql {}: connect failed: {e}", self.name);
                     log::error!("{msg}");
                     return Err(StoreError(msg));
@@ -135,9 +137,11 @@ impl Db {
     fn fail(&mut self, what: &str, e: mysql::Error) -> StoreError {
         // A server-side error (bad statement, constraint, deadlock) leaves the connection
         // usable; anything else (I/O, protocol) drops it so that the next use reconnects.
-        if !matches!(e, mysql::Error::MySqlError(_)) {
+        let answered = matches!(e, mysql::Error::MySqlError(_));
+        if !answered {
             self.conn = None;
         }
+        metrics::mysql_error(answered);
         let msg = format!("mysql {}: {what}: {e}", self.name);
         log::error!("{msg}");
         StoreError(msg)
@@ -146,6 +150,9 @@ impl Db {
     /// Runs a statement with bound parameters and collects its rows.
     pub fn rows(&mut self, sql: &str, params: impl Into<Params>) -> StoreResult<Vec<Row>> {
         let r = self.conn()?.exec::<Row, _, _>(sql, params);
+        if r.is_ok() {
+            metrics::mysql_reached(true);
+        }
         r.map_err(|e| self.fail(sql, e))
     }
 
@@ -153,7 +160,10 @@ impl Db {
     pub fn exec(&mut self, sql: &str, params: impl Into<Params>) -> StoreResult<(u64, u64)> {
         let conn = self.conn()?;
         match conn.exec_drop(sql, params) {
-            Ok(()) => Ok((conn.affected_rows(), conn.last_insert_id())),
+            Ok(()) => {
+                metrics::mysql_reached(true);
+                Ok((conn.affected_rows(), conn.last_insert_id()))
+            }
             Err(e) => Err(self.fail(sql, e)),
         }
     }
@@ -278,6 +288,7 @@ impl Cache {
                 }
                 Err(e) => {
                     self.backoff.failed(started);
+                    metrics::redis_error(false);
                     let msg = format!("redis {}: connect failed: {e}", self.name);
                     log::error!("{msg}");
                     return Err(StoreError(msg));
@@ -319,12 +330,18 @@ impl Cache {
     /// Sends one command; a transport error drops the connection.
     fn send<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<T, SendError> {
         let conn = self.conn().map_err(SendError::Unconnected)?;
-        cmd.query::<T>(conn).map_err(|e| {
-            if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+        let r = cmd.query::<T>(conn).map_err(|e| {
+            let lost = e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error();
+            if lost {
                 self.conn = None;
             }
+            metrics::redis_error(!lost);
             SendError::Command(e)
-        })
+        });
+        if r.is_ok() {
+            metrics::redis_reached(true);
+        }
+        r
     }
 
     /// Whether [`Cache::mark_checked`] marked `key` since the open connection was opened.

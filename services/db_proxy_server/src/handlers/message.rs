@@ -8,6 +8,7 @@ use tt_proto::pb::message::{
 };
 
 use super::Shared;
+use crate::metrics;
 use crate::model::message::{self, MAX_HISTORY, Outgoing};
 use crate::model::{audio, group, relation, unread};
 use crate::store::{StoreResult, Stores};
@@ -75,6 +76,13 @@ pub fn send(st: &mut Stores, sh: &Shared, mut req: ImMsgData) -> Option<ImMsgDat
         Ok(0)
     };
     req.msg_id = stored.unwrap_or(0);
+    if req.msg_id != 0 {
+        if MsgType::is_group(req.msg_type) {
+            metrics::GROUP_STORED.inc();
+        } else {
+            metrics::SINGLE_STORED.inc();
+        }
+    }
     Some(req)
 }
 
