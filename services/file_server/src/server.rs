@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use netlib::{CloseReason, ConnId, ListenerId, Net};
+use tt_common::metrics::Scrape;
 use tt_common::pdu_io::{self, CLIENT_TIMEOUT, SERVER_TIMEOUT, peer_name};
 use tt_common::{Accepted, KeepAlive, PduService};
 use tt_proto::ids::cid;
@@ -223,6 +224,25 @@ impl PduService for FileServer {
 
     fn drained(&self, _net: &Net) -> bool {
         self.tasks.active_count() == 0
+    }
+
+    fn metrics(&self, out: &mut Scrape) {
+        let active = self.tasks.active_count();
+        out.gauge(
+            "tt_files_in_transfer",
+            "Tasks with their peers connected: a file being sent",
+            active as i64,
+        );
+        out.gauge(
+            "tt_file_tasks_waiting",
+            "Tasks waiting for their peers to log in",
+            (self.tasks.len() - active) as i64,
+        );
+        out.gauge(
+            "tt_offline_file_bytes",
+            "Disk taken by offline files (reservations of uploads under way included)",
+            i64::try_from(self.store.used()).unwrap_or(i64::MAX),
+        );
     }
 
     fn tick(&mut self, net: &mut Net) {

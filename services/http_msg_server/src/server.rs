@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use netlib::{Buffer, CloseReason, ConnId, ListenerId, Net, TimerId};
 use serde_json::{Map, Value, json};
+use tt_common::metrics::{self, Scrape};
 use tt_common::pdu_io::{self, decode_or_log, peer_name};
 use tt_common::pools::{DbPool, MasterLink};
 use tt_common::{Accepted, KeepAlive, PduService, ServerLinks};
@@ -738,6 +739,20 @@ impl PduService for HttpMsgServer {
     /// Every request sent to db_proxy is answered (by db_proxy, or 504 at its deadline).
     fn drained(&self, _net: &Net) -> bool {
         self.pending.is_empty()
+    }
+
+    fn metrics(&self, out: &mut Scrape) {
+        out.gauge(
+            "tt_http_requests_pending",
+            "Requests waiting for db_proxy",
+            self.pending.len() as i64,
+        );
+        metrics::write_links(out, &[&self.db.links, &self.route.links]);
+    }
+
+    /// Healthy with a db_proxy link.
+    fn health(&self) -> Result<(), String> {
+        metrics::require_link(&self.db.links)
     }
 
     /// A request's deadline: 504, error 10.

@@ -17,6 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use netlib::{Buffer, CloseReason, ConnId, ListenerId, Net};
+use tt_common::metrics::Scrape;
 use tt_common::pdu_io::{self, CLIENT_TIMEOUT, decode_or_log, peer_name};
 use tt_common::{Accepted, KeepAlive, PduService};
 use tt_http::{Answer, HttpConn, Limits, Request, Response};
@@ -355,5 +356,18 @@ impl PduService for LoginServer {
             );
             net.close(conn);
         }
+    }
+
+    fn metrics(&self, out: &mut Scrape) {
+        out.gauge(
+            "tt_msg_servers",
+            "msg_servers registered and handed out to clients",
+            self.registry.len() as i64,
+        );
+        out.gauge(
+            "tt_users_online",
+            "Users the registered msg_servers report",
+            i64::try_from(self.registry.total()).unwrap_or(i64::MAX),
+        );
     }
 }

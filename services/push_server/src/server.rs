@@ -13,9 +13,11 @@
 //!   (within `StopTimeout`; what the sender thread has not taken by then is counted dropped).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_channel::TrySendError;
 use netlib::{CloseReason, ConnId, Net};
+use tt_common::metrics::Scrape;
 use tt_common::pdu_io::{self, SERVER_TIMEOUT, decode_or_log, peer_name};
 use tt_common::{Accepted, KeepAlive, PduService};
 use tt_proto::ids::cid;
@@ -181,5 +183,40 @@ impl PduService for PushServer {
     /// The sender thread took every queued notification.
     fn drained(&self, _net: &Net) -> bool {
         self.queue.is_empty()
+    }
+
+    fn metrics(&self, out: &mut Scrape) {
+        let c = &self.counters;
+        let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        out.gauge(
+            "tt_push_queue_depth",
+            "Notifications queued for the sender thread",
+            self.queue.len() as i64,
+        );
+        out.counter_family(
+            "tt_push_entries",
+            "Push requests' entries from msg_servers, by outcome",
+            "outcome",
+            [
+                ("accepted".to_string(), get(&c.accepted)),
+                ("refused".to_string(), get(&c.refused)),
+                ("queue_full".to_string(), get(&c.queue_full)),
+            ],
+        );
+        out.counter(
+            "tt_pushes_sent",
+            "Notifications the gateway took",
+            get(&c.sent),
+        );
+        out.counter(
+            "tt_pushes_failed",
+            "Notifications the gateway refused or that failed on every attempt",
+            get(&c.failed),
+        );
+        out.counter(
+            "tt_pushes_dropped",
+            "Notifications still queued when the daemon stopped",
+            get(&c.dropped),
+        );
     }
 }

@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 
 use netlib::{CloseReason, ConnId, ListenerId, Net};
+use tt_common::metrics::Scrape;
 use tt_common::pdu_io::{self, decode_or_log, peer_name};
 use tt_common::{Accepted, KeepAlive, PduService};
 use tt_proto::Command;
@@ -306,5 +307,13 @@ impl PduService for RouteServer {
                 self.send_buddy_status(net, user_id, USER_STATUS_OFFLINE);
             }
         }
+    }
+
+    fn metrics(&self, out: &mut Scrape) {
+        out.gauge(
+            "tt_users_online",
+            "Users with a session on some msg_server",
+            self.presence.user_count() as i64,
+        );
     }
 }
