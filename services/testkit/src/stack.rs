@@ -74,6 +74,7 @@ pub struct StackBuilder {
     db_threads: usize,
     redis_port: Option<u16>,
     db: Option<DbEnv>,
+    metrics: bool,
 }
 
 impl StackBuilder {
@@ -158,6 +159,12 @@ impl StackBuilder {
         self
     }
 
+    /// Gives every daemon a `MetricsPort` of its own ([`Stack::metrics_port`]).
+    pub fn metrics(mut self, on: bool) -> StackBuilder {
+        self.metrics = on;
+        self
+    }
+
     /// Writes the conf files and starts the servers: db_proxy_server, route_server,
     /// login_server, file_server (each waited for until ready), then the msg_servers in order.
     pub fn start(self) -> Stack {
@@ -193,6 +200,17 @@ impl StackBuilder {
             msg_conf_extra: self.msg_conf_extra,
             db_threads: self.db_threads,
             starting: true,
+            metrics_ports: if self.metrics {
+                let dirs = ["db_proxy", "route", "login", "file", "push"];
+                let msgs = (0..n).map(|i| format!("msg{i}"));
+                dirs.map(String::from)
+                    .into_iter()
+                    .chain(msgs)
+                    .map(|d| (d, free_port()))
+                    .collect()
+            } else {
+                Vec::new()
+            },
         };
         stack.write_confs();
         if self.db_proxy {
@@ -242,6 +260,9 @@ pub struct Stack {
     db_threads: usize,
     /// In [`StackBuilder::start`]: a daemon whose port was taken may move to another.
     starting: bool,
+    /// `MetricsPort` of each daemon, by directory (empty unless built with
+    /// [`StackBuilder::metrics`]).
+    metrics_ports: Vec<(String, u16)>,
 }
 
 /// One daemon of a stack.
@@ -313,7 +334,17 @@ impl Stack {
             db_threads: 2,
             redis_port: None,
             db: None,
+            metrics: false,
         }
+    }
+
+    /// The `MetricsPort` of a daemon by its directory (`db_proxy`, `route`, `login`, `file`,
+    /// `push`, `msg0`…), for a stack built with [`StackBuilder::metrics`].
+    pub fn metrics_port(&self, daemon_dir: &str) -> Option<u16> {
+        self.metrics_ports
+            .iter()
+            .find(|(d, _)| d == daemon_dir)
+            .map(|&(_, p)| p)
     }
 
     /// login_server's HTTP address (discovery), `http://127.0.0.1:<port>`.
@@ -478,9 +509,13 @@ impl Stack {
     }
 
     fn write_conf(&self, dir: &str, conf: &str, contents: &str) {
+        let metrics = self
+            .metrics_port(dir)
+            .map_or_else(String::new, |p| format!("MetricsPort={p}\n"));
         let dir = self.daemon_dir(dir);
         std::fs::create_dir_all(&dir).expect("creating a daemon directory");
-        std::fs::write(dir.join(conf), contents).expect("writing a conf file");
+        std::fs::write(dir.join(conf), format!("{contents}{metrics}"))
+            .expect("writing a conf file");
     }
 
     fn write_confs(&self) {

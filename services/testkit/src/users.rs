@@ -28,10 +28,11 @@
 //! | [`HTTP_API`] | 901..=940 | `tests/http_api.rs` (http_msg_server) |
 //! | [`OFFLINE_PUSH`] | 941..=980 | `tests/offline_push.rs` (msg_server → push_server) |
 //! | [`GRACEFUL_STOP`] | 981..=990 | `tests/graceful_stop.rs` |
+//! | [`METRICS`] | 991..=1000 | `tests/metrics.rs` |
 //! | [`FAULTS`] | 1001..=1100 | `tests/faults.rs` |
 //! | [`SOAK`] | 1101..=11100 | `scripts/soak.sh` (`tt-load --first-user 1101`, up to 10 000 clients) |
 //!
-//! Ids of [`SEEDED`] outside every range (100, 991..=1000) are free for the
+//! Ids of [`SEEDED`] outside every range (100) are free for the
 //! next test that needs users. Tests against fake servers (route_server's, login_server's, the client
 //! library's) use ids that no database sees and need no range.
 
@@ -160,6 +161,9 @@ pub const OFFLINE_PUSH: UserRange = UserRange::new(941, 980);
 /// `tests/graceful_stop.rs`: pairs chatting while daemons get SIGTERM.
 pub const GRACEFUL_STOP: UserRange = UserRange::new(981, 990);
 
+/// `tests/metrics.rs`: logins, messages and rate-limit drops counted on `/metrics`.
+pub const METRICS: UserRange = UserRange::new(991, 1000);
+
 /// `tests/faults.rs`: twenty pairs and a twenty-member group under kill -9 of every daemon,
 /// MariaDB and Redis.
 pub const FAULTS: UserRange = UserRange::new(1001, 1100);
@@ -190,6 +194,7 @@ pub const ALLOTTED: &[(&str, UserRange)] = &[
     ("HTTP_API", HTTP_API),
     ("OFFLINE_PUSH", OFFLINE_PUSH),
     ("GRACEFUL_STOP", GRACEFUL_STOP),
+    ("METRICS", METRICS),
     ("FAULTS", FAULTS),
     ("SOAK", SOAK),
 ];
