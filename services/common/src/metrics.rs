@@ -14,8 +14,8 @@ use std::net::SocketAddr;
 use std::sync::OnceLock;
 
 pub use tt_metrics::{
-    CommandHistograms, Counter, DropReason, Endpoint, PDUS_IN, PDUS_OUT, Scrape, Source, dropped,
-    write_dropped, write_pdus,
+    CommandHistograms, Counter, DropReason, Endpoint, MAX_CONNS, PDUS_IN, PDUS_OUT, Scrape, Source,
+    dropped, write_dropped, write_pdus,
 };
 
 use crate::conf::{Conf, ConfError};
