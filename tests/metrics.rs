@@ -54,15 +54,18 @@ fn get(port: u16, path: &str) -> (u16, String) {
     )
 }
 
+/// A sample's labels, `(name, value)`.
+type Labels = Vec<(String, String)>;
+
 /// Every sample of one scrape: `(name, labels sorted)` → value.
 #[derive(Debug)]
-struct Samples(HashMap<(String, Vec<(String, String)>), f64>);
+struct Samples(HashMap<(String, Labels), f64>);
 
 impl Samples {
     /// The value of the sample `name` with exactly `labels`; 0 when absent (a family writes
     /// only the label values seen).
     fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        let mut labels: Vec<(String, String)> = labels
+        let mut labels: Labels = labels
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
@@ -86,7 +89,7 @@ fn is_name(s: &str, colon: bool) -> bool {
 }
 
 /// Parses `{a="x",b="y"}` (escapes `\\`, `\"`, `\n`); returns the labels and the rest.
-fn parse_labels(s: &str) -> Result<(Vec<(String, String)>, &str), String> {
+fn parse_labels(s: &str) -> Result<(Labels, &str), String> {
     let mut labels = Vec::new();
     let mut rest = s.strip_prefix('{').ok_or("no {")?;
     loop {
@@ -464,4 +467,48 @@ fn bad_requests_are_refused_and_the_port_goes_on() {
     });
     scrape(metrics);
     assert!(!d.recent_log().contains("panicked"), "{}", d.recent_log());
+}
+
+#[test]
+fn msfs_and_http_msg_server_report_too() {
+    let home = TempDir::new("metrics-msfs");
+    let metrics = free_port();
+    home.write(
+        "msfs.conf",
+        &format!(
+            "ListenIP=127.0.0.1\nListenPort={}\nBaseDir=./tmp\nFileCnt=0\nFilesPerDir=30000\n\
+             GetThreadCount=1\nPostThreadCount=1\nMetricsPort={metrics}\n",
+            free_port()
+        ),
+    );
+    let mut msfs = Daemon::spawn("msfs", home.path(), "msfs.conf");
+    msfs.wait_ready(LIMIT);
+    let s = scrape(metrics);
+    assert_eq!(s.value("tt_msfs_uploads_total", &[]), 0.0);
+    assert!(s.has_family("tt_msfs_downloads_total"));
+    assert_eq!(get(metrics, "/healthz"), (200, "ok\n".to_string()));
+
+    // db_proxy and route_server addresses where nobody listens: unhealthy, links down.
+    let home = TempDir::new("metrics-http-msg");
+    let (metrics, db) = (free_port(), free_port());
+    home.write(
+        "httpmsgserver.conf",
+        &format!(
+            "ListenIP=127.0.0.1\nListenPort={}\nConcurrentDBConnCnt=1\nDBServerIP1=127.0.0.1\n\
+             DBServerPort1={db}\nDBServerIP2=127.0.0.1\nDBServerPort2={db}\n\
+             RouteServerIP1=127.0.0.1\nRouteServerPort1={}\n\
+             MetricsPort={metrics}\n",
+            free_port(),
+            free_port()
+        ),
+    );
+    let mut http = Daemon::spawn("http_msg_server", home.path(), "httpmsgserver.conf");
+    http.wait_ready(LIMIT);
+    assert_eq!(
+        get(metrics, "/healthz"),
+        (503, "no db_proxy_server link\n".to_string())
+    );
+    let peer = format!("db_proxy_server/127.0.0.1:{db}");
+    assert_eq!(scrape(metrics).value("tt_link_up", &[("peer", &peer)]), 0.0);
+    assert!(scrape(metrics).has_family("tt_link_up"));
 }
