@@ -52,9 +52,9 @@ impl Scrape {
         help: &str,
         metric_type: MetricType,
         label: Option<&'static str>,
-        rows: Vec<(String, Value)>,
+        rows: impl IntoIterator<Item = (String, Value)>,
     ) {
-        let mut merged: Vec<(String, Value)> = Vec::with_capacity(rows.len());
+        let mut merged: Vec<(String, Value)> = Vec::new();
         for (key, value) in rows {
             match merged.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, Value::Counter(a))) => {
@@ -100,10 +100,7 @@ impl Scrape {
         label: &'static str,
         rows: impl IntoIterator<Item = (String, u64)>,
     ) {
-        let rows = rows
-            .into_iter()
-            .map(|(k, v)| (k, Value::Counter(v)))
-            .collect();
+        let rows = rows.into_iter().map(|(k, v)| (k, Value::Counter(v)));
         self.push(name, help, MetricType::Counter, Some(label), rows);
     }
 
@@ -115,10 +112,7 @@ impl Scrape {
         label: &'static str,
         rows: impl IntoIterator<Item = (String, i64)>,
     ) {
-        let rows = rows
-            .into_iter()
-            .map(|(k, v)| (k, Value::Gauge(v)))
-            .collect();
+        let rows = rows.into_iter().map(|(k, v)| (k, Value::Gauge(v)));
         self.push(name, help, MetricType::Gauge, Some(label), rows);
     }
 
@@ -130,10 +124,7 @@ impl Scrape {
         label: &'static str,
         rows: impl IntoIterator<Item = (String, HistogramValue)>,
     ) {
-        let rows = rows
-            .into_iter()
-            .map(|(k, v)| (k, Value::Histogram(v)))
-            .collect();
+        let rows = rows.into_iter().map(|(k, v)| (k, Value::Histogram(v)));
         self.push(name, help, MetricType::Histogram, Some(label), rows);
     }
 

@@ -228,26 +228,30 @@ impl PduService for MsgServer {
 
     fn metrics(&self, out: &mut Scrape) {
         let s = &self.state;
-        out.gauge(
-            "tt_users_online",
-            "Users logged in here",
-            s.users.user_count() as i64,
-        );
-        out.gauge(
-            "tt_user_connections",
-            "Logged-in client connections",
-            s.users.conn_count() as i64,
-        );
-        out.gauge(
-            "tt_pending_db_requests",
-            "Client requests waiting for a db_proxy reply",
-            s.clients.pending_requests() as i64,
-        );
-        out.gauge(
-            "tt_group_messages_waiting",
-            "Stored group messages waiting for their member lists",
-            s.group_msgs.len() as i64,
-        );
+        for (name, help, value) in [
+            (
+                "tt_users_online",
+                "Users logged in here",
+                s.users.user_count(),
+            ),
+            (
+                "tt_user_connections",
+                "Logged-in client connections",
+                s.users.conn_count(),
+            ),
+            (
+                "tt_pending_db_requests",
+                "Client requests waiting for a db_proxy reply",
+                s.clients.pending_requests(),
+            ),
+            (
+                "tt_group_messages_waiting",
+                "Stored group messages waiting for their member lists",
+                s.group_msgs.len(),
+            ),
+        ] {
+            out.gauge(name, help, value as i64);
+        }
         s.links.write_metrics(out);
     }
 
