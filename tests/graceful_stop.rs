@@ -266,6 +266,14 @@ fn assert_stored(sent: &[Sent]) {
     assert!(total > 0, "the load had no acked message at all");
 }
 
+/// Two msg_servers without the per-second message limit: the senders keep db_proxy busy.
+fn loaded_stack(label: &str) -> Stack {
+    Stack::builder(label)
+        .msg_servers(2)
+        .msg_conf_extra("MsgRateLimit=0\n")
+        .start()
+}
+
 fn pid_file(dir: &Path) -> PathBuf {
     dir.join("server.pid")
 }
@@ -293,7 +301,7 @@ fn terminate_cleanly(d: &mut Daemon, dir: &Path, what: &str) {
 #[test]
 fn db_proxy_answers_what_it_took_and_exits_0() {
     let _serial = serial();
-    let mut stack = Stack::start("graceful-db", 2);
+    let mut stack = loaded_stack("graceful-db");
     let load = Load::start(&stack);
     load.wait_acks(100);
     let dir = stack.daemon_dir("db_proxy");
@@ -315,7 +323,7 @@ fn db_proxy_answers_what_it_took_and_exits_0() {
 #[test]
 fn msg_server_closes_its_clients_who_log_in_elsewhere() {
     let _serial = serial();
-    let mut stack = Stack::start("graceful-msg", 2);
+    let mut stack = loaded_stack("graceful-msg");
     let load = Load::start(&stack);
     load.wait_acks(100);
     let dir = stack.daemon_dir("msg0");
@@ -378,7 +386,7 @@ fn msg_server_closes_its_clients_who_log_in_elsewhere() {
 #[test]
 fn route_and_login_server_stop_cleanly_and_come_back() {
     let _serial = serial();
-    let mut stack = Stack::start("graceful-route-login", 2);
+    let mut stack = loaded_stack("graceful-route-login");
     let load = Load::start(&stack);
     load.wait_acks(100);
 
