@@ -14,7 +14,6 @@
 //! Users: `tt_testkit::users::GRACEFUL_STOP`. No timing assertions: waits are hang guards.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,10 +23,17 @@ use std::time::{Duration, Instant};
 use mysql::prelude::Queryable;
 use tt_client::tt_proto::ids::cid;
 use tt_client::tt_proto::pb::message::ImMsgDataAck;
-use tt_client::{Client, ClientType, Error, Event, MsgCipher, MsgType, UserStatType};
+use tt_client::{Client, ClientType, Error, Event, MsgCipher, MsgType};
 use tt_testkit::stack::LIMIT;
-use tt_testkit::users::{GRACEFUL_STOP, PASSWORD};
+use tt_testkit::users::GRACEFUL_STOP;
 use tt_testkit::{Daemon, Stack, TempDir, free_port, mysql_conn};
+
+mod live_client;
+
+/// `user` logged in to msg_server `server` as a Windows client.
+fn login_at(stack: &Stack, server: usize, user: u32) -> Client {
+    live_client::login_at(stack, server, user, ClientType::Windows)
+}
 
 /// Pairs of the load: sender `i` is user `GRACEFUL_STOP.id(i)`, its receiver `id(i + PAIRS)`.
 const PAIRS: u32 = 5;
@@ -65,20 +71,6 @@ struct Sent {
     /// msg ids of its acks.
     acked: Vec<u32>,
     end: End,
-}
-
-fn login_at(addr: SocketAddr, user: u32) -> Client {
-    let mut c = Client::connect_to(addr).expect("connect to msg_server");
-    let info = c
-        .login(
-            &format!("user{user}"),
-            PASSWORD,
-            ClientType::Windows,
-            UserStatType::UserStatusOnline,
-        )
-        .unwrap_or_else(|e| panic!("user{user} login at {addr}: {e}"));
-    assert_eq!(info.user_id, user);
-    c
 }
 
 fn ended(e: Error) -> End {
@@ -174,8 +166,8 @@ impl Load {
         for i in 0..PAIRS {
             let (from, to) = (GRACEFUL_STOP.id(i), GRACEFUL_STOP.id(i + PAIRS));
             let (s_srv, r_srv) = (i as usize % 2, (i as usize + 1) % 2);
-            let receiver = login_at(stack.msg_addr(r_srv), to);
-            let sender = login_at(stack.msg_addr(s_srv), from);
+            let receiver = login_at(stack, r_srv, to);
+            let sender = login_at(stack, s_srv, from);
             let stop = load.stop.clone();
             load.receivers.push((
                 to,
@@ -372,7 +364,7 @@ fn msg_server_closes_its_clients_who_log_in_elsewhere() {
     for user in moved {
         let addr = Client::discover(&url).expect("discovery");
         assert_eq!(addr.port, stack.msg_port(1), "user {user} handed {addr:?}");
-        let mut c = login_at(stack.msg_addr(1), user);
+        let mut c = login_at(&stack, 1, user);
         let peer = if user == GRACEFUL_STOP.last {
             GRACEFUL_STOP.first
         } else {
@@ -422,8 +414,8 @@ fn route_and_login_server_stop_cleanly_and_come_back() {
     let addr = Client::discover(&stack.login_url()).expect("discovery");
     assert!(stack.ports.msg.contains(&addr.port), "{addr:?}");
     let (a, b) = (GRACEFUL_STOP.id(0), GRACEFUL_STOP.id(1));
-    let mut rb = login_at(stack.msg_addr(1), b);
-    let mut sa = login_at(stack.msg_addr(0), a);
+    let mut rb = login_at(&stack, 1, b);
+    let mut sa = login_at(&stack, 0, a);
     let ack = sa.send_text(b, "after the restarts").expect("send");
     let got = rb
         .wait_for(
@@ -442,7 +434,7 @@ fn the_bound_and_a_second_signal_end_the_stop_non_zero() {
         .msg_conf_extra("StopTimeout=3\n")
         .start();
     let mut clients: Vec<Client> = (0..2)
-        .map(|i| login_at(stack.msg_addr(i), GRACEFUL_STOP.id(i as u32)))
+        .map(|i| login_at(&stack, i, GRACEFUL_STOP.id(i as u32)))
         .collect();
     let db = stack.db_proxy.as_ref().expect("db_proxy runs");
     db.signal("STOP");
