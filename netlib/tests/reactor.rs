@@ -524,3 +524,94 @@ fn watched_signals_arrive_as_loop_events() {
     ev.run(&mut h).unwrap();
     assert_eq!(h.seen, vec![Signal::Hangup, Signal::Terminate]);
 }
+
+// ---------------------------------------------------------------------------------------------
+
+/// Sends `payload` to each accepted connection; after the second, stops listening and closes
+/// every connection gracefully (a daemon's stop).
+struct StopAll {
+    payload: Vec<u8>,
+    accepted: usize,
+    closes: Vec<CloseReason>,
+}
+
+impl Handler for StopAll {
+    type Msg = ();
+    fn on_accept(&mut self, net: &mut Net, _: ListenerId, conn: ConnId, _: SocketAddr) {
+        assert!(net.send(conn, &self.payload));
+        self.accepted += 1;
+        if self.accepted == 2 {
+            assert_eq!(net.close_listeners(), 1);
+            net.close_all();
+            assert_eq!(net.connection_count(), 0);
+            assert_eq!(net.closing_count(), 2);
+            assert!(
+                net.closing_unflushed_count() > 0,
+                "12 MiB each, unread, cannot all be in the socket buffers"
+            );
+        }
+    }
+    fn on_read(&mut self, _: &mut Net, _: ConnId, input: &mut Buffer) {
+        input.consume(input.len());
+    }
+    fn on_close(&mut self, _: &mut Net, _: ConnId, reason: CloseReason) {
+        self.closes.push(reason);
+    }
+    fn on_timer(&mut self, _: &mut Net, _: TimerId, tag: u64) {
+        guard(tag);
+    }
+}
+
+#[test]
+fn close_listeners_and_close_all_flush_every_connection_then_fin() {
+    let mut ev: EventLoop<()> = new_loop(Config::default());
+    let id = ev.net().listen(loopback()).expect("listen");
+    let addr = ev.net().listener_addr(id).expect("addr");
+    let payload = pattern(12 * 1024 * 1024);
+    let (go, wait) = (0..2)
+        .map(|_| mpsc::channel::<()>())
+        .unzip::<_, _, Vec<_>, Vec<_>>();
+    let readers: Vec<_> = wait
+        .into_iter()
+        .map(|wait| {
+            let mut s = StdStream::connect(addr).expect("connect");
+            thread::spawn(move || {
+                // Nothing is read before both connections are closed by the loop.
+                wait.recv().expect("go");
+                let mut got = Vec::new();
+                s.read_to_end(&mut got).map(|_| got)
+            })
+        })
+        .collect();
+    let mut h = StopAll {
+        payload: payload.clone(),
+        accepted: 0,
+        closes: Vec::new(),
+    };
+    while h.accepted < 2 {
+        ev.turn(&mut h).expect("turn");
+    }
+    for g in go {
+        g.send(()).expect("reader waits");
+    }
+    // Until both connections are flushed and their peers have ended theirs.
+    while !(h.closes.len() == 2 && ev.net().closing_count() == 0) {
+        ev.turn(&mut h).expect("turn");
+    }
+    assert_eq!(ev.net().closing_unflushed_count(), 0);
+    assert_eq!(h.closes, vec![CloseReason::Local; 2]);
+    for r in readers {
+        let got = r
+            .join()
+            .expect("reader")
+            .expect("end of stream, not an error");
+        assert!(
+            got == payload,
+            "every byte, in order, then the end of stream"
+        );
+    }
+    assert!(
+        StdStream::connect(addr).is_err(),
+        "nobody listens after close_listeners"
+    );
+}
