@@ -642,7 +642,11 @@ impl Observed for Msfs {
 impl Source for Msfs {
     fn scrape(&self, out: &mut Scrape) {
         let downloading = self.clients.values().filter(|c| c.stream.is_some()).count();
-        let storing = self.clients.values().filter(|c| c.storing.is_some()).count();
+        let storing = self
+            .clients
+            .values()
+            .filter(|c| c.storing.is_some())
+            .count();
         out.gauge_family(
             "tt_connections",
             "Open connections, by kind",
