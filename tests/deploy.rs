@@ -472,3 +472,37 @@ fn status_script_shows_pid_and_health() {
     assert!(!ok, "{text}");
     assert!(text.contains("routeserver      NOT RUNNING"), "{text}");
 }
+
+/// The `tt_…` metric names of a text (a histogram's `_bucket` series named by its family).
+fn metric_names(text: &str) -> Vec<String> {
+    let mut names: Vec<String> = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("tt_") && w.len() > 3)
+        .map(|w| w.strip_suffix("_bucket").unwrap_or(w).to_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The text of a `## title` section of a Markdown document, up to the next `## `.
+fn section<'a>(doc: &'a str, title: &str) -> &'a str {
+    let start = doc
+        .find(&format!("\n## {title}\n"))
+        .unwrap_or_else(|| panic!("no section {title}"));
+    let body = &doc[start + title.len() + 5..];
+    &body[..body.find("\n## ").unwrap_or(body.len())]
+}
+
+#[test]
+fn alerts_use_metrics_of_the_reference() {
+    let guide = std::fs::read_to_string(root().join("docs/OPERATIONS.md")).expect("OPERATIONS.md");
+    let reference = metric_names(section(&guide, "Metrics reference"));
+    let alerts = metric_names(section(&guide, "Alerts worth setting"));
+    assert!(alerts.len() >= 10, "{alerts:?}");
+    let unknown: Vec<&String> = alerts.iter().filter(|n| !reference.contains(n)).collect();
+    assert!(
+        unknown.is_empty(),
+        "alerts on metrics the reference lacks: {unknown:?}"
+    );
+}
