@@ -17,6 +17,8 @@ use tt_client::tt_proto::ids::cid;
 use tt_client::tt_proto::pb::message::ImMsgDataAck;
 use tt_client::{Client, ClientType, Event, MsgCipher, MsgType, UserStatType};
 
+mod dial;
+mod hold;
 mod options;
 mod report;
 
@@ -138,16 +140,9 @@ fn text_of(tag: &str, pair: usize, n: u64, size: usize) -> String {
 /// Logs `user` in on msg_server number `server` of the list (modulo its length), or on the one
 /// login_server hands out.
 fn connect(opts: &Options, server: usize, user: u32) -> Result<Client, String> {
-    let mut c = match &opts.target {
-        Target::MsgServers(list) => {
-            let addr = &list[server % list.len()];
-            Client::connect_to(addr.as_str()).map_err(|e| format!("connect to {addr}: {e}"))?
-        }
-        Target::LoginUrl(url) => {
-            let addr = Client::discover(url).map_err(|e| format!("discovery at {url}: {e}"))?;
-            Client::connect(&addr).map_err(|e| format!("connect to {addr:?}: {e}"))?
-        }
-    };
+    let n = user.wrapping_sub(opts.first_user) as usize;
+    let stream = dial::stream(opts, server, n)?;
+    let mut c = Client::from_stream(stream).map_err(|e| format!("user{user}: {e}"))?;
     c.login(
         &format!("user{user}"),
         &opts.password,
@@ -665,7 +660,10 @@ fn run(opts: Options) -> ExitCode {
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("error")).init();
     match parse_args(std::env::args().skip(1).collect()) {
-        Ok(Some(opts)) => run(opts),
+        Ok(Some(opts)) => match opts.hold {
+            Some(hold) => hold::run(&opts, hold),
+            None => run(opts),
+        },
         Ok(None) => {
             println!("{USAGE}");
             ExitCode::SUCCESS

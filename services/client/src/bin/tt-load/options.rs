@@ -1,11 +1,13 @@
 //! tt-load's command line: the usage text and the options it parses into.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use tt_client::ClientType;
 
 pub(crate) const USAGE: &str = "\
 usage: tt-load (--msg-server H:P[,H:P...] | --login-url URL) [OPTIONS]
+       tt-load (--msg-server H:P[,H:P...] | --login-url URL) --hold SECS [OPTIONS]
 
 Pairs of users (sender user<first+2i>, receiver user<first+2i+1>) log in, receivers on
 another msg_server than their sender when several are given; each sender sends text
@@ -39,6 +41,16 @@ options:
                        logging in cost N*N status notifications; mobile clients get none
                        (nor does route_server report them online: senders start once every
                        client has logged in)
+  --bind IP[,IP...]    local addresses the sockets are bound to, one after the other (IP*N:
+                       N consecutive addresses from IP, e.g. 127.0.0.1*4). Each source
+                       address gives about 28 000 ephemeral ports: more connections than
+                       that to one server need several
+  --hold SECS          instead of messaging: log --users users in (any number up to 200000,
+                       --logins at a time), hold the connections idle for SECS (a heartbeat
+                       every 60 s), then close them. Reports the login rate and, with
+                       --rss-pid, the resident memory per held connection
+  --rss-pid PID        with --hold: the msg_server process whose VmRSS is read before the
+                       first connection and at the end of the hold
   -h, --help           this text
 
 exit status: 0 all delivered exactly once; 1 lost, duplicated or corrupted messages,
@@ -48,6 +60,10 @@ failed (login, connection, unacked messages, deadline)";
 /// More clients than this are refused (one OS thread each, with a small stack: 10 000 threads
 /// reserve 2.5 GB of address space and use a fraction of it).
 const MAX_CLIENTS: u32 = 10_000;
+/// More held connections than this are refused (`--hold`: one socket each, no thread).
+const MAX_HELD: u32 = 200_000;
+/// Local addresses `--bind` may list, after `IP*N` expansion.
+const MAX_BIND: usize = 256;
 const MAX_WINDOW: usize = 1000;
 
 #[derive(Debug, Clone)]
@@ -73,6 +89,46 @@ pub(crate) struct Options {
     pub(crate) deadline: Duration,
     pub(crate) logins: usize,
     pub(crate) client_type: ClientType,
+    /// Local addresses the sockets are bound to, in turn (empty: the kernel picks).
+    pub(crate) bind: Vec<IpAddr>,
+    /// `--hold`: log in and hold idle connections this long instead of messaging.
+    pub(crate) hold: Option<Duration>,
+    pub(crate) rss_pid: Option<u32>,
+}
+
+/// `IP[,IP...]`, each item possibly `IP*N` (N consecutive addresses from IP).
+fn parse_bind(v: &str) -> Result<Vec<IpAddr>, String> {
+    let mut out = Vec::new();
+    for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (ip, count) = match item.split_once('*') {
+            Some((ip, n)) => (ip, parse_num::<usize>("--bind", n)?),
+            None => (item, 1),
+        };
+        let ip: IpAddr = ip
+            .parse()
+            .map_err(|_| format!("--bind: not an IP address: {ip}"))?;
+        if count == 0 || out.len() + count > MAX_BIND {
+            return Err(format!("--bind: 1..={MAX_BIND} addresses in all"));
+        }
+        for k in 0..count {
+            out.push(nth_after(ip, k as u128).ok_or_else(|| format!("--bind: {item} overflows"))?);
+        }
+    }
+    if out.is_empty() {
+        return Err("--bind: empty list".into());
+    }
+    Ok(out)
+}
+
+/// The address `k` after `ip`.
+fn nth_after(ip: IpAddr, k: u128) -> Option<IpAddr> {
+    match ip {
+        IpAddr::V4(a) => {
+            let n = u32::from(a).checked_add(u32::try_from(k).ok()?)?;
+            Some(IpAddr::V4(n.into()))
+        }
+        IpAddr::V6(a) => Some(IpAddr::V6(u128::from(a).checked_add(k)?.into())),
+    }
 }
 
 fn parse_secs(name: &str, v: &str) -> Result<Duration, String> {
@@ -106,6 +162,9 @@ pub(crate) fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
     let mut deadline = Duration::from_secs(120);
     let mut logins = 200usize;
     let mut client_type = ClientType::Windows;
+    let mut bind = Vec::new();
+    let mut hold: Option<Duration> = None;
+    let mut rss_pid: Option<u32> = None;
 
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
@@ -154,6 +213,9 @@ pub(crate) fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
                     other => return Err(format!("--client-type: pc or mobile, not {other}")),
                 }
             }
+            "--bind" => bind = parse_bind(&value()?)?,
+            "--hold" => hold = Some(parse_secs(&name, &value()?)?),
+            "--rss-pid" => rss_pid = Some(parse_num(&name, &value()?)?),
             _ => return Err(format!("unknown argument: {arg}")),
         }
     }
@@ -163,10 +225,15 @@ pub(crate) fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
         (None, Some(u)) => Target::LoginUrl(u),
         (None, None) => return Err("--msg-server or --login-url is required".into()),
     };
-    if users < 2 || users % 2 != 0 {
+    if hold.is_some() {
+        if users == 0 || users > MAX_HELD {
+            return Err(format!("--users with --hold: 1..={MAX_HELD} (got {users})"));
+        }
+    } else if rss_pid.is_some() {
+        return Err("--rss-pid goes with --hold".into());
+    } else if users < 2 || users % 2 != 0 {
         return Err(format!("--users must be even and at least 2 (got {users})"));
-    }
-    if users > MAX_CLIENTS {
+    } else if users > MAX_CLIENTS {
         return Err(format!(
             "--users {users}: at most {MAX_CLIENTS} clients (one thread each)"
         ));
@@ -210,5 +277,8 @@ pub(crate) fn parse_args(args: Vec<String>) -> Result<Option<Options>, String> {
         deadline,
         logins,
         client_type,
+        bind,
+        hold,
+        rss_pid,
     }))
 }
