@@ -7,10 +7,11 @@
 //! the user change time up to date; it is stopped and joined when the event loop ends
 //! (SIGTERM, SIGINT: after every request taken is answered, see `server`).
 //!
-//! Conf `dbproxyserver.conf`: `ListenIP`, `ListenPort`, `ThreadNum`, `MsfsSite`, `aesKey`,
+//! Conf `dbproxyserver.conf`: `ListenIP`, `ListenPort`, `ThreadNum`, `StoreBatchMax`, `MsfsSite`, `aesKey`,
 //! `DBInstances` (+ per-pool keys), `CacheInstances` (+ per-pool keys): see `settings`.
 
 mod handlers;
+mod id_cache;
 mod metrics;
 mod model;
 mod msfs;
@@ -78,6 +79,7 @@ fn run(conf_path: &std::path::Path) -> Result<(), String> {
         last_update: AtomicU32::new(last_update),
         audio_placeholder: audio_placeholder(&settings.aes_key)?,
         login_failures: Mutex::new(LoginFailures::default()),
+        ids: id_cache::IdCache::default(),
     });
 
     // Each worker holds one connection per pool: a pool uses ThreadNum connections.
@@ -130,8 +132,10 @@ fn run(conf_path: &std::path::Path) -> Result<(), String> {
     daemon::listen_all(ev.net(), &settings.listen_ips, settings.listen_port)?;
     let mut server = PduServer::new(Server::new(jobs_tx), ev.net());
     log::info!(
-        "db_proxy_server: {} worker threads, msfs upload url {}/",
+        "db_proxy_server: {} worker threads, up to {} messages stored per transaction, msfs \
+         upload url {}/",
         settings.thread_num,
+        settings.store_batch_max,
         settings.msfs_site
     );
     // The start-up connections go on serving the sync thread.
@@ -150,34 +154,75 @@ fn run(conf_path: &std::path::Path) -> Result<(), String> {
 }
 
 /// One worker thread: owns its database connections, runs jobs until the I/O thread is gone.
+///
+/// A message to store takes with it every message job waiting in the queue, up to
+/// `StoreBatchMax`, and they are stored in one transaction (see `model::batch`). The first
+/// other job it meets ends the batch and runs after the batch is answered, so a worker never
+/// runs a request before one that came earlier on the same queue.
 fn worker(jobs: Receiver<Job>, poster: Poster<Msg>, settings: &Settings, shared: &Shared) {
     let new_stores = || Stores::new(&settings.master, &settings.slave, &settings.caches);
     let mut stores = new_stores();
-    for job in jobs.iter() {
+    let mut held: Option<Job> = None;
+    loop {
+        let job = match held.take() {
+            Some(job) => job,
+            None => match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            },
+        };
         let started = std::time::Instant::now();
+        let mut batch = vec![job];
+        if handlers::is_batched(batch[0].header.command_id) {
+            while batch.len() < settings.store_batch_max {
+                match jobs.try_recv() {
+                    Ok(next) if handlers::is_batched(next.header.command_id) => batch.push(next),
+                    Ok(next) => {
+                        held = Some(next);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
         let run = catch_unwind(AssertUnwindSafe(|| {
-            handlers::handle(&mut stores, shared, &job.header, &job.body)
+            if handlers::is_batched(batch[0].header.command_id) {
+                let requests: Vec<_> = batch.iter().map(|j| (&j.header, &j.body[..])).collect();
+                handlers::handle_batch(&mut stores, shared, &requests)
+            } else {
+                let one = &batch[0];
+                vec![handlers::handle(
+                    &mut stores,
+                    shared,
+                    &one.header,
+                    &one.body,
+                )]
+            }
         }));
-        metrics::LATENCY.observe(job.header.command_id, started.elapsed());
-        let reply = match run {
-            Ok(reply) => reply,
+        let elapsed = started.elapsed();
+        let replies = match run {
+            Ok(replies) => replies,
             Err(_) => {
                 log::error!(
-                    "handler of 0x{:04x} panicked; request dropped, connections reopened",
-                    job.header.command_id
+                    "handler of 0x{:04x} ({} requests) panicked; requests dropped, connections \
+                     reopened",
+                    batch[0].header.command_id,
+                    batch.len()
                 );
                 stores = new_stores();
-                None
+                Vec::new()
             }
         };
-        if poster
-            .post(Msg::Done {
+        let mut replies = replies.into_iter();
+        for job in &batch {
+            metrics::LATENCY.observe(job.header.command_id, elapsed);
+            let done = Msg::Done {
                 conn: job.conn,
-                reply,
-            })
-            .is_err()
-        {
-            break;
+                reply: replies.next().flatten(),
+            };
+            if poster.post(done).is_err() {
+                return;
+            }
         }
     }
 }

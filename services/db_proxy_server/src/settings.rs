@@ -31,6 +31,8 @@ pub struct Settings {
     pub listen_ips: Vec<String>,
     pub listen_port: u16,
     pub thread_num: usize,
+    /// `StoreBatchMax`: most messages a worker stores in one transaction.
+    pub store_batch_max: usize,
     pub msfs_site: String,
     pub aes_key: Vec<u8>,
     pub master: DbPool,
@@ -47,6 +49,10 @@ pub const CACHE_GROUP_SET: &str = "group_set";
 pub const CACHE_TOKEN: &str = "token";
 pub const CACHE_GROUP_MEMBER: &str = "group_member";
 
+/// Default and upper bound of `StoreBatchMax`.
+pub const STORE_BATCH_DEFAULT: usize = 256;
+pub const STORE_BATCH_LIMIT: usize = 4096;
+
 /// Upper bound of `ThreadNum` (each worker holds its own MySQL and Redis connections).
 pub const MAX_THREADS: usize = 256;
 
@@ -60,6 +66,14 @@ impl Settings {
                 "ThreadNum",
                 &thread_num.to_string(),
                 &format!("a number of worker threads from 1 to {MAX_THREADS}"),
+            ));
+        }
+        let store_batch_max: usize = conf.get_parse("StoreBatchMax", STORE_BATCH_DEFAULT)?;
+        if store_batch_max == 0 || store_batch_max > STORE_BATCH_LIMIT {
+            return Err(conf.invalid(
+                "StoreBatchMax",
+                &store_batch_max.to_string(),
+                &format!("a number of messages from 1 to {STORE_BATCH_LIMIT}"),
             ));
         }
         let msfs_site = conf.require("MsfsSite")?.to_string();
@@ -133,6 +147,7 @@ impl Settings {
             listen_ips,
             listen_port,
             thread_num,
+            store_batch_max,
             msfs_site,
             aes_key,
             master,

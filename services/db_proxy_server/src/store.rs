@@ -31,6 +31,9 @@ const SLOW_CONNECT: Duration = Duration::from_millis(200);
 const ER_DUP_ENTRY: u16 = 1062;
 /// Most keys one Redis connection remembers as checked ([`Cache::mark_checked`]).
 const MAX_CHECKED_KEYS: usize = 100_000;
+/// Prepared statements one MySQL connection keeps: the handlers' statements and the group
+/// commit's multi-row INSERTs (nine row counts per message table, see `model::batch`).
+const STMT_CACHE: usize = 512;
 const MYSQL_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const MYSQL_IO_TIMEOUT: Duration = Duration::from_secs(30);
 const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -92,7 +95,7 @@ impl Db {
             .tcp_connect_timeout(Some(MYSQL_CONNECT_TIMEOUT))
             .read_timeout(Some(MYSQL_IO_TIMEOUT))
             .write_timeout(Some(MYSQL_IO_TIMEOUT))
-            .stmt_cache_size(256)
+            .stmt_cache_size(STMT_CACHE)
             .init(vec!["SET NAMES utf8mb4"]);
         Db {
             name: pool.name.clone(),
@@ -166,6 +169,29 @@ impl Db {
             }
             Err(e) => Err(self.fail(sql, e)),
         }
+    }
+
+    /// Runs a statement of the text protocol without parameters or rows (`START TRANSACTION`,
+    /// `COMMIT`, `ROLLBACK`).
+    pub fn run(&mut self, sql: &str) -> StoreResult<()> {
+        let r = self.conn()?.query_drop(sql);
+        if r.is_ok() {
+            metrics::mysql_reached(true);
+        }
+        r.map_err(|e| self.fail(sql, e))
+    }
+
+    /// Whether a connection is open: after a failed statement, true when the server answered
+    /// the failure (the connection, and an open transaction on it, are still there), false
+    /// when the connection was lost with it.
+    pub fn connected(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    /// Closes the connection (the server rolls back a transaction it had not committed); the
+    /// next use opens a new one.
+    pub fn close(&mut self) {
+        self.conn = None;
     }
 
     /// Runs an INSERT; `Ok(false)` when it would repeat a unique key (logged as a warning, the
@@ -305,15 +331,28 @@ impl Cache {
     /// meanwhile), the connection is opened again at once and the command sent once more; a
     /// command whose reply was lost with the old connection may so be applied twice.
     pub fn query<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> StoreResult<T> {
+        self.resent(|c| cmd.query::<T>(c))
+    }
+
+    /// Sends the commands of `pipe` in one round trip, with the reconnect-and-resend rule of
+    /// [`Cache::query`] for the whole pipeline; `T` reads the list of their replies.
+    pub fn pipe<T: redis::FromRedisValue>(&mut self, pipe: &redis::Pipeline) -> StoreResult<T> {
+        self.resent(|c| pipe.query::<T>(c))
+    }
+
+    fn resent<T>(
+        &mut self,
+        run: impl Fn(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> StoreResult<T> {
         let opened_before = self.conn.is_some();
-        let first = self.send(cmd);
+        let first = self.send(&run);
         let r = match first {
             Err(e) if opened_before && self.conn.is_none() => {
                 if let SendError::Command(e) = e {
                     log::warn!("redis {}: connection lost ({e}), reconnecting", self.name);
                 }
                 self.backoff.clear();
-                self.send(cmd)
+                self.send(&run)
             }
             r => r,
         };
@@ -327,10 +366,13 @@ impl Cache {
         })
     }
 
-    /// Sends one command; a transport error drops the connection.
-    fn send<T: redis::FromRedisValue>(&mut self, cmd: &redis::Cmd) -> Result<T, SendError> {
+    /// Runs `run` on the connection; a transport error drops the connection.
+    fn send<T>(
+        &mut self,
+        run: &impl Fn(&mut redis::Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, SendError> {
         let conn = self.conn().map_err(SendError::Unconnected)?;
-        let r = cmd.query::<T>(conn).map_err(|e| {
+        let r = run(conn).map_err(|e| {
             let lost = e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error();
             if lost {
                 self.conn = None;

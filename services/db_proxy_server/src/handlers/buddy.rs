@@ -171,7 +171,7 @@ pub fn change_avatar(
 /// Hides a session from the user's list and clears its unread counter (§5.5).
 pub fn remove_session(
     st: &mut Stores,
-    _sh: &Shared,
+    sh: &Shared,
     req: ImRemoveSessionReq,
 ) -> Option<ImRemoveSessionRsp> {
     let (user, peer) = (req.user_id, req.session_id);
@@ -182,6 +182,8 @@ pub fn remove_session(
         );
         return None;
     };
+    // Forgotten before the removal: a message stored meanwhile looks the session up again.
+    sh.ids.forget_session(user, peer, kind);
     let removed = session::find(&mut st.slave, user, peer, kind, false)
         .and_then(|sid| session::remove(&mut st.master, sid, now_secs()));
     let ok = matches!(removed, Ok(true));

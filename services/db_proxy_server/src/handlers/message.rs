@@ -9,8 +9,9 @@ use tt_proto::pb::message::{
 
 use super::Shared;
 use crate::metrics;
+use crate::model::batch::{self, Outcome};
 use crate::model::message::{self, MAX_HISTORY, Outgoing};
-use crate::model::{audio, group, relation, unread};
+use crate::model::{audio, group, now_secs, relation, unread};
 use crate::store::{StoreResult, Stores};
 
 /// Requests name a single chat with session type 1; any other value is read as a group.
@@ -18,9 +19,10 @@ fn is_single(session_type: i32) -> bool {
     session_type == SessionType::Single as i32
 }
 
-/// Stores the message and echoes it with its msg id (0 when it was not stored). No reply at
-/// all for an invalid type, empty data, or a group the sender is not a member of.
-pub fn send(st: &mut Stores, sh: &Shared, mut req: ImMsgData) -> Option<ImMsgData> {
+/// A message that may be stored, with its type; `Err` holds the reply of one that may not
+/// (`None`: no reply at all, for an invalid type or empty data; msg id 0 for text that does not
+/// fit the content column).
+fn checked(mut req: ImMsgData) -> Result<(ImMsgData, MsgType), Option<ImMsgData>> {
     let (from, to) = (req.from_user_id, req.to_session_id);
     let msg_type = MsgType::declared(req.msg_type);
     let Some(msg_type) = msg_type.filter(|_| !req.msg_data.is_empty()) else {
@@ -29,7 +31,7 @@ pub fn send(st: &mut Stores, sh: &Shared, mut req: ImMsgData) -> Option<ImMsgDat
             req.msg_type,
             req.msg_data.len()
         );
-        return None;
+        return Err(None);
     };
     req.msg_id = 0;
     if !msg_type.is_audio() && !message::fits_content_column(&req.msg_data) {
@@ -39,7 +41,7 @@ pub fn send(st: &mut Stores, sh: &Shared, mut req: ImMsgData) -> Option<ImMsgDat
              not stored",
             req.msg_data.len()
         );
-        return Some(req);
+        return Err(Some(req));
     }
     if !msg_type.is_audio() && std::str::from_utf8(&req.msg_data).is_err() {
         // The content column is utf8mb4: MySQL refuses the INSERT after the id is allocated.
@@ -47,35 +49,37 @@ pub fn send(st: &mut Stores, sh: &Shared, mut req: ImMsgData) -> Option<ImMsgDat
             "IMMsgData from {from} to {to}: {} bytes of text that is not UTF-8, not stored",
             req.msg_data.len()
         );
-        return Some(req);
+        return Err(Some(req));
     }
-    let out = Outgoing {
-        msg: &req,
-        msg_type,
-        msfs: &sh.msfs,
-    };
-    let stored = if MsgType::is_group(req.msg_type) {
-        let member =
-            group::exists(st, to).and_then(|exists| Ok(exists && group::has_member(st, from, to)?));
-        match member {
-            Ok(true) => message::store_group(st, &out),
-            Ok(false) => {
-                log::warn!(
-                    "IMMsgData: {from} is not a member of group {to} (or it does not exist), \
-                     no reply"
-                );
-                return None;
-            }
-            // Membership unknown (Redis failed, logged): not stored, answered with msg id 0
-            // like any other failed store, so msg_server ends the sender's request at once.
-            Err(e) => Err(e),
+    Ok((req, msg_type))
+}
+
+/// Whether the sender may write to the group: `Err` holds the reply when not (no reply for a
+/// sender that is not a member or a group that does not exist; msg id 0 when membership is
+/// unknown because Redis failed, logged, so msg_server ends the sender's request at once).
+fn member_may_send(st: &mut Stores, req: ImMsgData) -> Result<ImMsgData, Option<ImMsgData>> {
+    let (from, to) = (req.from_user_id, req.to_session_id);
+    match group::exists(st, to).and_then(|exists| Ok(exists && group::has_member(st, from, to)?)) {
+        Ok(true) => Ok(req),
+        Ok(false) => {
+            log::warn!(
+                "IMMsgData: {from} is not a member of group {to} (or it does not exist), \
+                 no reply"
+            );
+            Err(None)
         }
-    } else if from != to && from != 0 && to != 0 {
-        message::store_single(st, &out)
-    } else {
-        Ok(0)
-    };
-    req.msg_id = stored.unwrap_or(0);
+        Err(_) => Err(Some(req)),
+    }
+}
+
+/// A single-chat message names two distinct, non-zero users.
+fn valid_pair(req: &ImMsgData) -> bool {
+    let (from, to) = (req.from_user_id, req.to_session_id);
+    from != to && from != 0 && to != 0
+}
+
+/// Counts a stored message in the metrics.
+fn count_stored(req: &ImMsgData) {
     if req.msg_id != 0 {
         if MsgType::is_group(req.msg_type) {
             metrics::GROUP_STORED.inc();
@@ -83,7 +87,125 @@ pub fn send(st: &mut Stores, sh: &Shared, mut req: ImMsgData) -> Option<ImMsgDat
             metrics::SINGLE_STORED.inc();
         }
     }
+}
+
+/// Stores the message and echoes it with its msg id (0 when it was not stored). No reply at
+/// all for an invalid type, empty data, or a group the sender is not a member of.
+pub fn send(st: &mut Stores, sh: &Shared, req: ImMsgData) -> Option<ImMsgData> {
+    let (req, msg_type) = match checked(req) {
+        Ok(ok) => ok,
+        Err(reply) => return reply,
+    };
+    let mut req = if MsgType::is_group(req.msg_type) {
+        match member_may_send(st, req) {
+            Ok(req) => req,
+            Err(reply) => return reply,
+        }
+    } else {
+        req
+    };
+    req.msg_id = store_alone(st, sh, &req, msg_type);
+    count_stored(&req);
     Some(req)
+}
+
+/// Stores one message (the sender's membership of a group checked) by the per-message path;
+/// its msg id, 0 when it was not stored.
+fn store_alone(st: &mut Stores, sh: &Shared, req: &ImMsgData, msg_type: MsgType) -> u32 {
+    let out = Outgoing {
+        msg: req,
+        msg_type,
+        msfs: &sh.msfs,
+    };
+    let stored = if MsgType::is_group(req.msg_type) {
+        message::store_group(st, &out)
+    } else if valid_pair(req) {
+        message::store_single(st, &out)
+    } else {
+        Ok(0)
+    };
+    stored.unwrap_or(0)
+}
+
+/// Stores the messages of several `IMMsgData` requests (`bodies`, as taken from the queue
+/// together) and returns each one's reply, in order. Text messages are stored by one group
+/// commit ([`batch::store`]); audio (an upload to msfs each) and messages refused by the checks
+/// of [`send`] are handled one by one first. When the group commit fails before its COMMIT,
+/// each of its messages is stored alone, so that one bad message cannot sink the others; when
+/// the COMMIT itself fails, none is acked.
+pub fn send_batch(st: &mut Stores, sh: &Shared, bodies: &[&[u8]]) -> Vec<Option<ImMsgData>> {
+    let mut replies: Vec<Option<ImMsgData>> = Vec::with_capacity(bodies.len());
+    // (reply index, type) of the messages for the group commit.
+    let mut pending: Vec<(usize, MsgType)> = Vec::new();
+    for body in bodies {
+        let at = replies.len();
+        let Some(req) = super::decode::<ImMsgData>(body) else {
+            replies.push(None);
+            continue;
+        };
+        let (req, msg_type) = match checked(req) {
+            Ok(ok) => ok,
+            Err(reply) => {
+                replies.push(reply);
+                continue;
+            }
+        };
+        if msg_type.is_audio() {
+            replies.push(send(st, sh, req));
+            continue;
+        }
+        let req = if MsgType::is_group(req.msg_type) {
+            match member_may_send(st, req) {
+                Ok(req) => req,
+                Err(reply) => {
+                    replies.push(reply);
+                    continue;
+                }
+            }
+        } else if valid_pair(&req) {
+            req
+        } else {
+            replies.push(Some(req));
+            continue;
+        };
+        replies.push(Some(req));
+        pending.push((at, msg_type));
+    }
+    if pending.is_empty() {
+        return replies;
+    }
+    let mut items: Vec<batch::Item> = pending
+        .iter()
+        .filter_map(|&(at, _)| replies[at].as_ref())
+        .map(|r| {
+            batch::Item::new(
+                r.from_user_id,
+                r.to_session_id,
+                MsgType::is_group(r.msg_type),
+                r.msg_type as u32,
+                r.create_time,
+                &r.msg_data,
+            )
+        })
+        .collect();
+    let outcome = batch::store(st, &sh.ids, &mut items, now_secs());
+    let ids: Vec<u32> = items.iter().map(|i| i.msg_id).collect();
+    drop(items);
+    for (&(at, msg_type), id) in pending.iter().zip(ids) {
+        let Some(req) = replies[at].as_mut() else {
+            continue;
+        };
+        req.msg_id = match outcome {
+            Outcome::Committed => id,
+            Outcome::Refused => 0,
+            Outcome::RolledBack => {
+                let alone = req.clone();
+                store_alone(st, sh, &alone, msg_type)
+            }
+        };
+        count_stored(req);
+    }
+    replies
 }
 
 pub fn read_ack(st: &mut Stores, _sh: &Shared, req: ImMsgDataReadAck) {

@@ -51,6 +51,7 @@ use tt_proto::pdu::{Header, encode_with_header_into};
 
 pub use login::LoginFailures;
 
+use crate::id_cache::IdCache;
 use crate::msfs::Msfs;
 use crate::store::Stores;
 
@@ -63,6 +64,8 @@ pub struct Shared {
     pub login_failures: Mutex<LoginFailures>,
     /// The msfs client of audio uploads and downloads.
     pub msfs: Msfs,
+    /// Relation and session ids of the message store.
+    pub ids: IdCache,
 }
 
 /// What a handler answers.
@@ -178,6 +181,26 @@ pub fn handle(st: &mut Stores, sh: &Shared, header: &Header, body: &[u8]) -> Opt
             None
         }
     }
+}
+
+/// Whether requests of the command are stored together by [`handle_batch`] (messages).
+pub fn is_batched(command_id: u16) -> bool {
+    command_id == <ImMsgData as Command>::COMMAND_ID
+}
+
+/// Runs requests of a batched command ([`is_batched`]) taken from the queue together; the
+/// encoded reply PDU of each, in order.
+pub fn handle_batch(
+    st: &mut Stores,
+    sh: &Shared,
+    requests: &[(&Header, &[u8])],
+) -> Vec<Option<Vec<u8>>> {
+    let bodies: Vec<&[u8]> = requests.iter().map(|&(_, body)| body).collect();
+    message::send_batch(st, sh, &bodies)
+        .into_iter()
+        .zip(requests)
+        .map(|(reply, &(header, _))| reply.encode(header))
+        .collect()
 }
 
 #[cfg(test)]

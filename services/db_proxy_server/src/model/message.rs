@@ -40,15 +40,17 @@ pub fn fits_content_column(data: &[u8]) -> bool {
 // Storing (§4.3, §4.4, §4.6, §5.10)
 
 /// The sessions and relation of a single-chat pair.
-struct PairIds {
-    sid: u32,
-    psid: u32,
-    relate_id: u32,
+pub(super) struct PairIds {
+    /// The sender's session.
+    pub sid: u32,
+    /// The receiver's session.
+    pub psid: u32,
+    pub relate_id: u32,
 }
 
 /// Finds (fast path, no lock) or creates under the pair lock the sender's and the receiver's
 /// sessions and the pair's relation.
-fn ensure_pair(st: &mut Stores, from: u32, to: u32, now: u32) -> StoreResult<PairIds> {
+pub(super) fn ensure_pair(st: &mut Stores, from: u32, to: u32, now: u32) -> StoreResult<PairIds> {
     let single = SessionType::Single;
     let sid = session::find(&mut st.slave, from, to, single, false)?;
     let psid = session::find(&mut st.slave, to, from, single, false)?;
@@ -87,27 +89,27 @@ fn ensure_pair(st: &mut Stores, from: u32, to: u32, now: u32) -> StoreResult<Pai
 const STORE_ATTEMPTS: u32 = 3;
 
 /// In one atomic step: if the counter `KEYS[1]` is below `ARGV[1]` (or missing, or not a
-/// number), sets it to `ARGV[1]` and returns it incremented; otherwise returns it incremented
-/// when `ARGV[2]` is 1, and 0 (nothing changed) when it is 0.
+/// number), sets it to `ARGV[1]` and returns it incremented by `ARGV[3]`; otherwise returns it
+/// incremented by `ARGV[3]` when `ARGV[2]` is 1, and 0 (nothing changed) when it is 0.
 const RAISE_COUNTER: &str = "local v = tonumber(redis.call('GET', KEYS[1]) or '0') or -1 \
      if v < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) \
      elseif ARGV[2] == '0' then return 0 end \
-     return redis.call('INCRBY', KEYS[1], 1)";
+     return redis.call('INCRBY', KEYS[1], ARGV[3])";
 
 /// A conversation: its Redis msg id counter and the table and column of its stored messages.
-struct Conversation {
-    key: String,
-    table: String,
+pub(super) struct Conversation {
+    pub key: String,
+    pub table: String,
     column: &'static str,
     id: u32,
 }
 
 impl Conversation {
-    fn single(relate_id: u32) -> Conversation {
+    pub fn single(relate_id: u32) -> Conversation {
         Conversation::new("msg_id_", "IMMessage_", "relateId", relate_id)
     }
 
-    fn group(group: u32) -> Conversation {
+    pub fn group(group: u32) -> Conversation {
         Conversation::new("group_msg_id_", "IMGroupMessage_", "groupId", group)
     }
 
@@ -122,7 +124,7 @@ impl Conversation {
     }
 
     /// The highest msg id stored (master, so a message acked a moment ago counts); 0 if none.
-    fn max_stored(&self, db: &mut Db) -> StoreResult<u32> {
+    pub fn max_stored(&self, db: &mut Db) -> StoreResult<u32> {
         let sql = format!(
             "SELECT MAX(msgId) FROM {} WHERE {}=?",
             self.table, self.column
@@ -134,7 +136,7 @@ impl Conversation {
     }
 
     /// A counter value as a msg id; 0 (logged) outside 1..=u32::MAX.
-    fn msg_id(&self, value: i64) -> u32 {
+    pub fn msg_id(&self, value: i64) -> u32 {
         let id = u32::try_from(value).unwrap_or(0);
         if id == 0 {
             log::error!("{}: counter value {value} out of range", self.key);
@@ -142,9 +144,16 @@ impl Conversation {
         id
     }
 
-    /// Runs [`RAISE_COUNTER`] with `stored` (the highest stored id); `always` asks for a new
-    /// id even when the counter is not behind. The counter counts as checked afterwards.
-    fn raise(&self, st: &mut Stores, stored: u32, always: bool) -> StoreResult<i64> {
+    /// Runs [`RAISE_COUNTER`] with `stored` (the highest stored id) for `count` ids; `always`
+    /// asks for them even when the counter is not behind. The counter counts as checked
+    /// afterwards.
+    pub fn raise(
+        &self,
+        st: &mut Stores,
+        stored: u32,
+        always: bool,
+        count: u32,
+    ) -> StoreResult<i64> {
         let cache = st.cache(CACHE_UNREAD)?;
         let value: i64 = cache.query(
             redis::cmd("EVAL")
@@ -152,7 +161,8 @@ impl Conversation {
                 .arg(1)
                 .arg(&self.key)
                 .arg(stored)
-                .arg(u8::from(always)),
+                .arg(u8::from(always))
+                .arg(count),
         )?;
         cache.mark_checked(&self.key);
         Ok(value)
@@ -161,7 +171,7 @@ impl Conversation {
     /// A new id above both the counter and every stored id.
     fn id_above_stored(&self, st: &mut Stores) -> StoreResult<u32> {
         let stored = self.max_stored(&mut st.master)?;
-        Ok(self.msg_id(self.raise(st, stored, true)?))
+        Ok(self.msg_id(self.raise(st, stored, true, 1)?))
     }
 }
 
@@ -182,7 +192,7 @@ fn next_msg_id(st: &mut Stores, conv: &Conversation) -> StoreResult<u32> {
     }
     // Either the counter is behind the stored ids, or concurrent senders took and stored
     // higher ids since this one was handed out: only the first is a reason to move on.
-    match conv.raise(st, stored, false)? {
+    match conv.raise(st, stored, false, 1)? {
         0 => Ok(conv.msg_id(value)),
         raised => {
             log::warn!(
@@ -288,25 +298,36 @@ pub fn store_single(st: &mut Stores, out: &Outgoing) -> StoreResult<u32> {
     Ok(msg_id)
 }
 
+/// Finds (no lock) or creates under its lock the sender's session of a group.
+pub(super) fn ensure_group_session(
+    st: &mut Stores,
+    from: u32,
+    group: u32,
+    now: u32,
+) -> StoreResult<u32> {
+    let kind = SessionType::Group;
+    let sid = session::find(&mut st.slave, from, group, kind, false)?;
+    if sid != 0 {
+        return Ok(sid);
+    }
+    let lock = PairLock::group_session(&mut st.master, from, group)?;
+    let added = session::find(&mut st.master, from, group, kind, false).and_then(|s| {
+        if s != 0 {
+            Ok(s)
+        } else {
+            session::add(&mut st.master, from, group, kind, now)
+        }
+    });
+    lock.release(&mut st.master);
+    added
+}
+
 /// Stores one group message (text or audio) of a member; returns its msg id (0 when it was not
 /// stored).
 pub fn store_group(st: &mut Stores, out: &Outgoing) -> StoreResult<u32> {
     let (now, msg) = (now_secs(), out.msg);
     let (from, group) = (msg.from_user_id, msg.to_session_id);
-    let kind = SessionType::Group;
-    let mut sid = session::find(&mut st.slave, from, group, kind, false)?;
-    if sid == 0 {
-        let lock = PairLock::group_session(&mut st.master, from, group)?;
-        let added = session::find(&mut st.master, from, group, kind, false).and_then(|s| {
-            if s != 0 {
-                Ok(s)
-            } else {
-                session::add(&mut st.master, from, group, kind, now)
-            }
-        });
-        lock.release(&mut st.master);
-        sid = added?;
-    }
+    let sid = ensure_group_session(st, from, group, now)?;
     let conv = Conversation::group(group);
     let Some((first, content)) = id_and_content(st, out, &conv)? else {
         return Ok(0);

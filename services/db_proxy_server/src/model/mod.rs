@@ -12,6 +12,7 @@
 //! | `RelationModel`                                | [`relation`] |
 //! | `SessionModel`                                 | [`session`]  |
 //! | `MessageModel`, `GroupMessageModel`            | [`message`]  |
+//! | group commit of messages (no original)         | [`batch`]    |
 //! | `GroupModel` (groups, membership, push shield) | [`group`]    |
 //! | `GroupModel` (create, membership changes)      | [`group_member`] |
 //! | unread counters (§4.7)                         | [`unread`]   |
@@ -20,6 +21,7 @@
 //! | `FileModel` (offline files)                    | [`transmit_file`] |
 
 pub mod audio;
+pub mod batch;
 pub mod depart;
 pub mod group;
 pub mod group_member;
