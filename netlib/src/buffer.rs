@@ -5,14 +5,14 @@
 ///
 /// The owner's `on_read` looks at [`Buffer::data`] and calls [`Buffer::consume`] for every whole
 /// unit (a PDU, an HTTP request) it has handled; whatever is left stays for the next read.
+///
+/// A buffer allocates nothing until bytes are put in it, and a connection's buffers give their
+/// memory back once drained: an idle connection holds no buffer memory at all.
 #[derive(Debug, Default)]
 pub struct Buffer {
     data: Vec<u8>,
     start: usize,
 }
-
-/// Capacity above which an emptied buffer gives its memory back.
-const SHRINK_ABOVE: usize = 64 * 1024;
 
 impl Buffer {
     pub fn new() -> Self {
@@ -50,6 +50,11 @@ impl Buffer {
         self.append(|v| v.extend_from_slice(bytes));
     }
 
+    /// Bytes allocated (0 until the first bytes are put in, and again once released).
+    pub fn capacity(&self) -> usize {
+        self.data.capacity()
+    }
+
     /// Lets `fill` append to the underlying vector in place (e.g. encoding a PDU straight into
     /// an output buffer); whatever it appends becomes part of the data. The consumed prefix is
     /// reclaimed first once it is at least half the vector, so memory stays proportional to
@@ -57,19 +62,45 @@ impl Buffer {
     #[inline]
     pub(crate) fn append(&mut self, fill: impl FnOnce(&mut Vec<u8>)) {
         if self.start > 0 && self.start >= self.data.len() / 2 {
-            self.compact();
+            self.shift();
         }
         fill(&mut self.data);
     }
 
-    /// Moves the unconsumed bytes to the front, and frees a large allocation once drained.
-    pub(crate) fn compact(&mut self) {
+    /// Moves the unconsumed bytes to the front.
+    fn shift(&mut self) {
         if self.start > 0 {
             self.data.drain(..self.start);
             self.start = 0;
         }
-        if self.data.is_empty() && self.data.capacity() > SHRINK_ABOVE {
+    }
+
+    /// Moves the unconsumed bytes to the front; a drained buffer gives all its memory back.
+    pub(crate) fn compact(&mut self) {
+        self.shift();
+        if self.data.is_empty() && self.data.capacity() > 0 {
             self.data = Vec::new();
+        }
+    }
+
+    /// A copy of the unconsumed bytes in an allocation of their size (what a connection keeps
+    /// of a shared buffer); empties this one, keeping its allocation up to `keep` bytes.
+    pub(crate) fn split_off_exact(&mut self, keep: usize) -> Buffer {
+        let rest = Buffer {
+            data: self.data().to_vec(),
+            start: 0,
+        };
+        self.clear_keeping(keep);
+        rest
+    }
+
+    /// Empties the buffer; keeps its allocation if that is at most `keep` bytes.
+    pub(crate) fn clear_keeping(&mut self, keep: usize) {
+        self.start = 0;
+        if self.data.capacity() > keep {
+            self.data = Vec::new();
+        } else {
+            self.data.clear();
         }
     }
 }
@@ -91,6 +122,51 @@ mod tests {
         b.consume(100);
         assert!(b.is_empty());
         assert_eq!(b.len(), 0);
+    }
+
+    #[test]
+    fn nothing_is_allocated_before_use_and_a_drained_buffer_releases_all() {
+        let mut b = Buffer::new();
+        assert_eq!(b.capacity(), 0);
+        b.compact();
+        assert_eq!(
+            b.capacity(),
+            0,
+            "compacting an unused buffer allocates nothing"
+        );
+        b.extend(b"a partial PDU");
+        assert!(b.capacity() >= 13);
+        b.consume(2);
+        b.compact();
+        assert_eq!(
+            b.data(),
+            b"partial PDU",
+            "compact keeps what is not consumed"
+        );
+        assert!(b.capacity() > 0);
+        b.consume(b.len());
+        assert!(b.is_empty());
+        b.compact();
+        assert_eq!(b.capacity(), 0, "drained: the memory is given back");
+    }
+
+    #[test]
+    fn split_off_exact_copies_the_rest_and_keeps_a_bounded_allocation() {
+        let mut shared = Buffer::new();
+        shared.extend(&[1u8; 1000]);
+        shared.consume(990);
+        let rest = shared.split_off_exact(4096);
+        assert_eq!(rest.data(), &[1u8; 10]);
+        assert_eq!(rest.capacity(), 10, "the copy is the size of the rest");
+        assert!(shared.is_empty());
+        assert!(
+            shared.capacity() >= 1000,
+            "the shared buffer keeps its allocation"
+        );
+        shared.extend(&[2u8; 5000]);
+        let rest = shared.split_off_exact(4096);
+        assert_eq!(rest.len(), 5000);
+        assert_eq!(shared.capacity(), 0, "over `keep`: released");
     }
 
     #[test]

@@ -27,7 +27,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::buffer::Buffer;
 use crate::inbox::{Poster, Shared};
-use crate::net::{CloseReason, Config, Conn, ConnId, ListenerId, Net, Phase, Socket};
+use crate::net::{CloseReason, Config, Conn, ConnId, ListenerId, Net, Phase, SPARE_KEEP, Socket};
 use crate::slab::{Slab, unpack};
 use crate::timer::{TimerId, TimerKind, Timers};
 
@@ -151,6 +151,8 @@ impl<M: Send + 'static> EventLoop<M> {
                 closed: VecDeque::new(),
                 ready: Vec::new(),
                 scratch: Vec::new(),
+                spare_input: Buffer::new(),
+                spare_output: Buffer::new(),
                 open_conns: 0,
                 now: Instant::now(),
                 running: false,
@@ -441,7 +443,10 @@ fn read<H: Handler>(net: &mut Net, h: &mut H, conn: ConnId) {
         net.now,
     );
     let Net {
-        sockets, scratch, ..
+        sockets,
+        scratch,
+        spare_input,
+        ..
     } = net;
     let Some(Socket::Conn(c)) = sockets.get_mut(conn.0) else {
         return;
@@ -449,17 +454,21 @@ fn read<H: Handler>(net: &mut Net, h: &mut H, conn: ConnId) {
     if scratch.len() < chunk {
         scratch.resize(chunk, 0);
     }
+    // A connection with nothing left over reads into the loop's spare input buffer: it keeps
+    // only what its owner leaves unconsumed (usually nothing), in an allocation of that size.
+    let shared = c.input.is_empty();
+    let input = if shared { spare_input } else { &mut c.input };
     let mut read_total = 0;
     let mut end: Option<CloseReason> = None;
     let mut more = false;
     loop {
-        let room = max_input.saturating_sub(c.input.len());
+        let room = max_input.saturating_sub(input.len());
         if room == 0 || read_total >= budget {
             more = true;
             break;
         }
-        // Read into the loop's one scratch buffer and keep only what arrived: a connection's
-        // own buffer holds just its unconsumed bytes, never a whole read chunk.
+        // Read into the loop's one scratch buffer and keep only what arrived: a buffer holds
+        // just its unconsumed bytes, never a whole read chunk.
         let n = chunk.min(room);
         match c.stream.read(&mut scratch[..n]) {
             Ok(0) => {
@@ -467,7 +476,7 @@ fn read<H: Handler>(net: &mut Net, h: &mut H, conn: ConnId) {
                 break;
             }
             Ok(k) => {
-                c.input.extend(&scratch[..k]);
+                input.extend(&scratch[..k]);
                 read_total += k;
             }
             Err(e) => match e.kind() {
@@ -483,27 +492,36 @@ fn read<H: Handler>(net: &mut Net, h: &mut H, conn: ConnId) {
     if read_total > 0 {
         c.activity.last_recv = now;
     }
-    if !c.input.is_empty() && read_total > 0 {
-        let mut input = std::mem::take(&mut c.input);
+    if read_total > 0 {
+        let mut input = std::mem::take(input);
         h.on_read(net, conn, &mut input);
-        match net.sockets.get_mut(conn.0) {
+        let kept = match net.sockets.get_mut(conn.0) {
             Some(Socket::Conn(c)) if c.phase == Phase::Connected => {
-                input.compact();
-                let full = input.len() >= max_input;
-                c.input = input;
-                if full {
-                    log::warn!("netlib: closing {conn:?}: {max_input} bytes of input unconsumed");
-                    net.fail(conn, CloseReason::InputOverflow);
-                    end = None;
-                    more = false;
+                if shared {
+                    c.input = input.split_off_exact(SPARE_KEEP);
+                } else {
+                    input.compact();
+                    c.input = std::mem::take(&mut input);
                 }
+                Some(c.input.len())
             }
             // Closed by the handler: whatever it had not consumed is dropped (and so is the
             // end-of-stream, the owner has been told already).
-            _ => {
-                deliver_closed(net, h);
-                return;
-            }
+            _ => None,
+        };
+        if shared {
+            input.clear_keeping(SPARE_KEEP);
+            net.spare_input = input;
+        }
+        let Some(unconsumed) = kept else {
+            deliver_closed(net, h);
+            return;
+        };
+        if unconsumed >= max_input {
+            log::warn!("netlib: closing {conn:?}: {max_input} bytes of input unconsumed");
+            net.fail(conn, CloseReason::InputOverflow);
+            end = None;
+            more = false;
         }
         deliver_closed(net, h);
     }

@@ -59,6 +59,9 @@ impl Default for Config {
     }
 }
 
+/// The largest allocation the loop's spare buffers keep between uses.
+pub(crate) const SPARE_KEEP: usize = 256 * 1024;
+
 /// A connection (open_conns or outgoing). Never reused within one event loop, so a stale id
 /// simply finds nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -140,6 +143,12 @@ pub struct Net {
     pub(crate) ready: Vec<u64>,
     /// Where reads land before the bytes are appended to a connection's input.
     pub(crate) scratch: Vec<u8>,
+    /// The input handed to `on_read` when the connection had none left over: only what the
+    /// owner does not consume is copied to the connection (see `event_loop::read`).
+    pub(crate) spare_input: Buffer,
+    /// Where a send to a connection with nothing queued is encoded and written from: only
+    /// what the socket does not take is copied to the connection.
+    pub(crate) spare_output: Buffer,
     /// Connections the owner knows (accepted or outgoing, not closing).
     pub(crate) open_conns: usize,
     pub(crate) now: Instant,
@@ -316,6 +325,14 @@ impl Net {
         self.open_conn(conn).map(|c| c.activity)
     }
 
+    /// Bytes allocated for `conn`'s input and output buffers (None for an unknown or closed
+    /// connection). Both are 0 while nothing is left over or queued: a drained buffer gives
+    /// its memory back.
+    pub fn buffer_capacity(&self, conn: ConnId) -> Option<(usize, usize)> {
+        self.open_conn(conn)
+            .map(|c| (c.input.capacity(), c.output.capacity()))
+    }
+
     /// Bytes queued for output on `conn` (0 for an unknown connection).
     pub fn output_len(&self, conn: ConnId) -> usize {
         self.open_conn(conn).map_or(0, |c| c.output.len())
@@ -333,23 +350,39 @@ impl Net {
     pub fn send_with(&mut self, conn: ConnId, fill: impl FnOnce(&mut Vec<u8>)) -> bool {
         let high_water = self.config.output_high_water;
         let now = self.now;
-        let Some(c) = self.open_conn_mut(conn) else {
-            return false;
+        let Net {
+            sockets,
+            spare_output,
+            ..
+        } = self;
+        let c = match sockets.get_mut(conn.0) {
+            Some(Socket::Conn(c)) if c.phase != Phase::Closing => c,
+            _ => return false,
         };
         c.activity.last_send = now;
-        let was_empty = c.output.is_empty();
-        c.output.append(fill);
-        if c.output.is_empty() {
-            return true;
-        }
-        if was_empty && c.phase == Phase::Connected {
-            match c.flush() {
-                Ok(true) => return true,
-                Ok(false) => {}
+        if c.output.is_empty() && c.phase == Phase::Connected {
+            // Nothing queued: encode into the loop's spare buffer and write from there; the
+            // connection keeps (in an allocation of their size) only the bytes the socket did
+            // not take.
+            spare_output.append(fill);
+            let written = write_some(&mut c.stream, spare_output.data());
+            match written {
+                Ok(n) => spare_output.consume(n),
                 Err(e) => {
+                    spare_output.clear_keeping(SPARE_KEEP);
                     self.fail(conn, CloseReason::Error(e.kind()));
                     return false;
                 }
+            }
+            if spare_output.is_empty() {
+                spare_output.clear_keeping(SPARE_KEEP);
+                return true;
+            }
+            c.output = spare_output.split_off_exact(SPARE_KEEP);
+        } else {
+            c.output.append(fill);
+            if c.output.is_empty() {
+                return true;
             }
         }
         c.queued = true;
@@ -484,18 +517,28 @@ impl Conn {
         }
     }
 
-    /// Writes queued output until done (true) or the socket is full (false).
+    /// Writes queued output until done (true) or the socket is full (false). Drained output
+    /// gives its memory back.
     pub(crate) fn flush(&mut self) -> io::Result<bool> {
-        while !self.output.is_empty() {
-            match self.stream.write(self.output.data()) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.output.consume(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let n = write_some(&mut self.stream, self.output.data())?;
+        self.output.consume(n);
+        let drained = self.output.is_empty();
         self.output.compact();
-        Ok(true)
+        Ok(drained)
     }
+}
+
+/// Writes `bytes` until all are written or the socket is full; returns how many were written.
+fn write_some(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < bytes.len() {
+        match stream.write(&bytes[done..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }

@@ -615,3 +615,97 @@ fn close_listeners_and_close_all_flush_every_connection_then_fin() {
         "nobody listens after close_listeners"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+
+/// Consumes its input in 4-byte frames and echoes them; can send a bulk payload on demand.
+#[derive(Default)]
+struct Framer {
+    conn: Option<ConnId>,
+    reads: usize,
+    drained: usize,
+}
+
+impl Handler for Framer {
+    type Msg = ();
+    fn on_accept(&mut self, _: &mut Net, _: ListenerId, conn: ConnId, _: SocketAddr) {
+        self.conn = Some(conn);
+    }
+    fn on_read(&mut self, net: &mut Net, conn: ConnId, input: &mut Buffer) {
+        let whole = input.len() / 4 * 4;
+        let frames = input.data()[..whole].to_vec();
+        input.consume(whole);
+        assert!(net.send(conn, &frames));
+        self.reads += 1;
+    }
+    fn on_drain(&mut self, _: &mut Net, _: ConnId) {
+        self.drained += 1;
+    }
+    fn on_timer(&mut self, _: &mut Net, _: TimerId, tag: u64) {
+        guard(tag);
+    }
+}
+
+fn turn_until(ev: &mut EventLoop<()>, h: &mut Framer, done: impl Fn(&Framer) -> bool) {
+    while !done(h) {
+        ev.turn(h).unwrap();
+    }
+}
+
+#[test]
+fn connection_buffers_are_allocated_on_use_and_released_when_drained() {
+    let mut ev = new_loop(Config::default());
+    let l = ev.net().listen(loopback()).unwrap();
+    let addr = ev.net().listener_addr(l).unwrap();
+    let mut client = StdStream::connect(addr).unwrap();
+    let mut h = Framer::default();
+    turn_until(&mut ev, &mut h, |h| h.conn.is_some());
+    let conn = h.conn.unwrap();
+    assert_eq!(
+        ev.net().buffer_capacity(conn),
+        Some((0, 0)),
+        "nothing before use"
+    );
+
+    // Two whole frames and half of one: the frames are echoed at once (nothing queued), the
+    // half frame is all the connection keeps, in an allocation of its size.
+    client.write_all(b"abcdefghij").unwrap();
+    turn_until(&mut ev, &mut h, |h| h.reads == 1);
+    assert_eq!(ev.net().buffer_capacity(conn), Some((2, 0)));
+    let mut echoed = [0u8; 8];
+    client.read_exact(&mut echoed).unwrap();
+    assert_eq!(&echoed, b"abcdefgh");
+
+    // The rest of the frame: input drained, nothing kept.
+    client.write_all(b"kl").unwrap();
+    turn_until(&mut ev, &mut h, |h| h.reads == 2);
+    assert_eq!(ev.net().buffer_capacity(conn), Some((0, 0)));
+    let mut echoed = [0u8; 4];
+    client.read_exact(&mut echoed).unwrap();
+    assert_eq!(&echoed, b"ijkl");
+
+    // More than the socket takes while the client does not read: the rest is queued (and
+    // allocated) until the client has read everything, then released.
+    let bulk = pattern(4 * 1024 * 1024);
+    assert!(ev.net().send(conn, &bulk));
+    let (input_cap, output_cap) = ev.net().buffer_capacity(conn).unwrap();
+    assert_eq!(input_cap, 0);
+    assert!(output_cap > 0, "output queued");
+    assert!(
+        output_cap <= bulk.len(),
+        "at most what was not written: {output_cap}"
+    );
+    let reader = thread::spawn(move || {
+        let mut got = vec![0u8; bulk.len()];
+        client.read_exact(&mut got).unwrap();
+        assert!(got == bulk, "bulk payload intact");
+        client
+    });
+    turn_until(&mut ev, &mut h, |h| h.drained == 1);
+    assert_eq!(
+        ev.net().buffer_capacity(conn),
+        Some((0, 0)),
+        "drained: released"
+    );
+    drop(reader.join().unwrap());
+}
