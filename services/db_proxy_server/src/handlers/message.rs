@@ -189,6 +189,12 @@ pub fn send_batch(st: &mut Stores, sh: &Shared, bodies: &[&[u8]]) -> Vec<Option<
         })
         .collect();
     let outcome = batch::store(st, &sh.ids, &mut items, now_secs());
+    if outcome == Outcome::RolledBack {
+        log::warn!(
+            "group commit of {} messages rolled back; storing each alone",
+            items.len()
+        );
+    }
     let ids: Vec<u32> = items.iter().map(|i| i.msg_id).collect();
     drop(items);
     for (&(at, msg_type), id) in pending.iter().zip(ids) {
