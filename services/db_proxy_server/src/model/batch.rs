@@ -303,43 +303,36 @@ fn insert_rows(db: &mut Db, stored: &[&Item]) -> StoreResult<()> {
         while !rest.is_empty() {
             let (chunk, tail) = rest.split_at(rows_per_statement(rest.len()));
             rest = tail;
-            let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 8);
-            let sql = if group {
-                for i in chunk {
-                    params.extend([
-                        i.conv.into(),
-                        i.from.into(),
-                        i.msg_id.into(),
-                        i.content.into(),
-                        i.kind.into(),
-                        i.created.into(),
-                        i.created.into(),
-                    ]);
+            let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 9);
+            for i in chunk {
+                params.push(i.conv.into());
+                params.push(i.from.into());
+                if !group {
+                    params.push(i.to.into());
                 }
-                format!(
-                    "INSERT INTO {table} (groupId, userId, msgId, content, type, status, \
-                     updated, created) VALUES {}",
-                    values_list("(?, ?, ?, ?, ?, 0, ?, ?)", chunk.len())
+                params.extend([
+                    i.msg_id.into(),
+                    i.content.into(),
+                    i.kind.into(),
+                    i.created.into(),
+                    i.created.into(),
+                ]);
+            }
+            let (columns, row) = if group {
+                (
+                    "groupId, userId, msgId, content, type, status, updated, created",
+                    "(?, ?, ?, ?, ?, 0, ?, ?)",
                 )
             } else {
-                for i in chunk {
-                    params.extend([
-                        i.conv.into(),
-                        i.from.into(),
-                        i.to.into(),
-                        i.msg_id.into(),
-                        i.content.into(),
-                        i.kind.into(),
-                        i.created.into(),
-                        i.created.into(),
-                    ]);
-                }
-                format!(
-                    "INSERT INTO {table} (relateId, fromId, toId, msgId, content, status, \
-                     type, created, updated) VALUES {}",
-                    values_list("(?, ?, ?, ?, ?, 0, ?, ?, ?)", chunk.len())
+                (
+                    "relateId, fromId, toId, msgId, content, type, status, created, updated",
+                    "(?, ?, ?, ?, ?, ?, 0, ?, ?)",
                 )
             };
+            let sql = format!(
+                "INSERT INTO {table} ({columns}) VALUES {}",
+                values_list(row, chunk.len())
+            );
             db.exec(&sql, params)?;
         }
     }
