@@ -43,18 +43,16 @@ pub enum ConnState {
     Open,
 }
 
-/// The per-connection data of `CMsgConn`.
+/// The per-connection data of `CMsgConn`. Kept small (one per connection): what only a login
+/// in progress needs is boxed and dropped at the login, the pending-request times are
+/// allocated while requests wait.
 #[derive(Debug)]
 pub struct ClientConn {
     pub handle: u32,
-    pub peer: SocketAddr,
-    pub state: ConnState,
-    pub login_name: Vec<u8>,
     pub user_id: u32,
     pub client_type: i32,
-    pub client_version: Vec<u8>,
     pub online_status: i32,
-    pub accepted_at: Instant,
+    pub state: ConnState,
     pub msgs_this_second: u32,
     /// P2P commands, read acks and remove-session requests this second (each is relayed to
     /// other users' connections and every msg_server: `RelayRateLimit`).
@@ -62,26 +60,52 @@ pub struct ClientConn {
     /// Requests and messages dropped by the limits since the last tick: only the first of a
     /// second is logged, the tick logs how many followed (a flood must not flood the log).
     pub drops_this_second: u32,
+    pub peer: SocketAddr,
+    /// Until the login succeeds.
+    before_login: Option<Box<BeforeLogin>>,
     /// When each request still awaiting a reply was sent (oldest first).
     pending: VecDeque<Instant>,
+}
+
+/// What a connection needs until its login succeeds.
+#[derive(Debug)]
+struct BeforeLogin {
+    accepted_at: Instant,
+    /// The name of the login being validated (its reply must match it).
+    login_name: Box<[u8]>,
 }
 
 impl ClientConn {
     pub fn new(handle: u32, now: Instant, peer: SocketAddr) -> ClientConn {
         ClientConn {
             handle,
-            peer,
-            state: ConnState::Connected,
-            login_name: Vec::new(),
             user_id: 0,
             client_type: 0,
-            client_version: Vec::new(),
             online_status: UserStatType::UserStatusOffline as i32,
-            accepted_at: now,
+            state: ConnState::Connected,
             msgs_this_second: 0,
             relays_this_second: 0,
             drops_this_second: 0,
+            peer,
+            before_login: Some(Box::new(BeforeLogin {
+                accepted_at: now,
+                login_name: Box::default(),
+            })),
             pending: VecDeque::new(),
+        }
+    }
+
+    /// The user name of the login in progress (empty once logged in).
+    pub fn login_name(&self) -> &[u8] {
+        self.before_login
+            .as_ref()
+            .map_or(&[], |b| &b.login_name[..])
+    }
+
+    /// Records the user name of the login being validated.
+    pub fn set_login_name(&mut self, name: &[u8]) {
+        if let Some(b) = self.before_login.as_mut() {
+            b.login_name = name.into();
         }
     }
 
@@ -105,6 +129,7 @@ impl ClientConn {
     /// A reply arrived for this client.
     pub fn end_request(&mut self) {
         self.pending.pop_front();
+        self.release_pending();
     }
 
     fn expire_pending(&mut self, now: Instant) {
@@ -114,6 +139,14 @@ impl ClientConn {
             .is_some_and(|t| now.saturating_duration_since(*t) > PENDING_TTL)
         {
             self.pending.pop_front();
+        }
+        self.release_pending();
+    }
+
+    /// No request waiting: the times' memory is given back (an idle connection holds none).
+    fn release_pending(&mut self) {
+        if self.pending.is_empty() && self.pending.capacity() > 0 {
+            self.pending = VecDeque::new();
         }
     }
 }
@@ -171,7 +204,7 @@ impl AcceptLimits {
 /// Every client connection, by connection and by handle.
 #[derive(Debug, Default)]
 pub struct Clients {
-    conns: HashMap<ConnId, ClientConn>,
+    conns: HashMap<ConnId, Box<ClientConn>>,
     handles: HandleTable,
     /// Connections not logged in (connected or validating), per peer address.
     before_login: HashMap<IpAddr, u32>,
@@ -211,7 +244,8 @@ impl Clients {
         }
         *self.before_login.entry(peer.ip()).or_insert(0) += 1;
         let handle = self.handles.insert(conn);
-        self.conns.insert(conn, ClientConn::new(handle, now, peer));
+        self.conns
+            .insert(conn, Box::new(ClientConn::new(handle, now, peer)));
         Ok(handle)
     }
 
@@ -221,6 +255,7 @@ impl Clients {
             && c.state != ConnState::Open
         {
             c.state = ConnState::Open;
+            c.before_login = None;
             Self::left_before_login(&mut self.before_login, c.peer.ip());
         }
     }
@@ -235,7 +270,7 @@ impl Clients {
     }
 
     /// Forgets a closed connection and its handle.
-    pub fn remove(&mut self, conn: ConnId) -> Option<ClientConn> {
+    pub fn remove(&mut self, conn: ConnId) -> Option<Box<ClientConn>> {
         let client = self.conns.remove(&conn)?;
         self.handles.map.remove(&client.handle);
         if client.state != ConnState::Open {
@@ -245,11 +280,11 @@ impl Clients {
     }
 
     pub fn get(&self, conn: ConnId) -> Option<&ClientConn> {
-        self.conns.get(&conn)
+        self.conns.get(&conn).map(|c| &**c)
     }
 
     pub fn get_mut(&mut self, conn: ConnId) -> Option<&mut ClientConn> {
-        self.conns.get_mut(&conn)
+        self.conns.get_mut(&conn).map(|c| &mut **c)
     }
 
     /// The connection of a handle, logged in or not.
@@ -337,8 +372,8 @@ impl Clients {
             }
             c.drops_this_second = 0;
             c.expire_pending(now);
-            if c.state != ConnState::Open
-                && now.saturating_duration_since(c.accepted_at) > LOGIN_TIMEOUT
+            if let Some(b) = c.before_login.as_ref()
+                && now.saturating_duration_since(b.accepted_at) > LOGIN_TIMEOUT
                 && net.is_open(conn)
             {
                 log::info!(
@@ -414,6 +449,33 @@ mod tests {
             "requests without a reply are forgotten after PENDING_TTL"
         );
         assert_eq!(c.pending.len(), 1);
+        c.end_request();
+        assert_eq!(c.pending.capacity(), 0, "none waiting: nothing allocated");
+        assert!(c.begin_request(later, 3));
+        let much_later = later + PENDING_TTL + Duration::from_secs(1);
+        c.expire_pending(much_later);
+        assert_eq!(c.pending.capacity(), 0, "expired: nothing allocated");
+    }
+
+    #[test]
+    fn the_login_name_lives_until_the_login() {
+        let mut clients = Clients::default();
+        let ids = crate::users::tests::conn_ids(1);
+        let limits = AcceptLimits {
+            max_conns: 10,
+            max_before_login_per_ip: 0,
+        };
+        clients
+            .accept(ids[0], Instant::now(), addr(), limits)
+            .unwrap();
+        let c = clients.get_mut(ids[0]).unwrap();
+        c.set_login_name(b"user7");
+        assert_eq!(c.login_name(), b"user7");
+        clients.set_open(ids[0]);
+        let c = clients.get(ids[0]).unwrap();
+        assert_eq!(c.state, ConnState::Open);
+        assert!(c.before_login.is_none(), "dropped at the login");
+        assert_eq!(c.login_name(), b"");
     }
 
     #[test]

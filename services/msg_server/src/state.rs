@@ -407,10 +407,7 @@ impl State {
         if !self.links.push.configured() {
             return None;
         }
-        let nick = self
-            .users
-            .get(msg.from_user_id)
-            .map(|u| u.nick_name.as_slice());
+        let nick = self.users.get(msg.from_user_id).map(|u| &u.nick_name[..]);
         let template = alert::template(msg, &self.cipher, nick);
         if template.is_none() {
             log::debug!(

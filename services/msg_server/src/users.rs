@@ -11,6 +11,7 @@
 //! by another connection of the same name closing (quirk §15.11).
 
 use std::collections::BTreeMap;
+use std::slice;
 
 use netlib::ConnId;
 use tt_proto::pb::base_define::ClientType;
@@ -24,30 +25,109 @@ pub struct UserConn {
     pub online_status: i32,
 }
 
+/// The logged-in connections of a user by ascending handle: the usual one inline (no
+/// allocation), more in a vector.
+#[derive(Debug, Clone, Default)]
+enum ConnList {
+    #[default]
+    None,
+    One((u32, UserConn)),
+    Many(Vec<(u32, UserConn)>),
+}
+
+impl ConnList {
+    fn as_slice(&self) -> &[(u32, UserConn)] {
+        match self {
+            ConnList::None => &[],
+            ConnList::One(entry) => slice::from_ref(entry),
+            ConnList::Many(v) => v,
+        }
+    }
+
+    fn values(&self) -> impl Iterator<Item = &UserConn> + '_ {
+        self.as_slice().iter().map(|(_, c)| c)
+    }
+
+    fn get(&self, handle: u32) -> Option<&UserConn> {
+        let list = self.as_slice();
+        list.binary_search_by_key(&handle, |e| e.0)
+            .ok()
+            .map(|i| &list[i].1)
+    }
+
+    /// Adds or replaces the connection of `handle`.
+    fn insert(&mut self, handle: u32, conn: UserConn) {
+        match self {
+            ConnList::None => *self = ConnList::One((handle, conn)),
+            ConnList::One(entry) if entry.0 == handle => entry.1 = conn,
+            ConnList::One(entry) => {
+                let mut v = Vec::with_capacity(2);
+                v.push(*entry);
+                let at = usize::from(handle > entry.0);
+                v.insert(at, (handle, conn));
+                *self = ConnList::Many(v);
+            }
+            ConnList::Many(v) => match v.binary_search_by_key(&handle, |e| e.0) {
+                Ok(i) => v[i].1 = conn,
+                Err(i) => v.insert(i, (handle, conn)),
+            },
+        }
+    }
+
+    /// Removes the connection of `handle`; true if it was there.
+    fn remove(&mut self, handle: u32) -> bool {
+        match self {
+            ConnList::One(entry) if entry.0 == handle => {
+                *self = ConnList::None;
+                true
+            }
+            ConnList::Many(v) => match v.binary_search_by_key(&handle, |e| e.0) {
+                Ok(i) => {
+                    v.remove(i);
+                    if v.len() == 1 {
+                        *self = ConnList::One(v[0]);
+                    }
+                    true
+                }
+                Err(_) => false,
+            },
+            _ => false,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, ConnList::None)
+    }
+}
+
 /// `CImUser`: one user id logged in on this server.
 #[derive(Debug, Clone)]
 pub struct ImUser {
     pub user_id: u32,
-    pub nick_name: Vec<u8>,
     /// PC presence anywhere, from route_server's login-status notify (initially 2, as the
     /// original).
     pub pc_login_status: u32,
-    conns: BTreeMap<u32, UserConn>,
+    pub nick_name: Box<[u8]>,
+    conns: ConnList,
 }
 
 impl ImUser {
     fn new(user_id: u32) -> ImUser {
         ImUser {
             user_id,
-            nick_name: Vec::new(),
             pc_login_status: 2,
-            conns: BTreeMap::new(),
+            nick_name: Box::default(),
+            conns: ConnList::None,
         }
     }
 
     /// The logged-in connections, by ascending handle.
     pub fn conns(&self) -> impl Iterator<Item = (u32, &UserConn)> + '_ {
-        self.conns.iter().map(|(h, c)| (*h, c))
+        self.conns.as_slice().iter().map(|(h, c)| (*h, c))
     }
 
     /// PC (`mobile == false`) or mobile connections, other than `except`.
@@ -117,7 +197,7 @@ impl ImUserManager {
         let Some(user) = self.users.get_mut(&user_id) else {
             return false;
         };
-        let was = user.conns.remove(&handle).is_some();
+        let was = user.conns.remove(handle);
         if user.conns.is_empty() {
             self.users.remove(&user_id);
         }
@@ -127,7 +207,7 @@ impl ImUserManager {
     /// The connection `handle` of user `user_id`, if it is logged in here (the original's
     /// `GetMsgConnByHandle`, used to route every reply).
     pub fn conn_by_handle(&self, user_id: u32, handle: u32) -> Option<ConnId> {
-        self.users.get(&user_id)?.conns.get(&handle).map(|c| c.conn)
+        self.users.get(&user_id)?.conns.get(handle).map(|c| c.conn)
     }
 
     /// True if `user_id` has a logged-in connection here other than `except`.
@@ -160,8 +240,52 @@ impl ImUserManager {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Distinct connection ids (of connects to a closed port: never used as connections).
+    pub(crate) fn conn_ids(n: usize) -> Vec<ConnId> {
+        let mut ev = netlib::EventLoop::<()>::new(netlib::Config::default()).unwrap();
+        let dead = "127.0.0.1:1".parse().unwrap();
+        (0..n).map(|_| ev.net().connect(dead)).collect()
+    }
+
+    fn conn(id: ConnId) -> UserConn {
+        UserConn {
+            conn: id,
+            client_type: 0x01,
+            online_status: 1,
+        }
+    }
+
+    #[test]
+    fn connections_are_kept_by_ascending_handle() {
+        let ids = conn_ids(11);
+        let mut users = ImUserManager::new();
+        for handle in [5, 2, 9, 7] {
+            users.add_conn(3, handle, conn(ids[handle as usize]));
+        }
+        let handles: Vec<u32> = users.get(3).unwrap().conns().map(|(h, _)| h).collect();
+        assert_eq!(handles, [2, 5, 7, 9]);
+        users.add_conn(3, 5, conn(ids[10]));
+        assert_eq!(
+            users.conn_count(),
+            4,
+            "a handle added again replaces its connection"
+        );
+        assert_eq!(users.conn_by_handle(3, 5), Some(ids[10]));
+        for (handle, left) in [(2, 3), (9, 2), (4, 2), (5, 1), (7, 0)] {
+            users.remove_conn(3, handle);
+            assert_eq!(users.conn_count(), left);
+        }
+        assert!(users.get(3).is_none(), "gone with its last connection");
+        users.add_conn(3, 1, conn(ids[1]));
+        users.add_conn(3, 2, conn(ids[2]));
+        assert!(users.remove_conn(3, 2));
+        assert_eq!(users.conn_by_handle(3, 1), Some(ids[1]));
+        assert_eq!(users.conn_by_handle(3, 2), None);
+        assert_eq!(users.conn_count(), 1);
+    }
 
     #[test]
     fn a_user_lives_as_long_as_its_connections() {

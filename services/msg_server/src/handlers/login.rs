@@ -81,9 +81,8 @@ fn login(s: &mut State, net: &mut Net, req: &Request<'_>) {
     let Some(client) = s.clients.get_mut(req.conn) else {
         return;
     };
-    client.login_name = login.user_name.clone();
+    client.set_login_name(&login.user_name);
     client.client_type = login.client_type;
-    client.client_version = login.client_version.unwrap_or_default();
     client.online_status = if UserStatType::try_from(login.online_status).is_ok() {
         login.online_status
     } else {
@@ -134,7 +133,7 @@ fn validated(s: &mut State, net: &mut Net, pdu: &Received<'_>) {
     let Some(client) = s.clients.get_mut(conn) else {
         return;
     };
-    if client.state != ConnState::Validating || client.login_name != rsp.user_name {
+    if client.state != ConnState::Validating || client.login_name() != rsp.user_name {
         log::debug!("validate reply for handle {handle} does not match its login: dropped");
         return;
     }
@@ -167,7 +166,7 @@ fn validated(s: &mut State, net: &mut Net, pdu: &Received<'_>) {
 
     // Kick the older connections of the same kind here, then everywhere else.
     let user = s.users.get_or_create(uid);
-    user.nick_name = user_info.user_nick_name.clone();
+    user.nick_name = user_info.user_nick_name.as_slice().into();
     let duplicate = KickReasonType::KickReasonDuplicateUser as i32;
     for v in user.same_kind_conns(client_type, Some(conn)) {
         kick(net, v, uid, duplicate);
