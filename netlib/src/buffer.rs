@@ -10,6 +10,12 @@
 /// memory back once drained: an idle connection holds no buffer memory at all.
 #[derive(Debug, Default)]
 pub struct Buffer {
+    /// None until bytes are put in, and again once released: an unused buffer is one word.
+    inner: Option<Box<Inner>>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
     data: Vec<u8>,
     start: usize,
 }
@@ -22,12 +28,15 @@ impl Buffer {
     /// The unconsumed bytes.
     #[inline]
     pub fn data(&self) -> &[u8] {
-        &self.data[self.start..]
+        match &self.inner {
+            Some(b) => &b.data[b.start..],
+            None => &[],
+        }
     }
 
     #[inline]
     pub fn len(&self) -> usize {
-        self.data.len() - self.start
+        self.inner.as_ref().map_or(0, |b| b.data.len() - b.start)
     }
 
     #[inline]
@@ -38,10 +47,12 @@ impl Buffer {
     /// Drops `n` bytes from the front (clamped to what is there).
     #[inline]
     pub fn consume(&mut self, n: usize) {
-        self.start = (self.start + n).min(self.data.len());
-        if self.start == self.data.len() {
-            self.data.clear();
-            self.start = 0;
+        if let Some(b) = self.inner.as_mut() {
+            b.start = (b.start + n).min(b.data.len());
+            if b.start == b.data.len() {
+                b.data.clear();
+                b.start = 0;
+            }
         }
     }
 
@@ -50,9 +61,10 @@ impl Buffer {
         self.append(|v| v.extend_from_slice(bytes));
     }
 
-    /// Bytes allocated (0 until the first bytes are put in, and again once released).
+    /// Bytes allocated for data (0 until the first bytes are put in, and again once
+    /// released).
     pub fn capacity(&self) -> usize {
-        self.data.capacity()
+        self.inner.as_ref().map_or(0, |b| b.data.capacity())
     }
 
     /// Lets `fill` append to the underlying vector in place (e.g. encoding a PDU straight into
@@ -61,25 +73,20 @@ impl Buffer {
     /// the unconsumed bytes even when the buffer never drains completely.
     #[inline]
     pub(crate) fn append(&mut self, fill: impl FnOnce(&mut Vec<u8>)) {
-        if self.start > 0 && self.start >= self.data.len() / 2 {
-            self.shift();
+        let b = self.inner.get_or_insert_with(Box::default);
+        if b.start > 0 && b.start >= b.data.len() / 2 {
+            b.shift();
         }
-        fill(&mut self.data);
-    }
-
-    /// Moves the unconsumed bytes to the front.
-    fn shift(&mut self) {
-        if self.start > 0 {
-            self.data.drain(..self.start);
-            self.start = 0;
-        }
+        fill(&mut b.data);
     }
 
     /// Moves the unconsumed bytes to the front; a drained buffer gives all its memory back.
     pub(crate) fn compact(&mut self) {
-        self.shift();
-        if self.data.is_empty() && self.data.capacity() > 0 {
-            self.data = Vec::new();
+        if let Some(b) = self.inner.as_mut() {
+            b.shift();
+            if b.data.is_empty() {
+                self.inner = None;
+            }
         }
     }
 
@@ -87,8 +94,12 @@ impl Buffer {
     /// of a shared buffer); empties this one, keeping its allocation up to `keep` bytes.
     pub(crate) fn split_off_exact(&mut self, keep: usize) -> Buffer {
         let rest = Buffer {
-            data: self.data().to_vec(),
-            start: 0,
+            inner: (!self.is_empty()).then(|| {
+                Box::new(Inner {
+                    data: self.data().to_vec(),
+                    start: 0,
+                })
+            }),
         };
         self.clear_keeping(keep);
         rest
@@ -96,11 +107,23 @@ impl Buffer {
 
     /// Empties the buffer; keeps its allocation if that is at most `keep` bytes.
     pub(crate) fn clear_keeping(&mut self, keep: usize) {
-        self.start = 0;
-        if self.data.capacity() > keep {
-            self.data = Vec::new();
-        } else {
-            self.data.clear();
+        if let Some(b) = self.inner.as_mut() {
+            b.start = 0;
+            if b.data.capacity() > keep {
+                self.inner = None;
+            } else {
+                b.data.clear();
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// Moves the unconsumed bytes to the front.
+    fn shift(&mut self) {
+        if self.start > 0 {
+            self.data.drain(..self.start);
+            self.start = 0;
         }
     }
 }
@@ -182,11 +205,7 @@ mod tests {
             assert!(b.len() < 1_000_000);
         }
         // …and the vector holds little more than them.
-        assert!(
-            b.data.len() <= 2 * b.len() + 200,
-            "{} vs {}",
-            b.data.len(),
-            b.len()
-        );
+        let held = b.inner.as_ref().unwrap().data.len();
+        assert!(held <= 2 * b.len() + 200, "{held} vs {}", b.len());
     }
 }

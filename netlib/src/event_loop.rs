@@ -141,6 +141,7 @@ impl<M: Send + 'static> EventLoop<M> {
         });
         let (tx, rx) = crossbeam_channel::bounded(config.inbox_capacity.max(1));
         let events = Events::with_capacity(config.max_events.max(16));
+        let start = Instant::now();
         Ok(EventLoop {
             poll,
             events,
@@ -154,7 +155,8 @@ impl<M: Send + 'static> EventLoop<M> {
                 spare_input: Buffer::new(),
                 spare_output: Buffer::new(),
                 open_conns: 0,
-                now: Instant::now(),
+                now: start,
+                epoch: start,
                 running: false,
                 config,
             },
@@ -375,8 +377,9 @@ fn accept<H: Handler>(net: &mut Net, h: &mut H, listener: ListenerId) {
                     net.sockets.remove(id);
                     continue;
                 }
+                let now = net.stamp();
                 *net.sockets.get_mut(id).expect("just inserted") =
-                    Socket::Conn(Box::new(Conn::new(stream, Phase::Connected, None, net.now)));
+                    Socket::Conn(Box::new(Conn::new(stream, Phase::Connected, None, now)));
                 net.open_conns += 1;
                 h.on_accept(net, listener, ConnId(id), peer);
                 deliver_closed(net, h);
@@ -440,7 +443,7 @@ fn read<H: Handler>(net: &mut Net, h: &mut H, conn: ConnId) {
         net.config.read_chunk,
         net.config.read_budget,
         net.config.max_input,
-        net.now,
+        net.stamp(),
     );
     let Net {
         sockets,
@@ -490,7 +493,7 @@ fn read<H: Handler>(net: &mut Net, h: &mut H, conn: ConnId) {
         }
     }
     if read_total > 0 {
-        c.activity.last_recv = now;
+        c.last_recv = now;
     }
     if read_total > 0 {
         let mut input = std::mem::take(input);

@@ -114,7 +114,10 @@ pub(crate) struct Conn {
     pub(crate) queued: bool,
     /// The connect-timeout or linger timer, if one is running.
     pub(crate) timer: Option<TimerId>,
-    pub(crate) activity: Activity,
+    /// [`Activity`] as nanoseconds since the loop's epoch ([`Net::stamp`]): one connection
+    /// struct is kept per connection, so it is kept small.
+    pub(crate) last_recv: u64,
+    pub(crate) last_send: u64,
 }
 
 /// When a connection last received bytes and last had bytes sent on it (the original's
@@ -152,6 +155,8 @@ pub struct Net {
     /// Connections the owner knows (accepted or outgoing, not closing).
     pub(crate) open_conns: usize,
     pub(crate) now: Instant,
+    /// When the loop was created: the origin of the connections' activity stamps.
+    pub(crate) epoch: Instant,
     pub(crate) running: bool,
     pub(crate) config: Config,
 }
@@ -161,6 +166,12 @@ impl Net {
     #[inline]
     pub fn now(&self) -> Instant {
         self.now
+    }
+
+    /// `now` as an activity stamp: nanoseconds since the loop's epoch.
+    #[inline]
+    pub(crate) fn stamp(&self) -> u64 {
+        self.now.saturating_duration_since(self.epoch).as_nanos() as u64
     }
 
     pub fn config(&self) -> &Config {
@@ -284,8 +295,9 @@ impl Net {
                     false,
                     TimerKind::ConnectTimeout(id),
                 );
+                let now = self.stamp();
                 *self.sockets.get_mut(id).expect("just inserted") = Socket::Conn(Box::new(
-                    Conn::new(stream, Phase::Connecting, Some(timer), self.now),
+                    Conn::new(stream, Phase::Connecting, Some(timer), now),
                 ));
                 self.open_conns += 1;
                 ConnId(id)
@@ -322,7 +334,11 @@ impl Net {
 
     /// When `conn` last received and sent (None for an unknown or closed connection).
     pub fn activity(&self, conn: ConnId) -> Option<Activity> {
-        self.open_conn(conn).map(|c| c.activity)
+        let at = |stamp: u64| self.epoch + Duration::from_nanos(stamp);
+        self.open_conn(conn).map(|c| Activity {
+            last_recv: at(c.last_recv),
+            last_send: at(c.last_send),
+        })
     }
 
     /// Bytes allocated for `conn`'s input and output buffers (None for an unknown or closed
@@ -349,7 +365,7 @@ impl Net {
     /// buffer (encoding a PDU in place saves a copy).
     pub fn send_with(&mut self, conn: ConnId, fill: impl FnOnce(&mut Vec<u8>)) -> bool {
         let high_water = self.config.output_high_water;
-        let now = self.now;
+        let now = self.stamp();
         let Net {
             sockets,
             spare_output,
@@ -359,7 +375,7 @@ impl Net {
             Some(Socket::Conn(c)) if c.phase != Phase::Closing => c,
             _ => return false,
         };
-        c.activity.last_send = now;
+        c.last_send = now;
         if c.output.is_empty() && c.phase == Phase::Connected {
             // Nothing queued: encode into the loop's spare buffer and write from there; the
             // connection keeps (in an allocation of their size) only the bytes the socket did
@@ -497,12 +513,8 @@ impl Net {
 }
 
 impl Conn {
-    pub(crate) fn new(
-        stream: TcpStream,
-        phase: Phase,
-        timer: Option<TimerId>,
-        now: Instant,
-    ) -> Conn {
+    /// A connection created at stamp `now` ([`Net::stamp`]).
+    pub(crate) fn new(stream: TcpStream, phase: Phase, timer: Option<TimerId>, now: u64) -> Conn {
         Conn {
             stream,
             phase,
@@ -510,10 +522,8 @@ impl Conn {
             output: Buffer::new(),
             queued: false,
             timer,
-            activity: Activity {
-                last_recv: now,
-                last_send: now,
-            },
+            last_recv: now,
+            last_send: now,
         }
     }
 
@@ -541,4 +551,24 @@ fn write_some(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<usize> {
         }
     }
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_is_small() {
+        // One boxed `Conn` per connection, idle or not: with empty buffers one word each and
+        // activity as two stamps it is 48 bytes besides the socket (a 64-byte allocation in a
+        // release build, where mio's socket is a file descriptor).
+        let stream = size_of::<TcpStream>().next_multiple_of(8);
+        assert!(
+            size_of::<Conn>() <= stream + 48,
+            "{} bytes, the socket {stream}",
+            size_of::<Conn>()
+        );
+        assert_eq!(size_of::<Option<TimerId>>(), 8);
+        assert_eq!(size_of::<Buffer>(), 8);
+    }
 }

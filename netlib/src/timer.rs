@@ -15,11 +15,19 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::num::NonZeroU64;
 use std::time::{Duration, Instant};
 
 /// Identifies a timer for [`crate::Net::remove_timer`]. Never reused within one event loop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TimerId(pub(crate) u64);
+pub struct TimerId(NonZeroU64);
+
+impl TimerId {
+    /// Ids count from 1, so that `Option<TimerId>` takes no more room than the id.
+    fn new(id: u64) -> TimerId {
+        TimerId(NonZeroU64::new(id).expect("timer ids start at 1"))
+    }
+}
 
 /// What a timer is for: the owner's (with its tag) or one netlib keeps for itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,12 +74,12 @@ impl Timers {
             },
         );
         self.heap.push(Reverse((due, id)));
-        TimerId(id)
+        TimerId::new(id)
     }
 
     /// Removes a timer; false if it was not there (already fired one-shot, or removed).
     pub(crate) fn remove(&mut self, id: TimerId) -> bool {
-        let removed = self.live.remove(&id.0).is_some();
+        let removed = self.live.remove(&id.0.get()).is_some();
         if removed && self.heap.len() > 64 && self.heap.len() > 2 * self.live.len() {
             let live = &self.live;
             self.heap = self
@@ -114,7 +122,7 @@ impl Timers {
             if entry.due != due {
                 continue;
             }
-            out.push((TimerId(id), entry.kind, entry.repeat));
+            out.push((TimerId::new(id), entry.kind, entry.repeat));
             if entry.repeat {
                 let mut next = due + entry.interval;
                 if next <= now {
@@ -127,7 +135,7 @@ impl Timers {
     }
 
     pub(crate) fn is_live(&self, id: TimerId) -> bool {
-        self.live.contains_key(&id.0)
+        self.live.contains_key(&id.0.get())
     }
 }
 
