@@ -1,0 +1,514 @@
+#!/usr/bin/env bash
+# The benchmark of the whole message path: fixed scenarios against a release stack, one table.
+#
+#   scripts/bench.sh [--quick] [--original] [--original-only] [--big] [--scenarios LIST]
+#
+#   --quick          a few seconds per scenario and fewer steps: for trying the script out
+#   --original       also run every scenario against the original C++ daemons (as shipped and
+#                    optimised), one after the other on the same machine: ../shared/original/
+#                    (TT_ORIG_TOOLS) builds and starts them; TT_ORIG (default ~/teamtalk-original)
+#                    must hold build/ and build-rel/ (build.sh, then build.sh with
+#                    TT_ORIG_CMAKE_ARGS=-DCMAKE_BUILD_TYPE=Release into build-rel); a missing
+#                    build is skipped with a note
+#   --original-only  the original's stacks only
+#   --big            the idle scenario holds 100 000 connections (users 1101..101100 must exist,
+#                    the fd limit allow them: see docs/PERFORMANCE.md), not 10 000
+#   --scenarios LIST comma-separated subset of: idle,logins,chat,group,raw (default: all)
+#   TT_BENCH_TOOLS=DIR  the tt-load and tt-bench to run (default: this checkout's release build)
+#
+# This project's stack runs from conf/bench/ (scripts/up.sh conf/bench with TT_PROFILE=release:
+# other ports than conf/, conf/alt/ and conf/soak/, the project-local MariaDB and Redis with
+# innodb_flush_log_at_trx_commit=1, no per-connection message limit). The original's stack has
+# its own MariaDB (:3306, same durability) and Redis (:6379) and the same ports as conf/: a
+# conf/ stack of this checkout that is running is stopped first (scripts/down.sh --keep-db).
+#
+# Scenarios, in this order on each stack (every client logs in as a mobile client):
+#   idle    N idle logged-in connections on one msg_server (tt-load --hold): its RSS per
+#           connection (VmRSS after the logins minus before, divided by N)
+#   logins  login storm: 4 workers, each a full login (HTTP discovery, TCP, login) and close
+#           (tt-bench logins): logins/s and p99
+#   chat    single chat at increasing offered load: P pairs, each sender 19 msgs/s (under the
+#           original's fixed limit of 20 a second), one message in flight, receivers on the
+#           other msg_server (tt-load); P grows until two steps in a row ack under 85 % of what
+#           was offered. The knee: the highest acked/s with p99 send->ack <= 100 ms
+#   group   fan-out: a 500-member group, all online, 50 of them sending at increasing rates
+#           (tt-bench group): deliveries/s, the knee as for chat (p99 send->delivery <= 100 ms)
+#   raw     the limit: rows shaped like IMMessage_N rows inserted straight into the same MariaDB
+#           by 8 connections (db_proxy's ThreadNum), in transactions of 1, 16, 64 and 256 rows
+#           (tt-bench rawinsert): rows/s; the chat knee is shown as a fraction of the best
+# Before each scenario the 1-minute load average is recorded (other work on the machine makes
+# the figures noisy); during each chat and group step the CPU used by each daemon, MariaDB,
+# Redis and the load generator is sampled (which process saturates).
+#
+# Output: the table on stdout (markdown) and, under var/bench/<start time>/, every tool's log,
+# results.tsv (one row per measurement) and cpu.tsv. Never run by CI or scripts/test.sh.
+# Exit status: 0 done (a scenario that failed shows as "failed" in the table, with its log);
+# 1 a check of the load generator failed (an acked message lost or duplicated); 2 bad usage.
+set -euo pipefail
+cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/env.sh
+. scripts/env.sh
+
+usage() {
+    sed -n '4,18p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+}
+
+quick=0 original=0 project=1 big=0 scenarios="idle,logins,chat,group,raw"
+while (($#)); do
+    case "$1" in
+    --quick) quick=1 ;;
+    --original) original=1 ;;
+    --original-only) original=1 project=0 ;;
+    --big) big=1 ;;
+    --scenarios)
+        (($# >= 2)) || usage
+        scenarios="$2"
+        shift
+        ;;
+    -h | --help) usage ;;
+    *)
+        printf 'bench: unknown argument: %s\n' "$1" >&2
+        usage
+        ;;
+    esac
+    shift
+done
+for s in ${scenarios//,/ }; do
+    [[ "$s" =~ ^(idle|logins|chat|group|raw)$ ]] || { printf 'bench: unknown scenario %s\n' "$s" >&2; exit 2; }
+done
+want() { [[ ",$scenarios," == *",$1,"* ]]; }
+
+CONF_DIR=conf/bench
+# shellcheck source=scripts/stack.sh
+. scripts/stack.sh "$CONF_DIR"
+
+ORIG="${TT_ORIG:-$HOME/teamtalk-original}"
+ORIG_TOOLS="${TT_ORIG_TOOLS:-$TT_ROOT/../shared/original}"
+ORIG_USERS=11100
+
+# Scenario sizes.
+if ((quick)); then
+    step_secs=3 chat_pairs=(50 200) group_rates=(0.8) raw_batches=(1 64) raw_secs=3
+    idle_conns=2000 login_secs=3
+else
+    step_secs=15 chat_pairs=(25 50 100 150 200 250 300 400 500) group_rates=(0.2 0.4 0.8 1.6 3.2)
+    raw_batches=(1 16 64 256) raw_secs=10 idle_conns=10000 login_secs=15
+fi
+((big)) && idle_conns=100000
+chat_rate=19
+first_user=1101           # chat pairs and logins: 1101..2100; idle: 1101..
+group_first=2201          # the group's members: 2201..2700
+group_members=500 group_senders=50
+
+# One bench at a time per checkout: a second one would stop the first one's stack.
+mkdir -p "$TT_VAR/bench"
+exec 9>"$TT_VAR/bench/lock"
+flock -n 9 || die "another scripts/bench.sh of this checkout is running (lock $TT_VAR/bench/lock)"
+run_dir="$TT_VAR/bench/$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$run_dir"
+results="$run_dir/results.tsv"
+cpu_tsv="$run_dir/cpu.tsv"
+printf 'stack\tscenario\tstep\tfigure\tdetail\tload\n' >"$results"
+printf 'stack\tscenario\tstep\tprocess\tcpu_percent\n' >"$cpu_tsv"
+failed_check=0
+
+# Everything this script starts is stopped on the way out.
+orig_up=0
+cleanup() {
+    bash scripts/down.sh "$CONF_DIR" --keep-db >/dev/null 2>&1 || true
+    ((orig_up)) && bash "$ORIG_TOOLS/down.sh" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Descriptors: one per held connection in tt-load (the msg_server raises its own limit).
+want_fds=$((idle_conns + 4096))
+if [[ "$(ulimit -Hn)" == unlimited ]] || (($(ulimit -Hn) >= want_fds)); then
+    ulimit -n "$want_fds" 2>/dev/null || true
+else
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+fi
+
+loadavg() { cut -d' ' -f1 /proc/loadavg; }
+row() { # row STACK SCENARIO STEP FIGURE DETAIL LOAD
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$results"
+}
+
+# CPU time (utime + stime, clock ticks) of a pid, empty when gone.
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || true; }
+hz="$(getconf CLK_TCK)"
+declare -A cpu_pid # process name -> pid, set per stack (and the load generator while it runs)
+declare -A cpu_t0
+cpu_start() {
+    local n
+    cpu_t0=()
+    cpu_w0="$EPOCHREALTIME"
+    for n in "${!cpu_pid[@]}"; do cpu_t0[$n]="$(ticks "${cpu_pid[$n]}")"; done
+}
+# Percent of one core used by each process since cpu_start: a row of cpu.tsv each (stack,
+# scenario and step from STACK, cur_scenario, cur_step) and cpu_line.
+cpu_end() {
+    local n t pct
+    cpu_line=""
+    for n in $(printf '%s\n' "${!cpu_pid[@]}" | sort); do
+        t="$(ticks "${cpu_pid[$n]}")"
+        if [[ -n "$t" && -n "${cpu_t0[$n]:-}" ]]; then
+            pct="$(awk -v t="$((t - cpu_t0[$n]))" -v hz="$hz" -v a="$cpu_w0" -v b="$EPOCHREALTIME" \
+                'BEGIN { printf "%.0f", 100 * t / hz / (b - a) }')"
+        else
+            pct="?"
+        fi
+        printf '%s\t%s\t%s\t%s\t%s\n' "$STACK" "$cur_scenario" "$cur_step" "$n" "$pct" >>"$cpu_tsv"
+        cpu_line+=" $n=$pct%"
+    done
+}
+
+# run_gen LOG MARKER SECS CMD...: runs a load generator (its output in LOG). The CPU of every
+# process of the stack and of the generator is measured over SECS seconds from the first line of
+# LOG matching MARKER (empty: from the start), i.e. while the load runs, not while clients log
+# in or deliveries drain. Sets gen_status and cpu_line.
+run_gen() {
+    local log="$1" marker="$2" secs="$3" pid started="" measured=0
+    shift 3
+    "$@" >"$log" 2>&1 9>&- &
+    pid=$!
+    cpu_line=""
+    while kill -0 "$pid" 2>/dev/null; do
+        if [[ -z "$started" ]] && { [[ -z "$marker" ]] || grep -qaE "$marker" "$log"; }; then
+            cpu_pid[load-generator]=$pid
+            cpu_start
+            started="$EPOCHREALTIME"
+        elif [[ -n "$started" ]] && ((!measured)) &&
+            awk -v a="$started" -v b="$EPOCHREALTIME" -v s="$secs" 'BEGIN { exit !(b - a >= s) }'; then
+            cpu_end
+            measured=1
+        fi
+        sleep 0.2
+    done
+    # A generator that ended within the window: measured up to its end (its own share unknown).
+    [[ -n "$started" ]] && ((!measured)) && cpu_end
+    unset 'cpu_pid[load-generator]'
+    gen_status=0
+    wait "$pid" || gen_status=$?
+}
+
+# A field after a word in a line of a log: field LOG LINE-REGEX WORD -> the next token.
+field() {
+    grep -a -E "$2" "$1" | tail -n 1 | awk -v w="$3" '{ for (i = 1; i < NF; i++) if ($i == w) { print $(i + 1); exit } }'
+}
+num() { sed -e 's/ms$//' -e 's/[^0-9.]//g' <<<"$1"; } # "12.5ms" -> 12.5
+
+# ---- the stacks ----------------------------------------------------------------------------
+
+# Sets STACK, LOGIN_URL, MSG_SERVERS, API, MYSQL, MSG_PID and cpu_pid for the stack started.
+start_project() {
+    bash scripts/down.sh "$CONF_DIR" --keep-db >/dev/null
+    say "starting this project's stack (release build, confs from $CONF_DIR)"
+    TT_PROFILE=release bash scripts/up.sh "$CONF_DIR" >"$run_dir/up-project.log" 2>&1 9>&- ||
+        { tail -n 30 "$run_dir/up-project.log" >&2; die "the bench stack did not start"; }
+    STACK=project
+    BIN="$TT_ROOT/target/release"
+    LOGIN_URL="http://127.0.0.1:$(conf_value "$CONF_DIR/loginserver.conf" HttpPort)"
+    MSG_SERVERS="127.0.0.1:$(conf_value "$CONF_DIR/msgserver.conf" ListenPort),127.0.0.1:$(conf_value "$CONF_DIR/msgserver2.conf" ListenPort)"
+    API="http://127.0.0.1:$(conf_value "$CONF_DIR/httpmsgserver.conf" ListenPort)"
+    MYSQL="127.0.0.1:$TT_MYSQL_PORT"
+    cpu_pid=()
+    local d
+    for d in dbproxyserver routeserver loginserver msgserver msgserver2; do
+        cpu_pid[$d]="$(running_pid "$STACK_DIR/$d")" || die "$d of the bench stack is not running"
+    done
+    MSG_PID="${cpu_pid[msgserver]}"
+    cpu_pid[mariadbd]="$(tr -dc 0-9 <"$TT_MYSQL_PIDFILE")"
+    cpu_pid[redis]="$(tr -dc 0-9 <"$TT_REDIS_PIDFILE")"
+    check_durability "$TT_MYSQL_CNF"
+}
+
+check_durability() { # the MariaDB client settings file of the stack's server
+    local v
+    v="$(MYSQL_PWD="$TT_MYSQL_PASSWORD" mariadb --defaults-file="$1" --protocol=tcp \
+        -h127.0.0.1 -P"${MYSQL#*:}" -u"$TT_MYSQL_USER" -N -e 'SELECT @@innodb_flush_log_at_trx_commit' 2>/dev/null)" || v="?"
+    say "$STACK: MariaDB $MYSQL innodb_flush_log_at_trx_commit=$v"
+    row "$STACK" durability - "innodb_flush_log_at_trx_commit=$v" "" "$(loadavg)"
+}
+
+stop_project() { bash scripts/down.sh "$CONF_DIR" --keep-db >/dev/null 2>&1 || true; }
+
+# start_original BUILD_DIR NAME
+start_original() {
+    [[ -x "$ORIG_TOOLS/up.sh" ]] || die "no $ORIG_TOOLS/up.sh (set TT_ORIG_TOOLS)"
+    # The original listens on conf/'s ports: this checkout's conf/ stack goes first.
+    bash scripts/down.sh conf --keep-db >/dev/null 2>&1 || true
+    # Daemons of another build are stopped; its MariaDB and Redis stay.
+    bash "$ORIG_TOOLS/down.sh" http_msg_server msg_server2 msg_server msfs push_server \
+        file_server login_server route_server db_proxy_server >/dev/null 2>&1 || true
+    say "starting the original's stack ($2, $1)"
+    orig_up=1
+    TT_ORIG="$ORIG" TT_ORIG_BUILD="$1" TT_ORIG_USERS=$ORIG_USERS bash "$ORIG_TOOLS/up.sh" \
+        >"$run_dir/up-$2.log" 2>&1 9>&- ||
+        { tail -n 30 "$run_dir/up-$2.log" >&2; die "the original's stack did not start"; }
+    STACK="$2"
+    LOGIN_URL="http://127.0.0.1:8080"
+    MSG_SERVERS="127.0.0.1:8000,127.0.0.1:8001"
+    API="http://127.0.0.1:8400"
+    MYSQL="127.0.0.1:3306"
+    cpu_pid=()
+    local n
+    for n in db_proxy_server route_server login_server msg_server msg_server2 mysqld redis; do
+        cpu_pid[$n]="$(awk '{ print $1 }' "$ORIG/run/pids/$n.pid")"
+    done
+    MSG_PID="${cpu_pid[msg_server]}"
+    check_durability "$ORIG/var/mysql/my.cnf"
+}
+
+# ---- the scenarios -------------------------------------------------------------------------
+
+# The load generators: this checkout's release build, or TT_BENCH_TOOLS (a directory holding
+# tt-load and tt-bench, e.g. another checkout's target/release: the same clients for two trees).
+TOOLS="${TT_BENCH_TOOLS:-$TT_ROOT/target/release}"
+TT_LOAD="$TOOLS/tt-load"
+TT_BENCH="$TOOLS/tt-bench"
+
+scenario_idle() {
+    local log="$run_dir/$STACK-idle.log" bind=() per kb logged
+    # About 28 000 ephemeral ports per source address: one address per 20 000 connections.
+    ((idle_conns > 20000)) && bind=(--bind "127.0.0.1*$(((idle_conns + 19999) / 20000))")
+    say "$STACK: idle: $idle_conns connections on one msg_server (load $(loadavg))"
+    local load
+    load="$(loadavg)"
+    cur_scenario=idle cur_step=$idle_conns
+    run_gen "$log" "" 1 "$TT_LOAD" --msg-server "${MSG_SERVERS%%,*}" --hold 5 --users "$idle_conns" \
+        --first-user "$first_user" --client-type mobile --logins 200 --rss-pid "$MSG_PID" \
+        --deadline 900 "${bind[@]}"
+    per="$(sed -n 's/^RSS per held connection: \([0-9.]*\) bytes.*/\1/p' "$log" | tail -n 1)"
+    logged="$(sed -n 's/^logged in: \([0-9]*\) of [0-9]* in \([0-9.]*s\).*/\1 in \2/p' "$log" | tail -n 1)"
+    if [[ -n "$per" ]]; then
+        kb="$(awk -v b="$per" 'BEGIN { printf "%.2f", b / 1024 }')"
+        row "$STACK" idle "$idle_conns" "$kb kB" "logins: $logged" "$load"
+    else
+        row "$STACK" idle "$idle_conns" failed "see $log" "$load"
+    fi
+}
+
+scenario_logins() {
+    local log="$run_dir/$STACK-logins.log" load line
+    load="$(loadavg)"
+    say "$STACK: logins: 4 workers, ${login_secs}s (load $load)"
+    cur_scenario=logins cur_step=4
+    run_gen "$log" "" "$((login_secs - 1))" "$TT_BENCH" logins --login-url "$LOGIN_URL" --workers 4 \
+        --first-user "$first_user" --users 1000 --duration "$login_secs"
+    line="$(grep -a '^logins ' "$log" | tail -n 1 || true)"
+    if [[ -n "$line" ]]; then
+        row "$STACK" logins 4 "$(awk '{ print $5 }' <<<"$line")" \
+            "p99 $(field "$log" '^logins ' p99) errors $(field "$log" '^logins ' errors);$cpu_line" "$load"
+    else
+        row "$STACK" logins 4 failed "see $log" "$load"
+    fi
+}
+
+# One chat step: P pairs at chat_rate each.
+chat_step() {
+    local pairs=$1 log="$run_dir/$STACK-chat-$1.log" load status
+    load="$(loadavg)"
+    cur_scenario=chat cur_step=$pairs
+    run_gen "$log" 'clients logged in' "$step_secs" "$TT_LOAD" --login-url "$LOGIN_URL" --users $((2 * pairs)) \
+        --first-user "$first_user" --duration "$step_secs" --rate "$chat_rate" --window 1 \
+        --client-type mobile --logins 200 --ack-timeout 10 --drain 10 \
+        --deadline $((step_secs + 120))
+    status=$gen_status
+    ((status != 1)) || { failed_check=1; say "$STACK: chat $pairs pairs: tt-load found a lost or duplicated message ($log)"; }
+    step_acked="$(sed -n 's/^acked [0-9]* msgs in [0-9.]*s: \([0-9]*\) msgs\/s.*/\1/p' "$log" | tail -n 1)"
+    step_p99="$(num "$(field "$log" '^ack latency' p99)")"
+    local lost
+    lost="$(sed -n 's/^delivered [0-9]* lost \([0-9]*\) duplicated \([0-9]*\).*/lost \1 dup \2/p' "$log" | tail -n 1)"
+    if [[ -n "$step_acked" ]]; then
+        row "$STACK" chat "$pairs" "$step_acked" "offered $((pairs * chat_rate)) p99 ${step_p99}ms ${lost:-} exit $status;$cpu_line" "$load"
+    else
+        step_acked=0 step_p99=999999
+        row "$STACK" chat "$pairs" failed "see $log" "$load"
+    fi
+    say "$STACK: chat $pairs pairs: offered $((pairs * chat_rate))/s acked ${step_acked}/s p99 ${step_p99}ms (load $load)"
+}
+
+scenario_chat() {
+    local max_pairs=${chat_pairs[-1]} p saturated=0
+    # Every pair exchanges one message first: relations and sessions exist before the steps.
+    say "$STACK: chat: warming up $max_pairs pairs"
+    "$TT_LOAD" --login-url "$LOGIN_URL" --users $((2 * max_pairs)) --first-user "$first_user" \
+        --messages 1 --window 1 --client-type mobile --logins 200 --deadline 120 \
+        >"$run_dir/$STACK-chat-warmup.log" 2>&1 9>&- || true
+    for p in "${chat_pairs[@]}"; do
+        chat_step "$p"
+        if awk -v a="$step_acked" -v o="$((p * chat_rate))" 'BEGIN { exit !(a < 0.85 * o) }'; then
+            saturated=$((saturated + 1))
+            ((saturated < 2)) || break
+        else
+            saturated=0
+        fi
+    done
+    return 0
+}
+
+scenario_group() {
+    local rate log load status line
+    for rate in "${group_rates[@]}"; do
+        log="$run_dir/$STACK-group-$rate.log"
+        load="$(loadavg)"
+        cur_scenario=group cur_step=$rate
+        run_gen "$log" 'members logged in' "$step_secs" "$TT_BENCH" group --login-url "$LOGIN_URL" --api "$API" \
+            --first-user "$group_first" --members "$group_members" --senders "$group_senders" \
+            --rate "$rate" --duration "$step_secs" --drain 10
+        status=$gen_status
+        ((status != 1)) || { failed_check=1; say "$STACK: group: tt-bench found a lost or duplicated message ($log)"; }
+        line="$(grep -a '^group delivered' "$log" | tail -n 1 || true)"
+        if [[ -z "$line" ]]; then
+            row "$STACK" group "$rate" failed "see $log" "$load"
+            say "$STACK: group at $rate msgs/s per sender failed (see $log)"
+            break
+        fi
+        local per_s p99 acked
+        per_s="$(awk '{ for (i = 1; i < NF; i++) if ($(i + 1) == "deliveries/s") print $i }' <<<"$line")"
+        p99="$(num "$(field "$log" '^group delivered' p99)")"
+        acked="$(sed -n 's/^group acked [0-9]* msgs in [0-9.]*s: \([0-9.]*\) msgs\/s.*/\1/p' "$log" | tail -n 1)"
+        row "$STACK" group "$rate" "$per_s" "msgs/s $acked p99 ${p99}ms exit $status;$cpu_line" "$load"
+        say "$STACK: group: $group_senders senders x $rate msgs/s: $acked msgs/s acked, $per_s deliveries/s, p99 ${p99}ms (load $load)"
+        # Past saturation: deliveries far behind what was offered.
+        awk -v d="$per_s" -v o="$(awk -v r="$rate" -v s="$group_senders" -v m="$group_members" 'BEGIN { print r * s * (m - 1) }')" \
+            'BEGIN { exit !(d < 0.7 * o) }' && break
+    done
+    return 0
+}
+
+scenario_raw() {
+    local b log load line
+    for b in "${raw_batches[@]}"; do
+        log="$run_dir/$STACK-raw-$b.log"
+        load="$(loadavg)"
+        say "$STACK: raw inserts, 8 connections, $b rows a transaction (load $load)"
+        "$TT_BENCH" rawinsert --mysql "$MYSQL" --workers 8 --batch "$b" --duration "$raw_secs" \
+            >"$log" 2>&1 9>&- || true
+        line="$(grep -a '^rawinsert ' "$log" | tail -n 1 || true)"
+        if [[ -n "$line" ]]; then
+            row "$STACK" raw "$b" "$(awk '{ print $6 }' <<<"$line")" "commit p99 $(field "$log" '^rawinsert ' p99)" "$load"
+        else
+            row "$STACK" raw "$b" failed "see $log" "$load"
+        fi
+    done
+    return 0
+}
+
+run_scenarios() {
+    local s
+    for s in idle logins chat group raw; do
+        want "$s" && "scenario_$s"
+    done
+    return 0
+}
+
+# ---- run -----------------------------------------------------------------------------------
+
+if ((project)); then
+    start_project
+    [[ -x "$TT_LOAD" && -x "$TT_BENCH" ]] || die "$TT_LOAD or $TT_BENCH is missing"
+    run_scenarios
+    stop_project
+elif [[ -z "${TT_BENCH_TOOLS:-}" ]]; then
+    say "building tt-load and tt-bench (release)"
+    cargo build -q --release -p tt-client -p tt-bench --bins
+fi
+if ((original)); then
+    stop_project
+    for variant in "build:original" "build-rel:original-O3"; do
+        dir="$ORIG/${variant%%:*}"
+        if [[ ! -x "$dir/bin/msg_server" ]]; then
+            say "no $dir/bin/msg_server: ${variant#*:} skipped (build it with $ORIG_TOOLS/build.sh)"
+            continue
+        fi
+        start_original "$dir" "${variant#*:}"
+        run_scenarios
+    done
+    bash "$ORIG_TOOLS/down.sh" >/dev/null 2>&1 || true
+    orig_up=0
+fi
+
+# ---- the table -----------------------------------------------------------------------------
+
+# stacks in the order they ran
+mapfile -t stacks < <(awk -F'\t' 'NR > 1 && !seen[$1]++ { print $1 }' "$results")
+cell() { # cell STACK SCENARIO: the summary of a scenario on a stack
+    awk -F'\t' -v st="$1" -v sc="$2" '
+        function p99(d) { if (match(d, /p99 [0-9.]+/)) return substr(d, RSTART + 4, RLENGTH - 4) + 0; return 1e9 }
+        $1 != st || $2 != sc { next }
+        $4 == "failed" { failed = failed " " $3; next }
+        sc == "chat" || sc == "group" {
+            v = $4 + 0
+            if (v > top) { top = v; top_d = $3; top_p = p99($5) }
+            if (p99($5) <= 100 && v > knee) { knee = v; knee_d = $3; knee_p = p99($5) }
+            next
+        }
+        sc == "raw" { if ($4 + 0 > best) { best = $4 + 0; best_b = $3 }; if ($3 == 1) one = $4 + 0; next }
+        { out = $4; det = $5 }
+        END {
+            unit = (sc == "chat") ? " pairs" : " msgs/s per sender"
+            if (sc == "chat" || sc == "group") {
+                if (top == 0) { print (failed != "" ? "failed" : "–"); exit }
+                if (knee > 0) k = sprintf("%d (%s%s, p99 %.1f ms)", knee, knee_d, unit, knee_p)
+                else k = "none with p99 <= 100 ms"
+                printf "%s; top %d (%s%s, p99 %.0f ms)\n", k, top, top_d, unit, top_p
+            } else if (sc == "raw") {
+                if (best == 0) print (failed != "" ? "failed" : "–")
+                else printf "%d rows/s (%s rows a commit); 1 row a commit: %d\n", best, best_b, one
+            } else if (out == "") {
+                print (failed != "" ? "failed" : "–")
+            } else {
+                sub(/;.*/, "", det)
+                print out " (" det ")"
+            }
+        }' "$results"
+}
+knee_of() { # the chat knee of STACK, or 0
+    awk -F'\t' -v st="$1" '$1 == st && $2 == "chat" && $4 != "failed" {
+        if (match($5, /p99 [0-9.]+/) && substr($5, RSTART + 4, RLENGTH - 4) + 0 <= 100 && $4 + 0 > k) k = $4 + 0 }
+        END { print k + 0 }' "$results"
+}
+raw_best() {
+    awk -F'\t' -v st="$1" '$1 == st && $2 == "raw" && $4 + 0 > b { b = $4 + 0 } END { print b + 0 }' "$results"
+}
+
+{
+    printf '\n| scenario |'
+    printf ' %s |' "${stacks[@]}"
+    printf '\n|---|'
+    printf -- '---|%.0s' "${stacks[@]}"
+    printf '\n'
+    labels=(
+        "idle:$idle_conns idle logged-in connections: RSS per connection of msg_server"
+        "logins:full logins/s, 4 workers"
+        "chat:single chat acked/s: knee (p99 send->ack <= 100 ms); top"
+        "group:group fan-out, $group_members members, $group_senders senders: deliveries/s: knee (p99 <= 100 ms); top"
+        "raw:raw-insert limit, 8 connections: best rows/s"
+    )
+    for l in "${labels[@]}"; do
+        want "${l%%:*}" || continue
+        printf '| %s |' "${l#*:}"
+        for st in "${stacks[@]}"; do printf ' %s |' "$(cell "$st" "${l%%:*}")"; done
+        printf '\n'
+    done
+    if want chat && want raw; then
+        printf '| chat knee / raw-insert limit |'
+        for st in "${stacks[@]}"; do
+            printf ' %s |' "$(awk -v k="$(knee_of "$st")" -v r="$(raw_best "$st")" 'BEGIN { if (r > 0 && k > 0) printf "%.0f %%", 100 * k / r; else print "–" }')"
+        done
+        printf '\n'
+    fi
+    printf '\nLoad average (1 min) before each scenario, per stack: '
+    for st in "${stacks[@]}"; do
+        printf '%s %s; ' "$st" "$(awk -F'\t' -v st="$st" '$1 == st { printf "%s ", $6 }' "$results")"
+    done
+    printf '\nEvery step, with the CPU of each process: %s (and cpu.tsv beside it)\n' "$results"
+} | tee "$run_dir/table.md"
+
+if ((failed_check)); then
+    say "FAIL: a load generator found an acked message lost or duplicated (logs in $run_dir)"
+    exit 1
+fi
