@@ -54,12 +54,13 @@ fn checked(mut req: ImMsgData) -> Result<(ImMsgData, MsgType), Option<ImMsgData>
     Ok((req, msg_type))
 }
 
-/// Whether the sender may write to the group: `Err` holds the reply when not (no reply for a
-/// sender that is not a member or a group that does not exist; msg id 0 when membership is
-/// unknown because Redis failed, logged, so msg_server ends the sender's request at once).
-fn member_may_send(st: &mut Stores, req: ImMsgData) -> Result<ImMsgData, Option<ImMsgData>> {
+/// Whether the sender may write to the group, from `may` of [`group::members_may_send`]: `Err`
+/// holds the reply when not (no reply for a sender that is not a member or a group that does
+/// not exist; msg id 0 when membership is unknown because Redis failed, logged, so msg_server
+/// ends the sender's request at once).
+fn member_may_send(req: ImMsgData, may: StoreResult<bool>) -> Result<ImMsgData, Option<ImMsgData>> {
     let (from, to) = (req.from_user_id, req.to_session_id);
-    match group::exists(st, to).and_then(|exists| Ok(exists && group::has_member(st, from, to)?)) {
+    match may {
         Ok(true) => Ok(req),
         Ok(false) => {
             log::warn!(
@@ -97,7 +98,9 @@ pub fn send(st: &mut Stores, sh: &Shared, req: ImMsgData) -> Option<ImMsgData> {
         Err(reply) => return reply,
     };
     let mut req = if MsgType::is_group(req.msg_type) {
-        match member_may_send(st, req) {
+        let pair = (req.from_user_id, req.to_session_id);
+        let may = group::members_may_send(st, &[pair]).pop();
+        match member_may_send(req, may.unwrap_or(Ok(false))) {
             Ok(req) => req,
             Err(reply) => return reply,
         }
@@ -132,11 +135,14 @@ fn store_alone(st: &mut Stores, sh: &Shared, req: &ImMsgData, msg_type: MsgType)
 /// commit ([`batch::store`]); audio (an upload to msfs each) and messages refused by the checks
 /// of [`send`] are handled one by one first. When the group commit fails before its COMMIT,
 /// each of its messages is stored alone, so that one bad message cannot sink the others; when
-/// the COMMIT itself fails, none is acked.
+/// the COMMIT itself fails, none is acked. The senders of the group messages are checked for
+/// membership together, in one Redis round trip.
 pub fn send_batch(st: &mut Stores, sh: &Shared, bodies: &[&[u8]]) -> Vec<Option<ImMsgData>> {
     let mut replies: Vec<Option<ImMsgData>> = Vec::with_capacity(bodies.len());
     // (reply index, type) of the messages for the group commit.
     let mut pending: Vec<(usize, MsgType)> = Vec::new();
+    // (reply index, type) of the group messages, checked for membership below.
+    let mut of_groups: Vec<(usize, MsgType)> = Vec::new();
     for body in bodies {
         let at = replies.len();
         let Some(req) = super::decode::<ImMsgData>(body) else {
@@ -154,23 +160,33 @@ pub fn send_batch(st: &mut Stores, sh: &Shared, bodies: &[&[u8]]) -> Vec<Option<
             replies.push(send(st, sh, req));
             continue;
         }
-        let req = if MsgType::is_group(req.msg_type) {
-            match member_may_send(st, req) {
-                Ok(req) => req,
-                Err(reply) => {
-                    replies.push(reply);
-                    continue;
-                }
-            }
+        if MsgType::is_group(req.msg_type) {
+            of_groups.push((at, msg_type));
         } else if valid_pair(&req) {
-            req
-        } else {
-            replies.push(Some(req));
+            pending.push((at, msg_type));
+        }
+        replies.push(Some(req));
+    }
+    let pairs: Vec<(u32, u32)> = of_groups
+        .iter()
+        .filter_map(|&(at, _)| replies[at].as_ref())
+        .map(|r| (r.from_user_id, r.to_session_id))
+        .collect();
+    let checks = group::members_may_send(st, &pairs);
+    for (&(at, msg_type), may) in of_groups.iter().zip(checks) {
+        let Some(req) = replies[at].take() else {
             continue;
         };
-        replies.push(Some(req));
-        pending.push((at, msg_type));
+        match member_may_send(req, may) {
+            Ok(req) => {
+                replies[at] = Some(req);
+                pending.push((at, msg_type));
+            }
+            Err(reply) => replies[at] = reply,
+        }
     }
+    // The batch keeps the order the requests came in.
+    pending.sort_unstable_by_key(|&(at, _)| at);
     if pending.is_empty() {
         return replies;
     }

@@ -5,7 +5,7 @@
 
 use super::{MAX_IN_LIST, placeholders};
 use crate::settings::{CACHE_GROUP_MEMBER, CACHE_GROUP_SET};
-use crate::store::{Db, StoreResult, Stores, atoi, col_bytes, col_u32};
+use crate::store::{Db, StoreError, StoreResult, Stores, atoi, col_bytes, col_u32};
 
 /// Most members a group may have, and most user ids one request may list (create, change
 /// members, get shield). Requests past it are refused: the original had no bound.
@@ -96,6 +96,40 @@ fn member_entry(st: &mut Stores, user: u32, group: u32) -> StoreResult<Option<Ve
 
 pub fn has_member(st: &mut Stores, user: u32, group: u32) -> StoreResult<bool> {
     Ok(member_entry(st, user, group)?.is_some_and(|v| !v.is_empty()))
+}
+
+/// Whether each `(user, group)` of `pairs` is a member of a group that exists, as [`exists`]
+/// and [`has_member`] say together. The member entries of all pairs are read in one pipelined
+/// round trip: an entry shows that its group's hash exists, so a member is known at once. A
+/// pair without an entry is looked at again by [`exists`] and [`has_member`] (a member hash
+/// gone missing is rebuilt there). The results are in the order of `pairs`; a failed pipeline
+/// fails them all.
+pub fn members_may_send(st: &mut Stores, pairs: &[(u32, u32)]) -> Vec<StoreResult<bool>> {
+    if pairs.is_empty() {
+        return Vec::new();
+    }
+    let mut pipe = redis::pipe();
+    for &(user, group) in pairs {
+        pipe.cmd("HGET").arg(member_key(group)).arg(user);
+    }
+    let entries: Vec<Option<Vec<u8>>> =
+        match st.cache(CACHE_GROUP_MEMBER).and_then(|c| c.pipe(&pipe)) {
+            Ok(e) => e,
+            Err(e) => return pairs.iter().map(|_| Err(StoreError(e.0.clone()))).collect(),
+        };
+    pairs
+        .iter()
+        .zip(entries)
+        .map(|(&(user, group), entry)| {
+            if group == 0 {
+                Ok(false)
+            } else if entry.is_some_and(|v| !v.is_empty()) {
+                Ok(true)
+            } else {
+                Ok(exists(st, group)? && has_member(st, user, group)?)
+            }
+        })
+        .collect()
 }
 
 /// When `user` joined `group` (0 if not a member).
