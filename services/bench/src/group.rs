@@ -5,14 +5,14 @@ use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Barrier, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tt_client::tt_proto::ids::cid;
 use tt_client::tt_proto::pb::message::ImMsgDataAck;
-use tt_client::{Client, Event, MsgCipher, MsgType};
+use tt_client::{Client, ClientType, Event, MsgCipher, MsgType};
 
 use crate::logins::full_login;
 use crate::{Args, Latencies};
@@ -79,45 +79,17 @@ fn create_group(api: &str, name: &str, members: &[u32]) -> Result<u32, String> {
     }
 }
 
-/// At most `limit` members logging in at a time.
-struct Gate {
-    held: Mutex<usize>,
-    freed: Condvar,
-    limit: usize,
-}
-
-impl Gate {
-    fn pass<T>(&self, f: impl FnOnce() -> T) -> T {
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        while *held >= self.limit {
-            held = self.freed.wait(held).unwrap_or_else(|p| p.into_inner());
-        }
-        *held += 1;
-        drop(held);
-        let r = f();
-        *self.held.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
-        self.freed.notify_one();
-        r
-    }
-}
-
 struct Shared {
-    login_url: String,
-    password: String,
     group: u32,
     tag: String,
     senders: usize,
     rate: f64,
     window: usize,
     duration: Duration,
-    gate: Gate,
-    abort: AtomicBool,
     stop_sending: AtomicBool,
     stop: AtomicBool,
     acked: AtomicU64,
     delivered: AtomicU64,
-    /// Set once every member has logged in.
-    start: Mutex<Option<Instant>>,
 }
 
 /// What one member saw.
@@ -149,38 +121,41 @@ fn parse_text(prefix: &str, text: &str) -> Option<(usize, u64, u64)> {
     Some((s, n, t))
 }
 
-fn member(sh: &Shared, idx: usize, user: u32, barriers: &[Barrier; 2], log: &mut MemberLog) {
-    let login = sh.gate.pass(|| {
-        full_login(
-            &sh.login_url,
-            user,
-            &sh.password,
-            tt_client::ClientType::Android,
-        )
-    });
-    let mut c = match login {
-        Ok(c) => Some(c),
-        Err(e) => {
-            sh.abort.store(true, Ordering::SeqCst);
-            log.error = Some(e);
-            None
+/// Logs every member in (mobile), `logins` at a time; the clients in the order of `ids`.
+fn log_in_all(
+    login_url: &str,
+    password: &str,
+    ids: &[u32],
+    logins: usize,
+) -> Result<Vec<Client>, Vec<String>> {
+    let next = AtomicUsize::new(0);
+    let done: Mutex<Vec<Option<Result<Client, String>>>> =
+        Mutex::new((0..ids.len()).map(|_| None).collect());
+    thread::scope(|scope| {
+        for _ in 0..logins.min(ids.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&user) = ids.get(i) else { break };
+                    let r = full_login(login_url, user, password, ClientType::Android);
+                    done.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(r);
+                }
+            });
         }
-    };
-    // Every member has tried to log in; then the main thread sets the start time.
-    barriers[0].wait();
-    barriers[1].wait();
-    let Some(c) = c.as_mut() else { return };
-    if sh.abort.load(Ordering::SeqCst) {
-        return;
+    });
+    let mut clients = Vec::with_capacity(ids.len());
+    let mut errors = Vec::new();
+    for r in done.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        match r {
+            Some(Ok(c)) => clients.push(c),
+            Some(Err(e)) => errors.push(e),
+            None => errors.push("a login worker died".into()),
+        }
     }
-    c.set_max_queued_events(100_000);
-    let start = sh
-        .start
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .unwrap_or_else(Instant::now);
-    if let Err(e) = serve(sh, idx, c, start, log) {
-        log.error = Some(e);
+    if errors.is_empty() {
+        Ok(clients)
+    } else {
+        Err(errors)
     }
 }
 
@@ -285,63 +260,63 @@ pub(crate) fn run(a: &Args) -> Result<ExitCode, String> {
     let group = create_group(&api, &format!("bench {tag}"), &ids)?;
     eprintln!("tt-bench: group {group} of {members} members (users {first}..), {senders} senders");
 
+    let login_start = Instant::now();
+    let clients = match log_in_all(&login_url, &password, &ids, logins) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in errors.iter().take(5) {
+                eprintln!("error: {e}");
+            }
+            eprintln!(
+                "error: {} of {members} members could not log in; nothing was sent",
+                errors.len()
+            );
+            return Ok(ExitCode::from(3));
+        }
+    };
+    let start = Instant::now();
+    let login_secs = start.duration_since(login_start).as_secs_f64();
+    eprintln!("tt-bench: {members} members logged in in {login_secs:.2}s");
     let sh = Arc::new(Shared {
-        login_url,
-        password,
         group,
         tag,
         senders,
         rate,
         window,
         duration,
-        gate: Gate {
-            held: Mutex::new(0),
-            freed: Condvar::new(),
-            limit: logins,
-        },
-        abort: AtomicBool::new(false),
         stop_sending: AtomicBool::new(false),
         stop: AtomicBool::new(false),
         acked: AtomicU64::new(0),
         delivered: AtomicU64::new(0),
-        start: Mutex::new(None),
     });
-    // Logged in, start time set: the members and the main thread.
-    let barriers = Arc::new([Barrier::new(members + 1), Barrier::new(members + 1)]);
-    let login_start = Instant::now();
     let mut handles = Vec::with_capacity(members);
-    for (idx, &user) in ids.iter().enumerate() {
-        let (sh, barriers) = (sh.clone(), barriers.clone());
+    for (idx, mut c) in clients.into_iter().enumerate() {
+        let sh = sh.clone();
         let h = thread::Builder::new()
             .stack_size(STACK_SIZE)
             .spawn(move || {
                 let mut log = MemberLog::default();
-                member(&sh, idx, user, &barriers, &mut log);
+                c.set_max_queued_events(100_000);
+                if let Err(e) = serve(&sh, idx, &mut c, start, &mut log) {
+                    log.error = Some(e);
+                }
                 log
             })
             .map_err(|e| format!("cannot start a thread: {e}"))?;
         handles.push(h);
     }
-    barriers[0].wait();
-    let start = Instant::now();
-    *sh.start.lock().unwrap_or_else(|p| p.into_inner()) = Some(start);
-    barriers[1].wait();
-    let login_secs = start.duration_since(login_start).as_secs_f64();
-    if !sh.abort.load(Ordering::SeqCst) {
-        eprintln!("tt-bench: {members} members logged in in {login_secs:.2}s");
-        thread::sleep(sh.duration);
-        sh.stop_sending.store(true, Ordering::SeqCst);
-        // The deliveries drain: every member gets every acked message but its own.
-        let until = Instant::now() + drain;
-        let others = (members - 1) as u64;
-        while Instant::now() < until
-            && sh.delivered.load(Ordering::SeqCst) < sh.acked.load(Ordering::SeqCst) * others
-        {
-            thread::sleep(Duration::from_millis(20));
-        }
-        // A short look for duplicates arriving right after the last delivery.
-        thread::sleep(Duration::from_millis(300));
+    thread::sleep(sh.duration);
+    sh.stop_sending.store(true, Ordering::SeqCst);
+    // The deliveries drain: every member gets every acked message but its own.
+    let until = Instant::now() + drain;
+    let others = (members - 1) as u64;
+    while Instant::now() < until
+        && sh.delivered.load(Ordering::SeqCst) < sh.acked.load(Ordering::SeqCst) * others
+    {
+        thread::sleep(Duration::from_millis(20));
     }
+    // A short look for duplicates arriving right after the last delivery.
+    thread::sleep(Duration::from_millis(300));
     sh.stop.store(true, Ordering::SeqCst);
     let mut logs: Vec<MemberLog> = handles
         .into_iter()
@@ -352,13 +327,6 @@ pub(crate) fn run(a: &Args) -> Result<ExitCode, String> {
 
 fn report(sh: &Shared, start: Instant, logs: &mut [MemberLog]) -> Result<ExitCode, String> {
     let errors: Vec<String> = logs.iter().filter_map(|l| l.error.clone()).collect();
-    if sh.abort.load(Ordering::SeqCst) {
-        for e in errors.iter().take(5) {
-            eprintln!("error: {e}");
-        }
-        eprintln!("error: not every member could log in; nothing was sent");
-        return Ok(ExitCode::from(3));
-    }
     // acked[s]: the n of sender s's acked messages.
     let acked: Vec<HashSet<u64>> = logs[..sh.senders]
         .iter()
