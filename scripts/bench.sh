@@ -42,12 +42,19 @@
 # the figures noisy); during each chat and group step the CPU used by each daemon, MariaDB,
 # Redis and the load generator is sampled (which process saturates).
 #
-# Output: the table on stdout (markdown) and, under var/bench/<start time>/, every tool's log,
+# Output: the table on stdout (markdown) and, under var/bench/runs/<start time>/, every tool's log,
 # results.tsv (one row per measurement) and cpu.tsv. Never run by CI or scripts/test.sh.
 # Exit status: 0 done (a scenario that failed shows as "failed" in the table, with its log);
 # 1 a check of the load generator failed (an acked message lost or duplicated); 2 bad usage.
 set -euo pipefail
 cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
+# The bench stack has a MariaDB and a Redis of its own, as the original's stack has: the tests
+# and tools others run on the machine do not share its tables, locks and fsyncs. They live under
+# TT_BENCH_VAR (default var/bench/), on ports TT_BENCH_MYSQL_PORT and TT_BENCH_REDIS_PORT
+# (13336 and 16396, those of conf/bench/dbproxyserver.conf), started by scripts/db-up.sh (the
+# schema and the demo users) and stopped at the end; their data stays for the next run.
+export TT_VAR="${TT_BENCH_VAR:-$PWD/var/bench}"
+export TT_MYSQL_PORT="${TT_BENCH_MYSQL_PORT:-13336}" TT_REDIS_PORT="${TT_BENCH_REDIS_PORT:-16396}"
 # shellcheck source=scripts/env.sh
 . scripts/env.sh
 
@@ -108,10 +115,10 @@ group_first=10001         # the group's members: 10001..10500
 group_members=500 group_senders=50
 
 # One bench at a time per checkout: a second one would stop the first one's stack.
-mkdir -p "$TT_VAR/bench"
-exec 9>"$TT_VAR/bench/lock"
-flock -n 9 || die "another scripts/bench.sh of this checkout is running (lock $TT_VAR/bench/lock)"
-run_dir="$TT_VAR/bench/$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$TT_VAR/runs"
+exec 9>"$TT_VAR/runs/lock"
+flock -n 9 || die "another scripts/bench.sh of this checkout is running (lock $TT_VAR/runs/lock)"
+run_dir="$TT_VAR/runs/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$run_dir"
 results="$run_dir/results.tsv"
 cpu_tsv="$run_dir/cpu.tsv"
@@ -123,6 +130,7 @@ failed_check=0
 orig_up=0
 cleanup() {
     bash scripts/down.sh "$CONF_DIR" --keep-db >/dev/null 2>&1 || true
+    bash scripts/db-down.sh >/dev/null 2>&1 || true
     ((orig_up)) && bash "$ORIG_TOOLS/down.sh" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
