@@ -13,9 +13,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mysql::prelude::Queryable;
 use redis::Commands;
+use tt_client::tt_proto::ids::cid;
+use tt_client::tt_proto::pb::message::ImMsgDataAck;
 use tt_client::{
-    Client, ClientType, Event, GroupModifyType, GroupType, GroupVersionInfo, Message, MsgType,
-    Session, UnreadSession,
+    Client, ClientType, Event, GroupModifyType, GroupType, GroupVersionInfo, Message, MsgCipher,
+    MsgType, Session, UnreadSession,
 };
 use tt_proto::pb::group::{
     ImGroupChangeMemberReq, ImGroupChangeMemberRsp, ImGroupCreateReq, ImGroupCreateRsp,
@@ -493,6 +495,176 @@ fn a_fifty_member_group_across_two_servers() {
     let mut all = senders.to_vec();
     all.sort_unstable();
     check_senders(senders[0], &mut phone, g, &sent, &all);
+}
+
+/// Messages sent in bursts (many in flight at once, so that several wait together for their
+/// group's members) reach every member once and in order; a member added between two
+/// messages gets the second one, a member removed between them does not.
+#[test]
+fn bursts_and_members_changed_between_messages() {
+    // No per-connection message limit: a burst is sent at once.
+    let stack = Stack::builder("groups-bursts")
+        .msg_servers(2)
+        .msg_conf_extra("MsgRateLimit=0\n")
+        .start();
+    let [alice, bob, carol, dave, newcomer] = users(73);
+    let mut a = login_at(&stack, 0, alice, ClientType::Windows);
+    let mut a_phone = login_at(&stack, 1, alice, ClientType::Android);
+    let mut b = login_at(&stack, 0, bob, ClientType::Windows);
+    let c = login_at(&stack, 1, carol, ClientType::Windows);
+    let mut d = login_at(&stack, 1, dave, ClientType::Windows);
+    let mut n = login_at(&stack, 1, newcomer, ClientType::Windows);
+    let g = create_group(&mut a, "bursts", &[alice, bob, carol, dave]);
+
+    // alice here and carol there each send 30 messages without waiting for an ack.
+    const BURST: usize = 30;
+    let mut sent: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    let mut bursts = Vec::new();
+    for (s, mut x) in [(alice, a), (carol, c)] {
+        bursts.push(std::thread::spawn(move || {
+            let ids = send_burst(&mut x, g, BURST);
+            (s, x, ids)
+        }));
+    }
+    let mut senders = Vec::new();
+    for t in bursts {
+        let (s, x, ids) = t.join().expect("burst thread");
+        sent.insert(s, ids);
+        senders.push(x);
+    }
+    let (mut a, mut c) = (senders.remove(0), senders.remove(0));
+    for x in [&mut a, &mut c] {
+        let me = x.user_id();
+        x.send_group_text(g, &format!("{me}:end")).expect("ack");
+    }
+    // Pipelined messages may be stored in another order than sent (several db_proxy links):
+    // every member gets each message once, and a sender's messages in one order everywhere.
+    let mut orders: BTreeMap<u32, Vec<Vec<(u32, String)>>> = BTreeMap::new();
+    let expect = |s: u32| -> Vec<(u32, String)> {
+        let mut m: Vec<(u32, String)> = sent[&s]
+            .iter()
+            .enumerate()
+            .map(|(k, &id)| (id, format!("{s}:{k}")))
+            .collect();
+        m.sort_unstable();
+        m
+    };
+    let mut receivers: Vec<(&mut Client, Vec<u32>)> = vec![
+        (&mut a, vec![carol]),
+        (&mut c, vec![alice]),
+        (&mut b, vec![alice, carol]),
+        (&mut d, vec![alice, carol]),
+        (&mut a_phone, vec![alice, carol]),
+    ];
+    for (x, from) in receivers.iter_mut() {
+        let who = x.user_id();
+        let got = received_until_ends(x, g, from);
+        for (s, msgs) in got {
+            let mut sorted = msgs.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, expect(s), "user {who} from {s}: each message once");
+            orders.entry(s).or_default().push(msgs);
+        }
+    }
+    for (s, seen) in &orders {
+        assert!(
+            seen.windows(2).all(|w| w[0] == w[1]),
+            "the messages of {s} in one order at every member: {seen:?}"
+        );
+    }
+    for x in [&mut a, &mut c] {
+        barrier(x);
+        let own = queued_group_messages(x, g);
+        assert!(own.is_empty(), "user {}: {own:?}", x.user_id());
+    }
+    barrier(&mut n);
+    assert!(
+        queued_group_messages(&mut n, g).is_empty(),
+        "not a member yet"
+    );
+
+    // newcomer joins: carol's next message reaches it.
+    let added = a.add_group_members(g, &[newcomer]).expect("add reply");
+    assert_eq!(added.result_code, OK, "{added:?}");
+    let hello = c.send_group_text(g, "welcome").expect("ack");
+    let m = next_group_message(&mut n, g);
+    assert_eq!((m.from, m.msg_id), (carol, hello.msg_id));
+    assert_eq!(next_group_message(&mut d, g).msg_id, hello.msg_id);
+
+    // dave leaves: bob's next message reaches newcomer (on dave's msg_server), not dave.
+    let removed = a.remove_group_members(g, &[dave]).expect("remove reply");
+    assert_eq!(removed.result_code, OK, "{removed:?}");
+    let bye = b.send_group_text(g, "after dave").expect("ack");
+    let m = next_group_message(&mut n, g);
+    assert_eq!((m.from, m.msg_id), (bob, bye.msg_id));
+    barrier(&mut d);
+    assert!(
+        queued_group_messages(&mut d, g).is_empty(),
+        "a removed member gets nothing more"
+    );
+}
+
+/// Sends messages `0..count` of this sender to `group` (texts `<sender>:<k>`) without waiting
+/// for their acks, then collects the acks; returns the msg ids in sending order.
+fn send_burst(c: &mut Client, group: u32, count: usize) -> Vec<u32> {
+    let cipher = MsgCipher::default();
+    let me = c.user_id();
+    let mut seqs = BTreeMap::new();
+    for k in 0..count {
+        let data = cipher
+            .encrypt(format!("{me}:{k}").as_bytes())
+            .expect("encrypt");
+        let seq = c
+            .send_msg_nowait(group, MsgType::GroupText, data)
+            .expect("send");
+        seqs.insert(seq, k);
+    }
+    let mut ids = vec![0; count];
+    for _ in 0..count {
+        let ev = c
+            .wait_for(
+                WAIT,
+                |e| matches!(e, Event::Other(p) if p.header.command_id == cid::CID_MSG_DATA_ACK),
+            )
+            .expect("waiting for an ack");
+        let Some(Event::Other(pdu)) = ev else {
+            panic!("user {me}: an ack missing");
+        };
+        let ack: ImMsgDataAck = pdu.decode_body().expect("ack decodes");
+        let k = seqs
+            .remove(&pdu.header.seq_num)
+            .expect("the ack of a message sent");
+        assert_ne!(ack.msg_id, 0, "user {me}: message {k} stored");
+        ids[k] = ack.msg_id;
+    }
+    ids
+}
+
+/// Reads the messages of `group` until the end marker of each of `from` arrived; returns the
+/// others by sender, (msg id, text) in the order received. Nothing from anyone else may come.
+fn received_until_ends(
+    c: &mut Client,
+    group: u32,
+    from: &[u32],
+) -> BTreeMap<u32, Vec<(u32, String)>> {
+    let who = c.user_id();
+    let mut got: BTreeMap<u32, Vec<(u32, String)>> = BTreeMap::new();
+    let mut ended = 0;
+    while ended < from.len() {
+        let m = next_group_message(c, group);
+        assert!(
+            from.contains(&m.from),
+            "user {who}: a message of {}",
+            m.from
+        );
+        let text = m.text.unwrap_or_default();
+        if text.ends_with(":end") {
+            ended += 1;
+        } else {
+            got.entry(m.from).or_default().push((m.msg_id, text));
+        }
+    }
+    got
 }
 
 /// Sends message number `k` of this sender to `group` (text `<sender>:<k>`); returns its id.

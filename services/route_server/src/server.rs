@@ -243,10 +243,16 @@ impl RouteServer {
         pdu_io::send_all(net, &self.targets(to), &pdu_io::encode(0, msg));
     }
 
-    /// Sends the received PDU, every header byte unchanged.
+    /// Sends the received PDU, every header byte unchanged: its bytes put together once, the
+    /// same bytes to each target (once per link, whatever the PDU carries).
     fn relay(&self, net: &mut Net, to: To, header: &Header, body: &[u8]) {
-        for c in self.targets(to) {
-            pdu_io::send_raw(net, c, header, body);
+        let targets = self.targets(to);
+        match targets.as_slice() {
+            [] => {}
+            [one] => {
+                pdu_io::send_raw(net, *one, header, body);
+            }
+            many => pdu_io::send_all(net, many, &pdu_io::raw_bytes(header, body)),
         }
     }
 }

@@ -6,8 +6,10 @@
 use std::collections::HashSet;
 
 use netlib::{ConnId, Net};
+use tt_common::metrics::PDUS_OUT;
 use tt_common::pdu_io;
 use tt_proto::attach::split_pdu_attach;
+use tt_proto::ids::cid;
 use tt_proto::pb::base_define::GroupType;
 use tt_proto::pb::group::{
     ImGroupChangeMemberNotify, ImGroupChangeMemberReq, ImGroupChangeMemberRsp, ImGroupCreateReq,
@@ -147,8 +149,13 @@ fn members_known(s: &mut State, net: &mut Net, rsp: &ImGroupInfoListRsp, embedde
         Some(info) => {
             let members = distinct(&info.group_member_list);
             let set: HashSet<u32> = members.iter().copied().collect();
-            for p in batch {
-                to_group(s, net, p, &members, &set);
+            let batch: Vec<Pending> = batch
+                .into_iter()
+                .filter(|p| sent_by_member(p, &set))
+                .collect();
+            to_group(s, net, &batch, &members);
+            for p in &batch {
+                push_lookup(s, net, p, &members);
             }
         }
         None => log::info!(
@@ -159,31 +166,120 @@ fn members_known(s: &mut State, net: &mut Net, rsp: &ImGroupInfoListRsp, embedde
     s.ask_group_members(net, group);
 }
 
-/// Delivers a group message (seq 0, no attach_data) to every connection here of every member
-/// but the one it was sent on. Where it was sent (its handle is not 0), db_proxy is then asked
-/// for the other members' push shields (the start of the push chain, spec §10.3 step 8); a
-/// copy relayed from another msg_server is not pushed again. A sender that is not a member gets
-/// nothing delivered.
-fn to_group(s: &mut State, net: &mut Net, p: Pending, members: &[u32], set: &HashSet<u32>) {
-    let (from, group) = (p.msg.from_user_id, p.msg.to_session_id);
-    if !set.contains(&from) {
+/// Whether the sender of a group message is among its group's members; a sender that is not
+/// gets nothing delivered (logged).
+fn sent_by_member(p: &Pending, members: &HashSet<u32>) -> bool {
+    let from = p.msg.from_user_id;
+    let member = members.contains(&from);
+    if !member {
         log::info!(
-            "user {from} is not a member of group {group}: message {} not delivered",
+            "user {from} is not a member of group {}: message {} not delivered",
+            p.msg.to_session_id,
             p.msg.msg_id
         );
+    }
+    member
+}
+
+/// Most bytes of group messages written to a connection together.
+const CHUNK_BYTES: usize = 64 << 10;
+
+/// One group message encoded for delivery (seq 0, no attach_data), with the connection `C` here
+/// it was sent on (which does not get it).
+struct Encoded<C = ConnId> {
+    bytes: Vec<u8>,
+    sent_on: Option<C>,
+}
+
+/// Delivers group messages, in their order, to every connection here of every member but the
+/// one each was sent on. Each message is encoded once; a connection gets the messages of up to
+/// [`CHUNK_BYTES`] in one write, the same bytes for every connection that gets all of them.
+fn to_group(s: &State, net: &mut Net, batch: &[Pending], members: &[u32]) {
+    let encoded: Vec<Encoded> = batch
+        .iter()
+        .map(|p| Encoded {
+            bytes: pdu_io::encode(0, &p.msg),
+            sent_on: s.users.conn_by_handle(p.msg.from_user_id, p.handle),
+        })
+        .collect();
+    for chunk in chunks(&encoded, CHUNK_BYTES) {
+        let all = joined(chunk, None);
+        let senders: Vec<ConnId> = chunk.iter().filter_map(|e| e.sent_on).collect();
+        for &uid in members {
+            let Some(u) = s.users.get(uid) else {
+                continue;
+            };
+            for (_, c) in u.conns() {
+                if senders.contains(&c.conn) {
+                    let own = Some(c.conn);
+                    send_joined(net, c.conn, chunk, own, &joined(chunk, own));
+                } else {
+                    send_joined(net, c.conn, chunk, None, &all);
+                }
+            }
+        }
+    }
+}
+
+/// Consecutive runs of `encoded`, each of at most `max` bytes (a message alone may be more).
+fn chunks<C>(encoded: &[Encoded<C>], max: usize) -> Vec<&[Encoded<C>]> {
+    let mut runs = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    for (i, e) in encoded.iter().enumerate() {
+        if i > start && size + e.bytes.len() > max {
+            runs.push(&encoded[start..i]);
+            (start, size) = (i, 0);
+        }
+        size += e.bytes.len();
+    }
+    if start < encoded.len() {
+        runs.push(&encoded[start..]);
+    }
+    runs
+}
+
+/// Whether a connection gets the message: all but those sent on `except`.
+fn gets<C: PartialEq>(e: &Encoded<C>, except: Option<C>) -> bool {
+    except.is_none() || e.sent_on != except
+}
+
+/// The messages of `chunk` one after the other, but those sent on `except`.
+fn joined<C: PartialEq + Copy>(chunk: &[Encoded<C>], except: Option<C>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in chunk.iter().filter(|e| gets(e, except)) {
+        out.extend_from_slice(&e.bytes);
+    }
+    out
+}
+
+/// Writes `bytes`, the [`joined`] messages of `chunk` but those sent on `except`, to `conn`,
+/// counting each PDU as sent.
+fn send_joined(
+    net: &mut Net,
+    conn: ConnId,
+    chunk: &[Encoded],
+    except: Option<ConnId>,
+    bytes: &[u8],
+) {
+    if bytes.is_empty() || !net.send(conn, bytes) {
         return;
     }
-    let sending = s.users.conn_by_handle(from, p.handle);
-    let bytes = pdu_io::encode(0, &p.msg);
-    for &uid in members {
-        s.send_to_user(net, uid, sending, &bytes);
+    for e in chunk.iter().filter(|e| gets(e, except)) {
+        PDUS_OUT.count(cid::CID_MSG_DATA, e.bytes.len());
     }
+}
+
+/// Where a group message was sent (its handle is not 0), db_proxy is asked for the other
+/// members' push shields (the start of the push chain, spec §10.3 step 8); a copy relayed from
+/// another msg_server is not pushed again.
+fn push_lookup(s: &mut State, net: &mut Net, p: &Pending, members: &[u32]) {
     if p.handle == 0 {
         return;
     }
     if let Some(template) = s.push_template(&p.msg) {
+        let from = p.msg.from_user_id;
         let shields = ImGroupGetShieldReq {
-            group_id: group,
+            group_id: p.msg.to_session_id,
             user_id: members.iter().copied().filter(|&m| m != from).collect(),
             attach_data: Some(template),
         };
@@ -250,4 +346,54 @@ fn to_members(
 fn distinct(ids: &[u32]) -> Vec<u32> {
     let mut seen = HashSet::with_capacity(ids.len());
     ids.iter().copied().filter(|id| seen.insert(*id)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A message of `n` bytes (all `fill`) sent on connection `on`.
+    fn enc(fill: u8, n: usize, on: Option<u8>) -> Encoded<u8> {
+        Encoded {
+            bytes: vec![fill; n],
+            sent_on: on,
+        }
+    }
+
+    #[test]
+    fn chunks_keep_the_order_within_their_bound() {
+        let e = [
+            enc(1, 40, None),
+            enc(2, 40, None),
+            enc(3, 100, None),
+            enc(4, 10, None),
+        ];
+        let sizes: Vec<Vec<u8>> = chunks(&e, 80)
+            .iter()
+            .map(|c| c.iter().map(|m| m.bytes[0]).collect())
+            .collect();
+        assert_eq!(
+            sizes,
+            [vec![1, 2], vec![3], vec![4]],
+            "a big message goes alone"
+        );
+        assert!(chunks::<u8>(&[], 80).is_empty());
+        assert_eq!(chunks(&e, 1000).len(), 1);
+    }
+
+    #[test]
+    fn a_connection_gets_every_message_but_those_sent_on_it() {
+        let e = [enc(1, 2, Some(7)), enc(2, 1, Some(8)), enc(3, 2, Some(7))];
+        assert_eq!(joined(&e, None), [1, 1, 2, 3, 3]);
+        assert_eq!(joined(&e, Some(7)), [2], "7 sent the first and the last");
+        assert_eq!(joined(&e, Some(8)), [1, 1, 3, 3]);
+        assert_eq!(joined(&e, Some(9)), [1, 1, 2, 3, 3]);
+        assert!(joined(&e[..1], Some(7)).is_empty());
+        let relayed = [enc(4, 1, None)];
+        assert_eq!(
+            joined(&relayed, Some(7)),
+            [4],
+            "a relayed copy goes to every connection"
+        );
+    }
 }
