@@ -101,7 +101,7 @@ if ((quick)); then
     step_secs=3 chat_steps=(50:19 200:19) group_rates=(0.8) raw_batches=(1 64) raw_secs=3
     idle_conns=2000 login_secs=3
 else
-    step_secs=15 chat_steps=(25:19 50:19 100:19 200:19 300:19 400:19 500:19 500:28 500:38 500:57)
+    step_secs=15 chat_steps=(25:19 50:19 100:19 150:19 200:19 250:19 300:19 400:19 500:19 500:28 500:38 500:57)
     group_rates=(0.2 0.4 0.8 1.6 3.2)
     raw_batches=(1 16 64 256) raw_secs=10 idle_conns=10000 login_secs=15
 fi
