@@ -200,7 +200,9 @@ impl<M: Send + 'static> EventLoop<M> {
         self.net.running = true;
         while self.net.running {
             self.turn(handler)?;
-            if self.shared.stop.swap(false, Ordering::AcqRel) {
+            if self.shared.stop.load(Ordering::Relaxed)
+                && self.shared.stop.swap(false, Ordering::AcqRel)
+            {
                 self.net.running = false;
             }
         }
@@ -271,11 +273,11 @@ impl<M: Send + 'static> EventLoop<M> {
             }
         }
 
-        // Timers: one clock reading, each due timer fired at most once.
-        let now = Instant::now();
-        net.now = now;
+        // Timers: due by the clock reading taken after the poll (a timer that fell due while
+        // this turn ran fires on the next one, whose poll then does not wait); each due timer
+        // fired at most once.
         self.fired.clear();
-        net.timers.collect_due(now, &mut self.fired);
+        net.timers.collect_due(net.now, &mut self.fired);
         for &(timer, kind, repeat) in &self.fired {
             // An earlier callback of this batch may have removed it.
             if !net.timers.is_live(timer) {
