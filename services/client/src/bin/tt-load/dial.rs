@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
-use tt_client::Client;
+use tt_client::{Client, UserStatType};
 
 use crate::options::{Options, Target};
 
@@ -67,4 +67,26 @@ pub(crate) fn stream(opts: &Options, server: usize, n: usize) -> Result<TcpStrea
         }
     }
     Err(last)
+}
+
+/// `user` logged in on `stream` (online, `--client-type`, `--password`); `heartbeat: false`
+/// turns the client's automatic heartbeat off.
+pub(crate) fn login(
+    opts: &Options,
+    stream: TcpStream,
+    user: u32,
+    heartbeat: bool,
+) -> Result<Client, String> {
+    let mut c = Client::from_stream(stream).map_err(|e| format!("user{user}: {e}"))?;
+    if !heartbeat {
+        c.set_heartbeat_interval(None);
+    }
+    c.login(
+        &format!("user{user}"),
+        &opts.password,
+        opts.client_type,
+        UserStatType::UserStatusOnline,
+    )
+    .map_err(|e| format!("user{user} login: {e}"))?;
+    Ok(c)
 }

@@ -17,7 +17,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use tt_client::tt_proto::Pdu;
-use tt_client::{Client, UserStatType};
 
 use crate::dial;
 use crate::options::{Options, Target};
@@ -54,16 +53,7 @@ fn log_in(opts: &Options, n: u32) -> Result<TcpStream, String> {
     // The client library reads and writes through its own handle; the socket stays open
     // through this one when that is dropped.
     let kept = stream.try_clone().map_err(|e| format!("user{user}: {e}"))?;
-    let mut c = Client::from_stream(stream).map_err(|e| format!("user{user}: {e}"))?;
-    c.set_heartbeat_interval(None);
-    c.login(
-        &format!("user{user}"),
-        &opts.password,
-        opts.client_type,
-        UserStatType::UserStatusOnline,
-    )
-    .map_err(|e| format!("user{user} login: {e}"))?;
-    drop(c);
+    drop(dial::login(opts, stream, user, false)?);
     kept.set_nonblocking(true)
         .map_err(|e| format!("user{user}: {e}"))?;
     Ok(kept)

@@ -141,16 +141,7 @@ fn text_of(tag: &str, pair: usize, n: u64, size: usize) -> String {
 /// login_server hands out.
 fn connect(opts: &Options, server: usize, user: u32) -> Result<Client, String> {
     let n = user.wrapping_sub(opts.first_user) as usize;
-    let stream = dial::stream(opts, server, n)?;
-    let mut c = Client::from_stream(stream).map_err(|e| format!("user{user}: {e}"))?;
-    c.login(
-        &format!("user{user}"),
-        &opts.password,
-        opts.client_type,
-        UserStatType::UserStatusOnline,
-    )
-    .map_err(|e| format!("user{user} login: {e}"))?;
-    Ok(c)
+    dial::login(opts, dial::stream(opts, server, n)?, user, true)
 }
 
 /// Waits until route_server reports `peer` online (so a message to it is routed live).
