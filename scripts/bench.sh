@@ -237,7 +237,8 @@ start_project() {
     ((!big)) || seed_big_users
     cpu_pid[mariadbd]="$(tr -dc 0-9 <"$TT_MYSQL_PIDFILE")"
     cpu_pid[redis]="$(tr -dc 0-9 <"$TT_REDIS_PIDFILE")"
-    check_durability "$TT_MYSQL_CNF"
+    MYSQL_CNF="$TT_MYSQL_CNF"
+    check_durability
 }
 
 # --big: users 11101..101100 in the bench's own database, shaped as sql/seed.sql's (password
@@ -258,10 +259,21 @@ SQL
         die "seeding the users of --big failed"
 }
 
-check_durability() { # the MariaDB client settings file of the stack's server
+# sql QUERY: runs a query on the stack's MariaDB (MYSQL_CNF, MYSQL) as the application account.
+sql() {
+    MYSQL_PWD="$TT_MYSQL_PASSWORD" mariadb --defaults-file="$MYSQL_CNF" --protocol=tcp \
+        -h127.0.0.1 -P"${MYSQL#*:}" -u"$TT_MYSQL_USER" -N -e "$1" 2>/dev/null
+}
+
+# Counters of the stack's MariaDB: "rows-inserted commits log-fsyncs".
+db_counters() {
+    sql "SHOW GLOBAL STATUS WHERE Variable_name IN ('Innodb_rows_inserted', 'Com_commit', 'Innodb_os_log_fsyncs')" |
+        awk '{ v[$1] = $2 } END { print v["Innodb_rows_inserted"] + 0, v["Com_commit"] + 0, v["Innodb_os_log_fsyncs"] + 0 }'
+}
+
+check_durability() {
     local v
-    v="$(MYSQL_PWD="$TT_MYSQL_PASSWORD" mariadb --defaults-file="$1" --protocol=tcp \
-        -h127.0.0.1 -P"${MYSQL#*:}" -u"$TT_MYSQL_USER" -N -e 'SELECT @@innodb_flush_log_at_trx_commit' 2>/dev/null)" || v="?"
+    v="$(sql 'SELECT @@innodb_flush_log_at_trx_commit')" || v="?"
     say "$STACK: MariaDB $MYSQL innodb_flush_log_at_trx_commit=$v"
     row "$STACK" durability - "innodb_flush_log_at_trx_commit=$v" "" "$(loadavg)"
 }
@@ -292,7 +304,8 @@ start_original() {
         cpu_pid[$n]="$(awk '{ print $1 }' "$ORIG/run/pids/$n.pid")"
     done
     MSG_PID="${cpu_pid[msg_server]}"
-    check_durability "$ORIG/var/mysql/my.cnf"
+    MYSQL_CNF="$ORIG/var/mysql/my.cnf"
+    check_durability
 }
 
 # ---- the scenarios -------------------------------------------------------------------------
@@ -354,18 +367,28 @@ chat_step() {
     local pairs=$1 rate=$2 log="$run_dir/$STACK-chat-$1x$2.log" load status
     load="$(loadavg)"
     cur_scenario=chat cur_step="$pairs pairs x $rate/s"
+    local c0 c1
+    c0="$(db_counters)"
     run_gen "$log" 'clients logged in' "$step_secs" "$TT_LOAD" --login-url "$LOGIN_URL" --users $((2 * pairs)) \
         --first-user "$first_user" --duration "$step_secs" --rate "$rate" --window 1 \
         --client-type mobile --logins 200 --ack-timeout 10 --drain 10 \
         --deadline $((step_secs + 120))
     status=$gen_status
+    c1="$(db_counters)"
+    # Rows of a transaction (1 without explicit commits: autocommit) and log fsyncs a row.
+    step_batch="$(awk -v a="$c0" -v b="$c1" 'BEGIN { split(a, x, " "); split(b, y, " ")
+        r = y[1] - x[1]; c = y[2] - x[2]
+        printf "%.1f", (c > 0 && r > c) ? r / c : 1 }')"
+    local fsyncs
+    fsyncs="$(awk -v a="$c0" -v b="$c1" 'BEGIN { split(a, x, " "); split(b, y, " ")
+        r = y[1] - x[1]; f = y[3] - x[3]; if (r > 0) printf "%.2f", f / r; else print "?" }')"
     check_status "$status" "chat $cur_step" "$log"
     step_acked="$(sed -n 's/^acked [0-9]* msgs in [0-9.]*s: \([0-9]*\) msgs\/s.*/\1/p' "$log" | tail -n 1)"
     step_p99="$(num "$(field "$log" '^ack latency' p99)")"
     local lost
     lost="$(sed -n 's/^delivered [0-9]* lost \([0-9]*\) duplicated \([0-9]*\).*/lost \1 dup \2/p' "$log" | tail -n 1)"
     if [[ -n "$step_acked" ]]; then
-        row "$STACK" chat "$cur_step" "$step_acked" "offered $((pairs * rate)) p99 ${step_p99}ms ${lost:-} exit $status;$cpu_line" "$load"
+        row "$STACK" chat "$cur_step" "$step_acked" "offered $((pairs * rate)) p99 ${step_p99}ms ${lost:-} exit $status rows/commit $step_batch log-fsyncs/row $fsyncs;$cpu_line" "$load"
     else
         step_acked=0 step_p99=999999
         row "$STACK" chat "$cur_step" failed "see $log" "$load"
@@ -375,6 +398,7 @@ chat_step() {
 
 scenario_chat() {
     local max_pairs=0 step pairs rate saturated=0
+    knee_acked=0 knee_batch=1
     for step in "${chat_steps[@]}"; do ((${step%%:*} <= max_pairs)) || max_pairs=${step%%:*}; done
     # Every pair exchanges one message first: relations and sessions exist before the steps.
     say "$STACK: chat: warming up $max_pairs pairs"
@@ -388,6 +412,9 @@ scenario_chat() {
             continue
         fi
         chat_step "$pairs" "$rate"
+        if awk -v p="$step_p99" -v a="$step_acked" -v k="$knee_acked" 'BEGIN { exit !(p <= 100 && a > k) }'; then
+            knee_acked=$step_acked knee_batch=$step_batch
+        fi
         if awk -v a="$step_acked" -v o="$((pairs * rate))" 'BEGIN { exit !(a < 0.85 * o) }'; then
             saturated=$((saturated + 1))
             ((saturated < 2)) || break
@@ -395,6 +422,7 @@ scenario_chat() {
             saturated=0
         fi
     done
+    row "$STACK" knee "$(awk -v b="$knee_batch" 'BEGIN { printf "%d", b + 0.5 }')" "$knee_acked" "rows/commit $knee_batch" "$(loadavg)"
     return 0
 }
 
@@ -429,8 +457,11 @@ scenario_group() {
 }
 
 scenario_raw() {
-    local b log load line
-    for b in "${raw_batches[@]}"; do
+    local b log load line batches=("${raw_batches[@]}") knee_b
+    # Also the rows a transaction of the chat knee (the message path's batch size there).
+    knee_b="$(awk -v b="${knee_batch:-1}" 'BEGIN { printf "%d", b + 0.5 }')"
+    [[ " ${batches[*]} " == *" $knee_b "* ]] || batches+=("$knee_b")
+    for b in "${batches[@]}"; do
         log="$run_dir/$STACK-raw-$b.log"
         load="$(loadavg)"
         say "$STACK: raw inserts, 8 connections, $b rows a transaction (load $load)"
@@ -520,6 +551,10 @@ knee_of() { # the chat knee of STACK, or 0
         if (match($5, /p99 [0-9.]+/) && substr($5, RSTART + 4, RLENGTH - 4) + 0 <= 100 && $4 + 0 > k) k = $4 + 0 }
         END { print k + 0 }' "$results"
 }
+raw_at_knee() { # rows/s of STACK's raw inserts at the chat knee's rows a commit, or 0
+    awk -F'\t' -v st="$1" '$1 == st && $2 == "knee" { b = $3 } $1 == st && $2 == "raw" { r[$3] = $4 + 0 }
+        END { print r[b] + 0 }' "$results"
+}
 raw_best() {
     awk -F'\t' -v st="$1" '$1 == st && $2 == "raw" && $4 + 0 > b { b = $4 + 0 } END { print b + 0 }' "$results"
 }
@@ -544,9 +579,11 @@ raw_best() {
         printf '\n'
     done
     if want chat && want raw; then
-        printf '| chat knee / raw-insert limit |'
+        printf '| chat knee / raw-insert limit: at the rows a commit of the knee; best |'
         for st in "${stacks[@]}"; do
-            printf ' %s |' "$(awk -v k="$(knee_of "$st")" -v r="$(raw_best "$st")" 'BEGIN { if (r > 0 && k > 0) printf "%.1f %%", 100 * k / r; else print "–" }')"
+            printf ' %s |' "$(awk -v k="$(knee_of "$st")" -v a="$(raw_at_knee "$st")" -v r="$(raw_best "$st")" -v b="$(awk -F'\t' -v st="$st" '$1 == st && $2 == "knee" { print $3 }' "$results")" \
+                'BEGIN { if (r > 0 && k > 0) { if (a > 0) printf "%.0f %% of %d (%s a commit); ", 100 * k / a, a, b
+                    printf "%.0f %% of %d\n", 100 * k / r, r } else print "–" }')"
         done
         printf '\n'
     fi
