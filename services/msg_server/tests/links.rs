@@ -1,5 +1,6 @@
 //! msg_server's outgoing links against fake route_servers and a fake login_server (listeners
-//! in the test): what each link is sent on connect, and the master route election.
+//! in the test): what each link is sent on connect, and the master route election; the
+//! start-up: conf errors, the open-files limit.
 
 mod common;
 
@@ -101,4 +102,53 @@ fn conf_errors_name_the_key_and_exit_with_status_1() {
         msg.recent_log()
     );
     assert_eq!(msg.wait_exit(WAIT), Some(1));
+}
+
+#[test]
+fn the_open_files_soft_limit_is_raised_to_the_hard_limit() {
+    use rlimit::Resource;
+    let (soft, hard) = Resource::NOFILE.get().expect("getrlimit");
+    // Started with a soft limit below the hard one (inherited from this process)…
+    let lowered = (hard / 2).clamp(64, 4096);
+    assert!(lowered < hard, "hard limit {hard} too low to test");
+    Resource::NOFILE
+        .set(lowered, hard)
+        .expect("lower the soft limit");
+    let dir = TempDir::new("msg_server-nofile");
+    dir.write(
+        "msgserver.conf",
+        &format!(
+            "ListenIP=127.0.0.1\nListenPort={}\nIpAddr1=127.0.0.1\nMaxConnCnt=100\n\
+             aesKey=12345678901234567890123456789012\nConcurrentDBConnCnt=1\n\
+             DBServerIP1=127.0.0.1\nDBServerPort1={db}\nDBServerIP2=127.0.0.1\nDBServerPort2={db}\n\
+             LoginServerIP1=127.0.0.1\nLoginServerPort1={}\n\
+             RouteServerIP1=127.0.0.1\nRouteServerPort1={}\n",
+            free_port(),
+            free_port(),
+            free_port(),
+            db = free_port(),
+        ),
+    );
+    let mut msg = Daemon::spawn("msg_server", dir.path(), "msgserver.conf");
+    Resource::NOFILE
+        .set(soft, hard)
+        .expect("restore the soft limit");
+    // …it raises it to the hard limit and says so.
+    let line = format!("open-files limit raised from {lowered} to {hard}");
+    assert!(msg.wait_for_line(&line, WAIT), "{}", msg.recent_log());
+    msg.wait_ready(WAIT);
+    let pid = msg.pid().expect("running");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let open_files: Vec<&str> = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files line")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        open_files[3..5],
+        [hard.to_string(), hard.to_string()],
+        "soft and hard: {limits}"
+    );
+    msg.kill();
 }
