@@ -11,58 +11,28 @@
 //! frames the echo and writes the next PDU for each one received. Both read with 64 KiB chunks
 //! (netlib's default `read_chunk`) until `WouldBlock`, register both sockets for readable and
 //! writable edge-triggered events (as netlib does) and set `TCP_NODELAY`. The connection is set
-//! up once per benchmark function; `iter_custom` drives exactly `iters` round trips.
+//! up once per benchmark function; `iter_custom` drives exactly `iters` round trips. The PDU, the
+//! netlib connection and its driving are those of `benches/common`, shared with
+//! `benches/pdu_server.rs`.
+
+mod common;
 
 use std::hint::black_box;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::{PIPELINE, PingPong, RoundTrips, SETUP_DEADLINE, connect_pair, loopback, pdu_64, run};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use netlib::{Buffer, CloseReason, Config, ConnId, EventLoop, Handler, ListenerId, Net};
-use tt_proto::pb::base_define::MsgType;
-use tt_proto::pb::message::ImMsgData;
-use tt_proto::pdu::{self, DEFAULT_MAX_PDU_LEN, HEADER_LEN};
-use tt_proto::prost::Message;
+use tt_proto::pdu::{self, DEFAULT_MAX_PDU_LEN};
 
-const PDU_LEN: usize = 64;
-/// PDUs in flight in the pipelined variant.
-const PIPELINE: u64 = 64;
 /// Bytes per `read` call: netlib's default `Config::read_chunk`, used by the bare loop too.
 const READ_CHUNK: usize = 64 * 1024;
 /// Longest poll wait: netlib's default `Config::poll_timeout`, used by the bare loop too.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
-const SETUP_DEADLINE: Duration = Duration::from_secs(10);
-
-/// A 64-byte `IMMsgData` PDU: 16-byte header, 48-byte body.
-fn pdu_64() -> Vec<u8> {
-    let mut msg = ImMsgData {
-        from_user_id: 1001,
-        to_session_id: 1002,
-        msg_id: 1,
-        create_time: 1_700_000_000,
-        msg_type: MsgType::SingleText as i32,
-        msg_data: Vec::new(),
-        attach_data: None,
-    };
-    while msg.encoded_len() < PDU_LEN - HEADER_LEN {
-        msg.msg_data.push(b'x');
-    }
-    let mut out = Vec::new();
-    pdu::encode_command_into(&mut out, 1, &msg);
-    assert_eq!(
-        out.len(),
-        PDU_LEN,
-        "the PDU must be exactly {PDU_LEN} bytes"
-    );
-    out
-}
-
-fn loopback() -> SocketAddr {
-    "127.0.0.1:0".parse().expect("address")
-}
 
 /// Length of the whole PDU at the front of `buf`, if there is one.
 #[inline]
@@ -79,13 +49,7 @@ struct NetlibPingPong {
     client: ConnId,
     server: Option<ConnId>,
     connected: bool,
-    /// Round trips still to start in this run.
-    to_send: u64,
-    /// Round trips still to finish in this run; the loop stops at 0.
-    to_receive: u64,
-    /// Keep a copy of the last echo (only for the invariant check, never while measured).
-    record: bool,
-    last_echo: Vec<u8>,
+    trips: RoundTrips,
 }
 
 impl Handler for NetlibPingPong {
@@ -106,17 +70,15 @@ impl Handler for NetlibPingPong {
         let mut done = 0;
         if conn == self.client {
             while let Some(len) = frame(&data[done..]) {
-                if self.record {
-                    self.last_echo.clear();
-                    self.last_echo.extend_from_slice(&data[done..done + len]);
-                }
-                done += len;
-                if self.to_send > 0 {
-                    self.to_send -= 1;
+                let echo = &data[done..done + len];
+                if self
+                    .trips
+                    .echoed(|last_echo| last_echo.extend_from_slice(echo))
+                {
                     assert!(net.send(conn, &self.pdu));
                 }
-                self.to_receive -= 1;
-                if self.to_receive == 0 {
+                done += len;
+                if self.trips.done() {
                     net.stop();
                 }
             }
@@ -134,45 +96,28 @@ impl Handler for NetlibPingPong {
     }
 }
 
+impl PingPong for NetlibPingPong {
+    fn ready(&self) -> bool {
+        self.connected && self.server.is_some()
+    }
+
+    fn trips(&mut self) -> &mut RoundTrips {
+        &mut self.trips
+    }
+
+    fn send_from_client(&mut self, net: &mut Net) {
+        assert!(net.send(self.client, &self.pdu));
+    }
+}
+
 fn netlib_setup() -> (EventLoop<()>, NetlibPingPong) {
-    let mut ev = EventLoop::new(Config::default()).expect("event loop");
-    let listener = ev.net().listen(loopback()).expect("listen");
-    let addr = ev.net().listener_addr(listener).expect("listener address");
-    let client = ev.net().connect(addr);
-    let mut h = NetlibPingPong {
+    connect_pair(|_, client| NetlibPingPong {
         pdu: pdu_64(),
         client,
         server: None,
         connected: false,
-        to_send: 0,
-        to_receive: 0,
-        record: false,
-        last_echo: Vec::new(),
-    };
-    let deadline = Instant::now() + SETUP_DEADLINE;
-    while !(h.connected && h.server.is_some()) {
-        assert!(Instant::now() < deadline, "loopback connect timed out");
-        ev.turn(&mut h).expect("turn");
-    }
-    (ev, h)
-}
-
-/// Drives exactly `n` round trips with up to `depth` PDUs in flight; returns the time taken.
-fn netlib_run(ev: &mut EventLoop<()>, h: &mut NetlibPingPong, n: u64, depth: u64) -> Duration {
-    if n == 0 {
-        return Duration::ZERO;
-    }
-    let first = n.min(depth);
-    h.to_send = n - first;
-    h.to_receive = n;
-    let start = Instant::now();
-    for _ in 0..first {
-        assert!(ev.net().send(h.client, &h.pdu));
-    }
-    ev.run(h).expect("event loop");
-    let elapsed = start.elapsed();
-    assert_eq!((h.to_send, h.to_receive), (0, 0), "every round trip done");
-    elapsed
+        trips: RoundTrips::default(),
+    })
 }
 
 // --- bare mio ---------------------------------------------------------------------------------
@@ -242,10 +187,7 @@ struct BareMio {
     client: Side,
     server: Side,
     pdu: Vec<u8>,
-    to_send: u64,
-    to_receive: u64,
-    record: bool,
-    last_echo: Vec<u8>,
+    trips: RoundTrips,
 }
 
 impl BareMio {
@@ -286,26 +228,21 @@ impl BareMio {
             client: Side::new(client),
             server: Side::new(server),
             pdu: pdu_64(),
-            to_send: 0,
-            to_receive: 0,
-            record: false,
-            last_echo: Vec::new(),
+            trips: RoundTrips::default(),
         }
     }
 
-    /// Same contract as [`netlib_run`].
+    /// Same contract as [`common::run`].
     fn run(&mut self, n: u64, depth: u64) -> Duration {
         if n == 0 {
             return Duration::ZERO;
         }
-        let first = n.min(depth);
-        self.to_send = n - first;
-        self.to_receive = n;
+        let first = self.trips.start(n, depth);
         let start = Instant::now();
         for _ in 0..first {
             write_all_now(&mut self.client.stream, &self.pdu);
         }
-        while self.to_receive > 0 {
+        while !self.trips.done() {
             if let Err(e) = self.poll.poll(&mut self.events, Some(POLL_TIMEOUT))
                 && e.kind() != io::ErrorKind::Interrupted
             {
@@ -318,19 +255,11 @@ impl BareMio {
                 }
                 match event.token() {
                     CLIENT => {
-                        let (pdu, to_send, to_receive) =
-                            (&self.pdu, &mut self.to_send, &mut self.to_receive);
-                        let (record, last_echo) = (self.record, &mut self.last_echo);
+                        let (pdu, trips) = (&self.pdu, &mut self.trips);
                         self.client.drain(|stream, echo| {
-                            if record {
-                                last_echo.clear();
-                                last_echo.extend_from_slice(echo);
-                            }
-                            if *to_send > 0 {
-                                *to_send -= 1;
+                            if trips.echoed(|last_echo| last_echo.extend_from_slice(echo)) {
                                 write_all_now(stream, pdu);
                             }
-                            *to_receive -= 1;
                         });
                     }
                     SERVER => self.server.drain(write_all_now),
@@ -339,11 +268,7 @@ impl BareMio {
             }
         }
         let elapsed = start.elapsed();
-        assert_eq!(
-            (self.to_send, self.to_receive),
-            (0, 0),
-            "every round trip done"
-        );
+        self.trips.check_finished();
         elapsed
     }
 }
@@ -361,13 +286,13 @@ fn dispatch(c: &mut Criterion) {
             let (ev, h) = netlib_state.get_or_insert_with(|| {
                 let (mut ev, mut h) = netlib_setup();
                 // The invariant, checked once outside the measurement: the echo is the PDU sent.
-                h.record = true;
-                netlib_run(&mut ev, &mut h, 3 * depth, depth);
-                h.record = false;
-                assert_eq!(h.last_echo, h.pdu, "netlib echoed the PDU unchanged");
+                h.trips.record = true;
+                run(&mut ev, &mut h, 3 * depth, depth);
+                h.trips.record = false;
+                assert_eq!(h.trips.last_echo, h.pdu, "netlib echoed the PDU unchanged");
                 (ev, h)
             });
-            b.iter_custom(|iters| netlib_run(ev, h, black_box(iters), depth));
+            b.iter_custom(|iters| run(ev, h, black_box(iters), depth));
         });
         drop(netlib_state);
 
@@ -375,11 +300,11 @@ fn dispatch(c: &mut Criterion) {
         g.bench_function("bare_mio", |b| {
             let bare = bare_state.get_or_insert_with(|| {
                 let mut bare = BareMio::new();
-                bare.record = true;
+                bare.trips.record = true;
                 bare.run(3 * depth, depth);
-                bare.record = false;
+                bare.trips.record = false;
                 assert_eq!(
-                    bare.last_echo, bare.pdu,
+                    bare.trips.last_echo, bare.pdu,
                     "bare mio echoed the PDU unchanged"
                 );
                 bare
