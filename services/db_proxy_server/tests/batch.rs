@@ -15,12 +15,11 @@ use std::sync::{Mutex, MutexGuard};
 use mysql::prelude::Queryable;
 use prost::Message;
 use tt_proto::Command;
-use tt_proto::pb::base_define::{GroupType, MsgType, SessionType};
+use tt_proto::pb::base_define::{MsgType, SessionType};
 use tt_proto::pb::buddy::{ImRemoveSessionReq, ImRemoveSessionRsp};
-use tt_proto::pb::group::{ImGroupCreateReq, ImGroupCreateRsp};
 use tt_proto::pb::message::{ImGetMsgListReq, ImGetMsgListRsp, ImMsgData};
 use tt_testkit::users::DB_PROXY_RELIABILITY;
-use tt_testkit::{PduClient, Stack, drop_group, mysql_conn, redis_conn, redis_db};
+use tt_testkit::{PduClient, Stack, create_group, drop_group, mysql_conn, redis_conn, redis_db};
 
 const U: [u32; 5] = [
     DB_PROXY_RELIABILITY.id(5),
@@ -231,17 +230,9 @@ fn check_stored(
     ids
 }
 
-fn create_group(c: &mut PduClient, members: &[u32]) -> u32 {
-    let rsp: ImGroupCreateRsp = c.call(&ImGroupCreateReq {
-        user_id: members[0],
-        group_type: GroupType::Tmp as i32,
-        group_name: format!("batch {} {}", std::process::id(), now()).into_bytes(),
-        group_avatar: Vec::new(),
-        member_id_list: members.to_vec(),
-        attach_data: None,
-    });
-    assert_eq!(rsp.result_code, 0);
-    rsp.group_id.expect("the id of the created group")
+/// The name of the groups this test creates.
+fn group_name() -> String {
+    format!("batch {} {}", std::process::id(), now())
 }
 
 /// Removes the test's groups when it ends, passed or not.
@@ -308,8 +299,8 @@ fn concurrent_senders_every_acked_message_stored_once_with_consecutive_ids() {
     let stack = proxy("batch-concurrent", 4);
     let mut c = connect(&stack);
     let groups = Groups(vec![
-        create_group(&mut c, &U),
-        create_group(&mut c, &U[1..]),
+        create_group(&mut c, &U, &group_name()),
+        create_group(&mut c, &U[1..], &group_name()),
     ]);
     let tag = run_tag("concurrent");
     let mut redis = redis_conn(redis_db::UNREAD);
@@ -431,7 +422,7 @@ fn killed_mid_batch_nothing_acked_is_lost_and_resends_of_the_unacked_store_each_
     let _serial = serial();
     let mut stack = proxy("batch-kill", 4);
     let mut c = connect(&stack);
-    let groups = Groups(vec![create_group(&mut c, &U)]);
+    let groups = Groups(vec![create_group(&mut c, &U, &group_name())]);
     let tag = run_tag("kill");
     let loads: Vec<Vec<Sent>> = (0..3)
         .map(|k| mixed_load(&tag, 200, k * 5, &groups.0))
@@ -557,7 +548,7 @@ fn a_batch_whose_insert_fails_acks_none_of_its_messages_and_the_others_are_store
     let _serial = serial();
     let stack = proxy("batch-refused", 2);
     let mut c = connect(&stack);
-    let groups = Groups(vec![create_group(&mut c, &U[..3])]);
+    let groups = Groups(vec![create_group(&mut c, &U[..3], &group_name())]);
     let g = groups.0[0];
     let tag = run_tag("refused");
     let msg = |from: u32, to: u32, group: bool, i: usize| Sent {

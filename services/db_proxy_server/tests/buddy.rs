@@ -10,13 +10,12 @@ use std::process::Command as Process;
 use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
-use tt_proto::pb::base_define::{GroupType, SessionType, UserInfo};
+use tt_proto::pb::base_define::{SessionType, UserInfo};
 use tt_proto::pb::buddy::{
     ImAllUserReq, ImAllUserRsp, ImChangeAvatarReq, ImChangeAvatarRsp, ImChangeSignInfoReq,
     ImChangeSignInfoRsp, ImRecentContactSessionReq, ImRecentContactSessionRsp, ImRemoveSessionReq,
     ImRemoveSessionRsp, ImUsersInfoReq, ImUsersInfoRsp,
 };
-use tt_proto::pb::group::{ImGroupCreateReq, ImGroupCreateRsp};
 use tt_proto::pb::login::{
     ImDeviceTokenReq, ImDeviceTokenRsp, ImPushShieldReq, ImPushShieldRsp, ImQueryPushShieldReq,
     ImQueryPushShieldRsp,
@@ -24,7 +23,7 @@ use tt_proto::pb::login::{
 use tt_proto::pb::message::ImMsgData;
 use tt_proto::{Command, Pdu};
 use tt_testkit::users::DB_PROXY_BUDDY;
-use tt_testkit::{PduClient, Stack, drop_group, mysql_conn, redis_conn};
+use tt_testkit::{PduClient, Stack, create_group, drop_group, mysql_conn, redis_conn};
 
 /// Changes its signature.
 const SIGN: u32 = DB_PROXY_BUDDY.id(0);
@@ -437,20 +436,6 @@ fn removed_session_leaves_the_list_and_its_unread_count() {
     assert_eq!(listed[0].latest_msg_id, msg_id);
 }
 
-/// A fresh temporary group of `members` (the first creates it); its id.
-fn create_group(c: &mut PduClient, members: &[u32]) -> u32 {
-    let rsp: ImGroupCreateRsp = c.call(&ImGroupCreateReq {
-        user_id: members[0],
-        group_type: GroupType::Tmp as i32,
-        group_name: fresh("dbp sync group").into_bytes(),
-        group_avatar: Vec::new(),
-        member_id_list: members.to_vec(),
-        attach_data: None,
-    });
-    assert_eq!(rsp.result_code, 0);
-    rsp.group_id.expect("the id of the created group")
-}
-
 /// Asks for the user's sessions until `done` holds for its sessions with `group`. The sync
 /// thread's passes (every 5 s) announce nothing, so a bounded poll is the only way to see one
 /// happen.
@@ -480,7 +465,7 @@ fn sync_center_gives_every_member_the_group_session() {
     let mut c = connect(&stack);
     let mut db = mysql_conn();
     let members = [SYNC_SENDER, SYNC_MEMBER, SYNC_REMOVER];
-    let g = create_group(&mut c, &members);
+    let g = create_group(&mut c, &members, &fresh("dbp sync group"));
     let started = now();
 
     // The sender's session comes with the message; the others' from the sync thread, with

@@ -13,11 +13,10 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
-use tt_proto::pb::base_define::{GroupType, MsgType};
-use tt_proto::pb::group::{ImGroupCreateReq, ImGroupCreateRsp};
+use tt_proto::pb::base_define::MsgType;
 use tt_proto::pb::message::ImMsgData;
 use tt_testkit::users::DB_PROXY_RELIABILITY;
-use tt_testkit::{DbEnv, PduClient, Stack, TempDir, free_port, mysql_conn, redis_db};
+use tt_testkit::{DbEnv, PduClient, Stack, TempDir, create_group, free_port, mysql_conn, redis_db};
 
 /// The pair and the group (with `GROUP_C`) of the snapshot test.
 const SNAP_A: u32 = DB_PROXY_RELIABILITY.id(0);
@@ -272,25 +271,16 @@ fn max_stored(db: &mut mysql::Conn, table: &str, column: &str, id: u32) -> u32 {
     .unwrap_or(0)
 }
 
-fn create_group(c: &mut PduClient, members: &[u32]) -> u32 {
-    let rsp: ImGroupCreateRsp = c.call(&ImGroupCreateReq {
-        user_id: members[0],
-        group_type: GroupType::Tmp as i32,
-        group_name: format!("reliability {} {}", std::process::id(), now()).into_bytes(),
-        group_avatar: Vec::new(),
-        member_id_list: members.to_vec(),
-        attach_data: None,
-    });
-    assert_eq!(rsp.result_code, 0);
-    rsp.group_id.expect("the id of the created group")
-}
-
 #[test]
 fn msg_ids_stay_unique_and_increasing_when_redis_restarts_from_an_older_snapshot() {
     let _serial = serial();
     let mut t = setup("reliability-snapshot");
 
-    let group = create_group(&mut t.c, &[SNAP_A, SNAP_B, GROUP_C]);
+    let group = create_group(
+        &mut t.c,
+        &[SNAP_A, SNAP_B, GROUP_C],
+        &format!("reliability {} {}", std::process::id(), now()),
+    );
     let group_table = format!("IMGroupMessage_{}", group % 8);
     // The pair keeps its messages of earlier runs, which this Redis never counted: its first
     // id is already checked against them.

@@ -169,6 +169,23 @@ pub fn mysql_conn() -> mysql::Conn {
     mysql::Conn::new(opts).expect("connecting to MariaDB (scripts/db-up.sh starts it)")
 }
 
+/// Creates a temporary group named `name` of `members` (the first of them creates it) through
+/// the db_proxy_server `c` is connected to; its id.
+pub fn create_group(c: &mut PduClient, members: &[u32], name: &str) -> u32 {
+    use tt_proto::pb::base_define::GroupType;
+    use tt_proto::pb::group::{ImGroupCreateReq, ImGroupCreateRsp};
+    let rsp: ImGroupCreateRsp = c.call(&ImGroupCreateReq {
+        user_id: members[0],
+        group_type: GroupType::Tmp as i32,
+        group_name: name.as_bytes().to_vec(),
+        group_avatar: Vec::new(),
+        member_id_list: members.to_vec(),
+        attach_data: None,
+    });
+    assert_eq!(rsp.result_code, 0);
+    rsp.group_id.expect("the id of the created group")
+}
+
 /// Removes every row and Redis key of group `g` (its messages, members, sessions, row, member
 /// hash, shield settings, counters and the unread markers of `members`), for tests that create
 /// groups in the shared database.
