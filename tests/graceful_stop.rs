@@ -9,7 +9,9 @@
 //! - route_server and login_server: exit 0, pid file gone, and after a restart the rest works;
 //! - the bound: a msg_server waiting on a db_proxy that was SIGSTOPped exits non-zero at its
 //!   `StopTimeout`; a second SIGTERM stops another at once (non-zero);
-//! - file_server, msfs, push_server, http_msg_server: exit 0, pid file gone.
+//! - file_server, push_server (both linked to the msg_servers of the load), msfs and
+//!   http_msg_server (linked to the load's db_proxy and route_server): exit 0, pid file gone;
+//!   after each stop the load gets more acks, and every acked message is stored.
 //!
 //! Users: `tt_testkit::users::GRACEFUL_STOP`. No timing assertions: waits are hang guards.
 
@@ -24,6 +26,7 @@ use mysql::prelude::Queryable;
 use tt_client::tt_proto::ids::cid;
 use tt_client::tt_proto::pb::message::ImMsgDataAck;
 use tt_client::{Client, ClientType, Error, Event, MsgCipher, MsgType};
+use tt_testkit::push_gateway::PushGateway;
 use tt_testkit::stack::LIMIT;
 use tt_testkit::users::GRACEFUL_STOP;
 use tt_testkit::{Daemon, Stack, TempDir, free_port, mysql_conn};
@@ -476,22 +479,31 @@ fn the_bound_and_a_second_signal_end_the_stop_non_zero() {
 }
 
 #[test]
-fn every_other_daemon_exits_0_on_sigterm() {
+fn every_other_daemon_exits_0_on_sigterm_under_load() {
     let _serial = serial();
+    // The msg_servers of the load are linked to file_server and to push_server, whose gateway
+    // records what it receives and answers 200.
+    let gateway = PushGateway::start(&[]);
     let mut stack = Stack::builder("graceful-others")
-        .msg_servers(0)
-        .db_proxy(false)
-        .route(false)
-        .login(false)
+        .msg_servers(2)
+        .msg_conf_extra("MsgRateLimit=0\n")
         .file_server(true)
-        .push_gateway("http://127.0.0.1:9")
+        .push_gateway(&gateway.url())
         .start();
+    let load = Load::start(&stack);
+    load.wait_acks(100);
+    // After each stop the load goes on: its senders get another 100 acks.
+    let more_acks = |load: &Load| load.wait_acks(load.acks.load(Ordering::Acquire) + 100);
+
     let dir = stack.file_dir();
     let mut file = stack.file_server.take().expect("file_server runs");
     terminate_cleanly(&mut file, &dir, "file_server");
+    more_acks(&load);
+
     let dir = stack.daemon_dir("push");
     let mut push = stack.push_server.take().expect("push_server runs");
     terminate_cleanly(&mut push, &dir, "push_server");
+    more_acks(&load);
 
     let home = TempDir::new("graceful-msfs");
     home.write(
@@ -505,7 +517,9 @@ fn every_other_daemon_exits_0_on_sigterm() {
     let mut msfs = Daemon::spawn("msfs", home.path(), "msfs.conf");
     msfs.wait_ready(LIMIT);
     terminate_cleanly(&mut msfs, home.path(), "msfs");
+    more_acks(&load);
 
+    // http_msg_server is linked to the stack's db_proxy and route_server while the load runs.
     let home = TempDir::new("graceful-http-msg");
     home.write(
         "httpmsgserver.conf",
@@ -520,5 +534,31 @@ fn every_other_daemon_exits_0_on_sigterm() {
     );
     let mut http = Daemon::spawn("http_msg_server", home.path(), "httpmsgserver.conf");
     http.wait_ready(LIMIT);
+    let missing = http.wait_for_lines(
+        &["connected to db_proxy_server", "connected to route_server"],
+        LIMIT,
+    );
+    assert!(
+        missing.is_empty(),
+        "http_msg_server did not log {missing:?}:\n{}",
+        http.recent_log()
+    );
     terminate_cleanly(&mut http, home.path(), "http_msg_server");
+    more_acks(&load);
+
+    let (sent, received) = load.finish();
+    // No load client lost its connection to these stops.
+    for s in &sent {
+        assert_eq!(
+            s.end,
+            End::Stopped,
+            "sender {} on msg_server {}",
+            s.from,
+            s.server
+        );
+    }
+    for (user, server, end) in &received {
+        assert_eq!(*end, End::Stopped, "receiver {user} on msg_server {server}");
+    }
+    assert_stored(&sent);
 }
