@@ -2,12 +2,12 @@
 //! [`Event`]s.
 
 use std::collections::VecDeque;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use tt_proto::ids::{Command, cid};
-use tt_proto::pb::base_define::{ClientType, MsgType, SessionType, UserInfo, UserStatType};
+use tt_proto::ids::cid;
+use tt_proto::pb::base_define::{ClientType, UserInfo, UserStatType};
 use tt_proto::pb::{login, other};
 use tt_proto::pdu::DEFAULT_MAX_PDU_LEN;
 use tt_proto::{Decoder, Pdu};
@@ -18,16 +18,20 @@ mod files;
 mod groups;
 mod messages;
 mod push;
+mod request;
+mod session;
 
 pub use buddy_list::{RecentSession, SessionRemoval, SignInfoChange};
 pub use events::Event;
 pub use files::{FileNotice, FileServerAddr, FileTask, OfflineFile, OfflineFiles};
 pub use groups::{GroupCreated, GroupMembersChange};
 pub use push::PushShield;
+pub use session::{Message, SentAck, Session, UnreadCounts, UnreadSession};
 
 use crate::crypto::{MsgCipher, password_md5};
 use crate::discovery::{MsgServerAddr, is_timeout};
 use crate::{Error, Result, text};
+use request::cid_label;
 
 /// How long a request waits for its reply (also the connect and write timeout).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -46,40 +50,6 @@ const ABANDONED_KEEP: usize = 64;
 
 const READ_CHUNK: usize = 16 * 1024;
 
-/// A conversation: a peer user (single chat) or a group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Session {
-    /// Peer user id or group id.
-    pub id: u32,
-    /// Single or group.
-    pub kind: SessionType,
-}
-
-impl Session {
-    /// A single chat with user `id`.
-    pub fn user(id: u32) -> Session {
-        Session {
-            id,
-            kind: SessionType::Single,
-        }
-    }
-
-    /// A group chat.
-    pub fn group(id: u32) -> Session {
-        Session {
-            id,
-            kind: SessionType::Group,
-        }
-    }
-}
-
-impl From<u32> for Session {
-    /// A bare id is a single chat with that user.
-    fn from(id: u32) -> Session {
-        Session::user(id)
-    }
-}
-
 /// What a successful login returned.
 #[derive(Debug, Clone)]
 pub struct LoginInfo {
@@ -93,76 +63,6 @@ pub struct LoginInfo {
     pub result_string: String,
     /// The user's record.
     pub user_info: UserInfo,
-}
-
-/// The ack of a stored message (`CID_MSG_DATA_ACK`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SentAck {
-    /// The id db_proxy assigned (per conversation, increasing).
-    pub msg_id: u32,
-    /// The peer user id or group id.
-    pub session_id: u32,
-    /// `SessionType` value (1 single, 2 group).
-    pub session_type: i32,
-    /// The `seq_num` of the request (echoed by the ack).
-    pub seq: u16,
-    /// `user_id` of the ack (the sender, i.e. us).
-    pub user_id: u32,
-}
-
-/// A chat message, received live or fetched from history.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    /// Sender.
-    pub from: u32,
-    /// Receiver user id (single) or group id (group).
-    pub to: u32,
-    /// Message id (0 only if the server sent 0).
-    pub msg_id: u32,
-    /// `MsgType` value (1 text, 2 audio, 17 group text, 18 group audio).
-    pub msg_type: i32,
-    /// `create_time` (unix seconds).
-    pub create_time: u32,
-    /// `msg_data` exactly as received (AES+base64 text for text messages of the original clients).
-    pub raw: Vec<u8>,
-    /// The decrypted text of a text message (lossy UTF-8); `None` for audio or if it does not
-    /// decrypt (see `raw`). Without a cipher ([`Client::set_cipher`]`(None)`) this is `raw` as
-    /// text.
-    pub text: Option<String>,
-}
-
-impl Message {
-    /// True for group message types (17, 18).
-    pub fn is_group(&self) -> bool {
-        MsgType::is_group(self.msg_type)
-    }
-}
-
-fn is_text_type(t: i32) -> bool {
-    t == MsgType::SingleText as i32 || t == MsgType::GroupText as i32
-}
-
-/// One session of the unread-count reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnreadSession {
-    /// Peer user id or group id.
-    pub session_id: u32,
-    /// `SessionType` value.
-    pub session_type: i32,
-    /// Unread messages in it.
-    pub unread_cnt: u32,
-    /// Its newest message (`to` is us for single sessions, the group for groups; for single
-    /// sessions the original db_proxy reports the peer as sender, storage-file.md quirk 10).
-    pub latest: Message,
-}
-
-/// `CID_MSG_UNREAD_CNT_RESPONSE`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnreadCounts {
-    /// `total_cnt`.
-    pub total: u32,
-    /// One entry per session with unread messages.
-    pub sessions: Vec<UnreadSession>,
 }
 
 /// A connection to msg_server.
@@ -510,81 +410,6 @@ impl Client {
         }
     }
 
-    // ----- raw access ---------------------------------------------------------------------
-
-    /// Sends any command message with the next seq; returns the seq.
-    pub fn send_command<M: Command>(&mut self, msg: &M) -> Result<u16> {
-        let seq = self.alloc_seq();
-        self.send_pdu(&Pdu::command(seq, msg))?;
-        Ok(seq)
-    }
-
-    /// Sends a PDU exactly as given (its seq is not tracked).
-    pub fn send_pdu(&mut self, pdu: &Pdu) -> Result<()> {
-        if self.closed {
-            return Err(Error::Closed);
-        }
-        let bytes = pdu.to_bytes();
-        match self.stream.write_all(&bytes) {
-            Ok(()) => {
-                self.last_send = Instant::now();
-                Ok(())
-            }
-            Err(e) => {
-                log::debug!("write to {} failed: {e}", self.peer);
-                self.mark_closed();
-                Err(if is_timeout(&e) {
-                    Error::Timeout("the server to read our data".into())
-                } else {
-                    Error::Io(e)
-                })
-            }
-        }
-    }
-
-    /// Sends `req` with a fresh seq and waits for the reply of type `Rsp` carrying that seq;
-    /// returns (seq, reply). Other PDUs arriving meanwhile are queued as events. The reply is
-    /// decoded leniently (prost rules). `what` names the reply in a timeout error.
-    pub fn request<Req: Command, Rsp: Command>(
-        &mut self,
-        req: &Req,
-        what: &str,
-    ) -> Result<(u16, Rsp)> {
-        let seq = self.send_command(req)?;
-        let pdu = self.wait_reply(seq, Rsp::COMMAND_ID, what)?;
-        let rsp = pdu.decode_body::<Rsp>().map_err(|e| {
-            Error::Protocol(format!(
-                "cannot decode {} ({} bytes): {e}",
-                cid_label(Rsp::COMMAND_ID),
-                pdu.body.len()
-            ))
-        })?;
-        Ok((seq, rsp))
-    }
-
-    /// Waits for the PDU with `command_id` and `seq`, queueing everything else.
-    pub fn wait_reply(&mut self, seq: u16, command_id: u16, what: &str) -> Result<Pdu> {
-        let deadline = Instant::now() + self.timeout;
-        loop {
-            match self.wait_pdu(deadline)? {
-                Some(p) if p.header.command_id == command_id && p.header.seq_num == seq => {
-                    return Ok(p);
-                }
-                Some(p) => {
-                    self.dispatch(p);
-                }
-                None => {
-                    self.abandon(seq, command_id);
-                    return Err(Error::Timeout(format!(
-                        "{what} ({}, seq {seq}) from {}",
-                        cid_label(command_id),
-                        self.peer
-                    )));
-                }
-            }
-        }
-    }
-
     // ----- internals ----------------------------------------------------------------------
 
     fn alloc_seq(&mut self) -> u16 {
@@ -730,64 +555,6 @@ impl Client {
         self.events.push_back(event);
         true
     }
-
-    fn encode_text(&self, text: &str) -> Result<Vec<u8>> {
-        match &self.cipher {
-            Some(c) => Ok(c.encrypt(text.as_bytes())?),
-            None => Ok(text.as_bytes().to_vec()),
-        }
-    }
-
-    /// Builds a [`Message`], decrypting text types.
-    fn make_message(
-        &self,
-        from: u32,
-        to: u32,
-        msg_id: u32,
-        msg_type: i32,
-        create_time: u32,
-        raw: Vec<u8>,
-    ) -> Message {
-        let text = if !is_text_type(msg_type) || raw.is_empty() {
-            None
-        } else {
-            match &self.cipher {
-                Some(c) => match c.decrypt(&raw) {
-                    Ok(p) => Some(text(&p)),
-                    Err(e) => {
-                        log::debug!("message {msg_id} from {from} does not decrypt: {e}");
-                        None
-                    }
-                },
-                None => Some(text(&raw)),
-            }
-        };
-        Message {
-            from,
-            to,
-            msg_id,
-            msg_type,
-            create_time,
-            raw,
-            text,
-        }
-    }
-
-    fn history_message(&self, s: Session, m: tt_proto::pb::base_define::MsgInfo) -> Message {
-        let to = match s.kind {
-            SessionType::Group => s.id,
-            SessionType::Single if m.from_session_id == s.id => self.user_id,
-            SessionType::Single => s.id,
-        };
-        self.make_message(
-            m.from_session_id,
-            to,
-            m.msg_id,
-            m.msg_type,
-            m.create_time,
-            m.msg_data,
-        )
-    }
 }
 
 /// Seq numbers run 1, 2, …, 65535, 1, …: 0 is what servers put in PDUs they originate, so it is
@@ -797,20 +564,6 @@ fn next_seq_after(seq: u16) -> u16 {
         0 => 1,
         n => n,
     }
-}
-
-fn cid_label(command_id: u16) -> String {
-    match cid::name(command_id) {
-        Some(n) => n.to_string(),
-        None => format!("command {command_id:#06x}"),
-    }
-}
-
-fn unix_now() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -824,13 +577,6 @@ mod tests {
         assert_eq!(next_seq_after(65534), 65535);
         assert_eq!(next_seq_after(65535), 1);
     }
-
-    #[test]
-    fn session_from_id_is_single() {
-        assert_eq!(Session::from(7), Session::user(7));
-        assert_eq!(Session::group(3).kind, SessionType::Group);
-    }
-
     #[test]
     fn login_request_pdu_matches_the_spec_example() {
         // protocol.md §2.8 example 1.

@@ -4,7 +4,8 @@
 use tt_proto::pb::base_define::{MsgType, SessionType};
 use tt_proto::pb::message;
 
-use super::{Client, Message, SentAck, Session, UnreadCounts, UnreadSession, unix_now};
+use super::session::unix_now;
+use super::{Client, Message, SentAck, Session, UnreadCounts, UnreadSession};
 use crate::Result;
 
 impl Client {
@@ -35,7 +36,7 @@ impl Client {
     }
 
     /// Sends a `CID_MSG_DATA` without waiting for the ack; returns its seq. The ack (if any)
-    /// will arrive as [`Event::Other`].
+    /// will arrive as [`crate::Event::Other`].
     pub fn send_msg_nowait(
         &mut self,
         to: u32,
