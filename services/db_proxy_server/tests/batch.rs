@@ -19,7 +19,9 @@ use tt_proto::pb::base_define::{MsgType, SessionType};
 use tt_proto::pb::buddy::{ImRemoveSessionReq, ImRemoveSessionRsp};
 use tt_proto::pb::message::{ImGetMsgListReq, ImGetMsgListRsp, ImMsgData};
 use tt_testkit::users::DB_PROXY_RELIABILITY;
-use tt_testkit::{PduClient, Stack, create_group, drop_group, mysql_conn, redis_conn, redis_db};
+use tt_testkit::{
+    PduClient, Stack, create_group, drop_group, mysql_conn, redis_conn, redis_db, relation_id,
+};
 
 const U: [u32; 5] = [
     DB_PROXY_RELIABILITY.id(5),
@@ -112,17 +114,6 @@ fn send_one(c: &mut PduClient, m: &Sent) -> u32 {
     c.call::<ImMsgData>(&m.pdu()).msg_id
 }
 
-/// The pair's relation id (0: none).
-fn relation(db: &mut mysql::Conn, a: u32, b: u32) -> u32 {
-    db.exec_first(
-        "SELECT id FROM IMRelationShip WHERE smallId=? AND bigId=? AND status=0 \
-         ORDER BY updated DESC, id DESC LIMIT 1",
-        (a.min(b), a.max(b)),
-    )
-    .expect("query IMRelationShip")
-    .unwrap_or(0)
-}
-
 /// A conversation's message table, its column and its id.
 type Conv = (String, &'static str, u32);
 
@@ -131,7 +122,7 @@ fn conversation(db: &mut mysql::Conn, m: &Sent) -> Conv {
     if m.group {
         (format!("IMGroupMessage_{}", m.to % 8), "groupId", m.to)
     } else {
-        let r = relation(db, m.from, m.to);
+        let r = relation_id(db, m.from, m.to);
         assert_ne!(r, 0, "a relation of {} and {}", m.from, m.to);
         (format!("IMMessage_{}", r % 8), "relateId", r)
     }
@@ -562,7 +553,7 @@ fn a_batch_whose_insert_fails_acks_none_of_its_messages_and_the_others_are_store
     let before_ids: Vec<u32> = before.iter().map(|m| send_one(&mut c, m)).collect();
     assert!(before_ids.iter().all(|&id| id != 0));
     let mut db = mysql_conn();
-    let refused_pair = relation(&mut db, U[0], U[1]);
+    let refused_pair = relation_id(&mut db, U[0], U[1]);
     let refusal = Refusal::install(&mut db, refused_pair, g);
 
     // Only refused conversations: nothing of the batch is acked.

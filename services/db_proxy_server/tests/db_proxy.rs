@@ -25,7 +25,7 @@ use tt_proto::pb::server::{ImValidateReq, ImValidateRsp};
 use tt_proto::pdu::Header;
 use tt_testkit::users::{DB_PROXY, PASSWORD};
 use tt_testkit::{
-    Daemon, DbEnv, PduClient, TempDir, drop_group, free_port, mysql_conn, redis_conn,
+    Daemon, DbEnv, PduClient, TempDir, drop_group, free_port, mysql_conn, redis_conn, relation_id,
 };
 
 /// Hang guard for every read.
@@ -803,14 +803,8 @@ fn audio_message_goes_through_msfs() {
 
     // The stored content is the IMAudio id; the row has the size and duration.
     let mut db = mysql_conn();
-    let r: u32 = db
-        .exec_first(
-            "SELECT id FROM IMRelationShip WHERE smallId=? AND bigId=? AND status=0 \
-             ORDER BY updated DESC, id DESC LIMIT 1",
-            (a, b),
-        )
-        .expect("query")
-        .expect("relation");
+    let r = relation_id(&mut db, a, b);
+    assert_ne!(r, 0, "a relation of {a} and {b}");
     let content: String = db
         .exec_first(
             format!(

@@ -16,7 +16,9 @@ use mysql::prelude::Queryable;
 use tt_proto::pb::base_define::MsgType;
 use tt_proto::pb::message::ImMsgData;
 use tt_testkit::users::DB_PROXY_RELIABILITY;
-use tt_testkit::{DbEnv, PduClient, Stack, TempDir, create_group, free_port, mysql_conn, redis_db};
+use tt_testkit::{
+    DbEnv, PduClient, Stack, TempDir, create_group, free_port, mysql_conn, redis_db, relation_id,
+};
 
 /// The pair and the group (with `GROUP_C`) of the snapshot test.
 const SNAP_A: u32 = DB_PROXY_RELIABILITY.id(0);
@@ -222,17 +224,6 @@ fn send_increasing(
     last
 }
 
-/// The pair's relation id (IMRelationShip).
-fn relation(db: &mut mysql::Conn, a: u32, b: u32) -> u32 {
-    db.exec_first(
-        "SELECT id FROM IMRelationShip WHERE smallId=? AND bigId=? AND status=0 \
-         ORDER BY updated DESC, id DESC LIMIT 1",
-        (a.min(b), a.max(b)),
-    )
-    .expect("query IMRelationShip")
-    .unwrap_or(0)
-}
-
 /// Rows of the conversation, and how many of them repeat another row's msg id.
 fn stored_and_repeated(db: &mut mysql::Conn, table: &str, column: &str, id: u32) -> (u64, u64) {
     db.exec_first(
@@ -254,7 +245,7 @@ fn assert_no_repeated_id(db: &mut mysql::Conn, table: &str, column: &str, id: u3
 
 /// The highest msg id stored for the pair (0: none, or no relation yet).
 fn pair_max_stored(db: &mut mysql::Conn, a: u32, b: u32) -> u32 {
-    match relation(db, a, b) {
+    match relation_id(db, a, b) {
         0 => 0,
         r => max_stored(db, &format!("IMMessage_{}", r % 8), "relateId", r),
     }
@@ -287,7 +278,7 @@ fn msg_ids_stay_unique_and_increasing_when_redis_restarts_from_an_older_snapshot
     let before = pair_max_stored(&mut t.db, SNAP_A, SNAP_B);
     let single = MsgType::SingleText;
     let mut last_single = send_increasing(&mut t.c, SNAP_A, SNAP_B, single, 3, before);
-    let r = relation(&mut t.db, SNAP_A, SNAP_B);
+    let r = relation_id(&mut t.db, SNAP_A, SNAP_B);
     let single_table = format!("IMMessage_{}", r % 8);
     let mut last_group = send_increasing(&mut t.c, GROUP_C, group, MsgType::GroupText, 3, 0);
 
@@ -358,7 +349,7 @@ fn msg_ids_continue_after_redis_restarts_empty_and_nothing_is_acked_while_it_is_
     let single = MsgType::SingleText;
     let before = pair_max_stored(&mut t.db, EMPTY_A, EMPTY_B);
     let mut last = send_increasing(&mut t.c, EMPTY_A, EMPTY_B, single, 5, before);
-    let r = relation(&mut t.db, EMPTY_A, EMPTY_B);
+    let r = relation_id(&mut t.db, EMPTY_A, EMPTY_B);
     let table = format!("IMMessage_{}", r % 8);
 
     t.redis.kill();

@@ -169,6 +169,19 @@ pub fn mysql_conn() -> mysql::Conn {
     mysql::Conn::new(opts).expect("connecting to MariaDB (scripts/db-up.sh starts it)")
 }
 
+/// The id of the live relation (`IMRelationShip`, status 0) between users `a` and `b`, in
+/// either order: the newest if several; 0 if there is none.
+pub fn relation_id(db: &mut mysql::Conn, a: u32, b: u32) -> u32 {
+    use mysql::prelude::Queryable;
+    db.exec_first(
+        "SELECT id FROM IMRelationShip WHERE smallId=? AND bigId=? AND status=0 \
+         ORDER BY updated DESC, id DESC LIMIT 1",
+        (a.min(b), a.max(b)),
+    )
+    .expect("query IMRelationShip")
+    .unwrap_or(0)
+}
+
 /// Creates a temporary group named `name` of `members` (the first of them creates it) through
 /// the db_proxy_server `c` is connected to; its id.
 pub fn create_group(c: &mut PduClient, members: &[u32], name: &str) -> u32 {
