@@ -5,34 +5,13 @@ mod common;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::thread;
 
+use common::tt_cli::{cli, run_with_stdin};
 use common::{FakeMsgServer, members_changed, serve, serve_user};
 use tt_client::MsgCipher;
 use tt_client::tt_proto::pb::{base_define, buddy, group, login, message};
-
-fn cli() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tt-cli"));
-    c.env("RUST_LOG", "warn");
-    c
-}
-
-fn run_with_stdin(mut cmd: Command, input: &str) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn tt-cli");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write stdin");
-    child.wait_with_output().expect("tt-cli output")
-}
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

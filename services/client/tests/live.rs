@@ -3,8 +3,11 @@
 //! seeded users of `tt_testkit::users::CLIENT_LIVE`. Needs the daemon binaries:
 //! `cargo build --workspace --bins` (scripts/test.sh does it).
 
+mod common;
+
 use std::time::Duration;
 
+use common::tt_cli::{cli, run_with_stdin};
 use tt_client::{Client, ClientType, Error, Event, MsgServerAddr, UserStatType};
 use tt_testkit::Stack;
 use tt_testkit::users::{CLIENT_LIVE as USERS, PASSWORD, SEEDED};
@@ -239,21 +242,9 @@ fn cli_one_shot_and_piped_against_the_daemons() {
 
 /// Runs tt-cli with `args`, `input` on its stdin; its stdout, after asserting it succeeded.
 fn run_cli(args: &[&str], input: &str) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tt-cli"))
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn tt-cli");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("tt-cli output");
+    let mut cmd = cli();
+    cmd.args(args);
+    let out = run_with_stdin(cmd, input);
     assert!(
         out.status.success(),
         "tt-cli failed: {}",

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod tt_cli;
+
 use std::net::SocketAddr;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
