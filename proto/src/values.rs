@@ -3,6 +3,7 @@
 //! original defines outside the `.proto` files.
 
 use crate::pb::base_define::{ClientType, MsgType, SessionType};
+use crate::pb::group::{ImGroupChangeMemberNotify, ImGroupChangeMemberRsp};
 
 /// `IMUserCntUpdate.user_action` (the original's `USER_CNT_INC` / `USER_CNT_DEC`, defined in
 /// C++ rather than in a `.proto` enum).
@@ -92,6 +93,21 @@ impl MsgType {
     }
 }
 
+/// The notification of a successful member change, built from db_proxy's reply: the same
+/// requester, change type, group and lists (what msg_server and http_msg_server send the
+/// members and route_server).
+impl From<ImGroupChangeMemberRsp> for ImGroupChangeMemberNotify {
+    fn from(rsp: ImGroupChangeMemberRsp) -> Self {
+        ImGroupChangeMemberNotify {
+            user_id: rsp.user_id,
+            change_type: rsp.change_type,
+            group_id: rsp.group_id,
+            cur_user_id_list: rsp.cur_user_id_list,
+            chg_user_id_list: rsp.chg_user_id_list,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +130,22 @@ mod tests {
         assert_eq!(MsgType::session_type(0x01), SessionType::Single);
         assert_eq!(UserCntAction::from_u32(2), Some(UserCntAction::Dec));
         assert_eq!(UserCntAction::from_u32(3), None);
+    }
+
+    #[test]
+    fn member_change_notify_carries_the_reply_fields() {
+        let rsp = ImGroupChangeMemberRsp {
+            user_id: 7,
+            change_type: 2,
+            result_code: 0,
+            group_id: 9,
+            cur_user_id_list: vec![7, 8],
+            chg_user_id_list: vec![5],
+            attach_data: Some(vec![1, 2, 3]),
+        };
+        let n = ImGroupChangeMemberNotify::from(rsp);
+        assert_eq!((n.user_id, n.change_type, n.group_id), (7, 2, 9));
+        assert_eq!(n.cur_user_id_list, [7, 8]);
+        assert_eq!(n.chg_user_id_list, [5]);
     }
 }

@@ -531,13 +531,7 @@ impl HttpMsgServer {
             return;
         }
         // The database changed: the members hear of it even when the HTTP client left.
-        let notify = ImGroupChangeMemberNotify {
-            user_id: rsp.user_id,
-            change_type: rsp.change_type,
-            group_id: rsp.group_id,
-            cur_user_id_list: rsp.cur_user_id_list,
-            chg_user_id_list: rsp.chg_user_id_list,
-        };
+        let notify = ImGroupChangeMemberNotify::from(rsp);
         match self.route.master() {
             Some(m) => {
                 pdu_io::send(net, m, 0, &notify);

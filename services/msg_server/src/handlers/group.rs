@@ -303,13 +303,7 @@ fn members_changed(s: &mut State, net: &mut Net, pdu: &Received<'_>) {
     if m.result_code != 0 {
         return;
     }
-    let notify = ImGroupChangeMemberNotify {
-        user_id: m.user_id,
-        change_type: m.change_type,
-        group_id: m.group_id,
-        cur_user_id_list: m.cur_user_id_list,
-        chg_user_id_list: m.chg_user_id_list,
-    };
+    let notify = ImGroupChangeMemberNotify::from(m);
     let bytes = pdu_io::encode(0, &notify);
     s.links.route.send_to_master(net, &bytes);
     to_members(s, net, &notify, &bytes, requester);
