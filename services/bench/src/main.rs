@@ -2,6 +2,8 @@
 //!
 //! * `logins`: a login storm — workers each repeating a full login (HTTP discovery at
 //!   login_server, TCP connect to the msg_server it hands out, login) and closing;
+//! * `chat`: single chat as `tt-load --window 1` runs it (pairs, senders at a fixed rate, one
+//!   message in flight, receivers acking), the logged-in clients driven by one mio loop;
 //! * `group`: group fan-out — members of one group logged in, some of them sending group texts
 //!   at a fixed rate, every member counting what it receives (exactly once, with latency);
 //! * `rawinsert`: the limit — rows shaped like `IMMessage_N` rows inserted straight into
@@ -15,6 +17,7 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod chat;
 mod group;
 mod logins;
 mod rawinsert;
@@ -22,6 +25,9 @@ mod rawinsert;
 const USAGE: &str = "\
 usage: tt-bench logins    --login-url URL [--workers 4] [--first-user 1101] [--users 1000]
                           [--duration 10] [--password 123456] [--client-type mobile|pc]
+       tt-bench chat      --login-url URL [--first-user 9001] [--pairs 50] [--rate 19]
+                          [--duration 10] [--drain 10] [--ack-timeout 10] [--size 0]
+                          [--logins 8] [--password 123456] [--client-type mobile|pc]
        tt-bench group     --login-url URL --api URL [--first-user 1101] [--members 500]
                           [--senders 50] [--rate 1] [--window 8] [--duration 10] [--drain 10]
                           [--logins 200] [--password 123456]
@@ -30,6 +36,13 @@ usage: tt-bench logins    --login-url URL [--workers 4] [--first-user 1101] [--u
 
 logins     full logins by --workers threads for --duration seconds; users cycle through
            user<first> .. user<first+users-1>; prints logins/s and the latency of a login.
+chat       2 x --pairs users (user<first> ..) log in through login_server (--logins threads),
+           then ONE thread drives them all (mio, non-blocking sockets): each sender sends its
+           receiver an encrypted text --rate times a second, one unacked at a time, for
+           --duration seconds; receivers ack what they get. Prints tt-load's report lines
+           (acked msgs/s, ack and delivery latency, lost/duplicated/id-gaps); exit 1 if an
+           acked message was not delivered exactly once or a pair's msg ids have a gap. The
+           lighter generator of scripts/bench.sh's chat scenario (tt-load: a thread a client).
 group      creates a normal group of --members users (user<first> ..) through http_msg_server
            (--api, POST /query/CreateGroup), logs every member in (mobile) through login_server,
            then the first --senders members send group texts, --rate a second each (at most
@@ -139,6 +152,7 @@ fn main() -> ExitCode {
     };
     let run = match cmd.as_str() {
         "logins" => Args::parse(rest, logins::OPTIONS).and_then(|a| logins::run(&a)),
+        "chat" => Args::parse(rest, chat::OPTIONS).and_then(|a| chat::run(&a)),
         "group" => Args::parse(rest, group::OPTIONS).and_then(|a| group::run(&a)),
         "rawinsert" => Args::parse(rest, rawinsert::OPTIONS).and_then(|a| rawinsert::run(&a)),
         "-h" | "--help" => {
