@@ -154,6 +154,8 @@ impl<M: Send + 'static> EventLoop<M> {
                 scratch: Vec::new(),
                 spare_input: Buffer::new(),
                 spare_output: Buffer::new(),
+                dirty: Vec::new(),
+                pool: Vec::new(),
                 open_conns: 0,
                 now: start,
                 epoch: start,
@@ -212,6 +214,10 @@ impl<M: Send + 'static> EventLoop<M> {
     /// One iteration (see the module docs). Exposed for tests and benches.
     pub fn turn<H: Handler<Msg = M>>(&mut self, h: &mut H) -> io::Result<()> {
         let net = &mut self.net;
+        // Gathered output left by setup before `run` or by the last turn's close callbacks.
+        if !net.dirty.is_empty() {
+            net.flush_dirty();
+        }
         let timeout = if !net.ready.is_empty() || !net.closed.is_empty() || !self.inbox.is_empty() {
             Duration::ZERO
         } else {
@@ -305,6 +311,12 @@ impl<M: Send + 'static> EventLoop<M> {
                     }
                 }
             }
+            deliver_closed(net, h);
+        }
+
+        // Coalesced output: everything sent this turn goes out before the next poll.
+        if !net.dirty.is_empty() {
+            net.flush_dirty();
             deliver_closed(net, h);
         }
         Ok(())

@@ -62,6 +62,9 @@ impl Default for Config {
 /// The largest allocation the loop's spare buffers keep between uses.
 pub(crate) const SPARE_KEEP: usize = 256 * 1024;
 
+/// Emptied output buffers kept for coalescing connections between turns.
+const POOL_KEEP: usize = 8;
+
 /// A connection (open_conns or outgoing). Never reused within one event loop, so a stale id
 /// simply finds nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -112,6 +115,11 @@ pub(crate) struct Conn {
     pub(crate) output: Buffer,
     /// Output had to be queued since the last drain (so `on_drain` is due when it empties).
     pub(crate) queued: bool,
+    /// Sends are gathered and written once at the end of the turn ([`Net::set_coalesce`]).
+    pub(crate) coalesce: bool,
+    /// Output holds coalesced bytes not yet tried on the socket; the connection is on
+    /// `Net::dirty`.
+    pub(crate) dirty: bool,
     /// The connect-timeout or linger timer, if one is running.
     pub(crate) timer: Option<TimerId>,
     /// [`Activity`] as nanoseconds since the loop's epoch ([`Net::stamp`]): one connection
@@ -152,6 +160,11 @@ pub struct Net {
     /// Where a send to a connection with nothing queued is encoded and written from: only
     /// what the socket does not take is copied to the connection.
     pub(crate) spare_output: Buffer,
+    /// Coalescing connections with output gathered this turn, written at its end.
+    pub(crate) dirty: Vec<u64>,
+    /// Emptied output buffers of coalescing connections, lent to the next one that gathers
+    /// (at most `POOL_KEEP`, each at most `SPARE_KEEP` bytes).
+    pub(crate) pool: Vec<Buffer>,
     /// Connections the owner knows (accepted or outgoing, not closing).
     pub(crate) open_conns: usize,
     pub(crate) now: Instant,
@@ -376,7 +389,17 @@ impl Net {
             _ => return false,
         };
         c.last_send = now;
-        if c.output.is_empty() && c.phase == Phase::Connected {
+        if c.coalesce && c.phase == Phase::Connected && (c.dirty || c.output.is_empty()) {
+            // Gathered: written once, at the end of this turn (`flush_dirty`).
+            if !c.dirty {
+                c.dirty = true;
+                self.dirty.push(conn.0);
+                if let Some(lent) = self.pool.pop() {
+                    c.output = lent;
+                }
+            }
+            c.output.append(fill);
+        } else if c.output.is_empty() && c.phase == Phase::Connected {
             // Nothing queued: encode into the loop's spare buffer and write from there; the
             // connection keeps (in an allocation of their size) only the bytes the socket did
             // not take.
@@ -401,7 +424,9 @@ impl Net {
                 return true;
             }
         }
-        c.queued = true;
+        if !c.dirty {
+            c.queued = true;
+        }
         if c.output.len() > high_water {
             log::warn!(
                 "netlib: closing {:?} ({}): {} bytes of output queued, over the {} byte limit",
@@ -416,6 +441,64 @@ impl Net {
             return false;
         }
         true
+    }
+
+    /// Write coalescing for `conn`: when on, what is sent to it during one turn of the loop is
+    /// written in one go at the end of that turn (before the next poll) instead of one write
+    /// per send. For a link that gets many PDUs per turn. Nothing is held between turns: an
+    /// idle coalescing connection has no buffer. The high-water bound and a graceful close
+    /// apply as without it. Turning it off writes what was gathered at the end of the turn
+    /// as usual. Returns false for an unknown or closed connection.
+    pub fn set_coalesce(&mut self, conn: ConnId, on: bool) -> bool {
+        match self.open_conn_mut(conn) {
+            Some(c) => {
+                c.coalesce = on;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Writes what coalescing connections gathered this turn (see [`Net::set_coalesce`]).
+    /// Output the socket does not take stays queued and goes out when it is writable again.
+    pub(crate) fn flush_dirty(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for &id in &dirty {
+            let Some(Socket::Conn(c)) = self.sockets.get_mut(id) else {
+                continue;
+            };
+            if !c.dirty {
+                continue;
+            }
+            c.dirty = false;
+            if c.phase != Phase::Connected {
+                continue;
+            }
+            match write_some(&mut c.stream, c.output.data()) {
+                Ok(n) => c.output.consume(n),
+                Err(e) => {
+                    self.fail(ConnId(id), CloseReason::Error(e.kind()));
+                    continue;
+                }
+            }
+            if c.output.is_empty() {
+                // Nothing held between turns: the buffer goes back to the pool.
+                let mut spare = std::mem::take(&mut c.output);
+                if self.pool.len() < POOL_KEEP {
+                    spare.clear_keeping(SPARE_KEEP);
+                    if spare.capacity() > 0 {
+                        self.pool.push(spare);
+                    }
+                }
+            } else {
+                c.output.compact();
+                c.queued = true;
+            }
+        }
+        dirty.clear();
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+        }
     }
 
     /// Graceful close: no more `on_read`; queued output is still written, then the write side
@@ -521,6 +604,8 @@ impl Conn {
             input: Buffer::new(),
             output: Buffer::new(),
             queued: false,
+            coalesce: false,
+            dirty: false,
             timer,
             last_recv: now,
             last_send: now,
