@@ -16,6 +16,7 @@
 #                    limits must allow them: see docs/PERFORMANCE.md, "Idle connections")
 #   --scenarios LIST comma-separated subset of: idle,logins,chat,group,raw (default: all)
 #   TT_BENCH_TOOLS=DIR  the tt-load and tt-bench to run (default: this checkout's release build)
+#   TT_BENCH_CHAT_TOOL=tt-bench|tt-load  the chat steps' load generator (default tt-bench)
 #
 # This project's stack runs from conf/bench/ (scripts/up.sh conf/bench with TT_PROFILE=release:
 # other ports than conf/, conf/alt/ and conf/soak/, the project-local MariaDB and Redis with
@@ -30,7 +31,8 @@
 #           (tt-bench logins): logins/s and p99
 #   chat    single chat at increasing offered load: P pairs, each sender 19 msgs/s (under the
 #           original's fixed limit of 20 a second), one message in flight, receivers on the
-#           other msg_server (tt-load); P grows to 500 (users 9001..10000), then this project's
+#           other msg_server (tt-bench chat: one thread drives every client after the
+#           logins; TT_BENCH_CHAT_TOOL=tt-load: a thread a client); P grows to 500 (users 9001..10000), then this project's
 #           senders send faster (28, 38, 57 a second); it stops after two steps in a row that
 #           ack under 85 % of what was offered. The knee: the highest acked/s with p99
 #           send->ack <= 100 ms
@@ -116,11 +118,7 @@ group_first=10001         # the group's members: 10001..10500
 group_members=500 group_senders=50
 
 # One bench at a time per checkout: a second one would stop the first one's stack.
-mkdir -p "$TT_VAR/runs"
-exec 9>"$TT_VAR/runs/lock"
-flock -n 9 || die "another scripts/bench.sh of this checkout is running (lock $TT_VAR/runs/lock)"
-run_dir="$TT_VAR/runs/$(date -u +%Y%m%dT%H%M%SZ)"
-mkdir -p "$run_dir"
+lock_run_dir runs
 results="$run_dir/results.tsv"
 cpu_tsv="$run_dir/cpu.tsv"
 printf 'stack\tscenario\tstep\tfigure\tdetail\tload\n' >"$results"
@@ -318,6 +316,10 @@ start_original() {
 TOOLS="${TT_BENCH_TOOLS:-$TT_ROOT/target/release}"
 TT_LOAD="$TOOLS/tt-load"
 TT_BENCH="$TOOLS/tt-bench"
+# The chat steps' generator: tt-bench chat (one thread for all clients), or tt-load (a thread a
+# client, the former generator) with TT_BENCH_CHAT_TOOL=tt-load.
+CHAT_TOOL="${TT_BENCH_CHAT_TOOL:-tt-bench}"
+[[ "$CHAT_TOOL" =~ ^(tt-bench|tt-load)$ ]] || die "TT_BENCH_CHAT_TOOL: tt-bench or tt-load, not $CHAT_TOOL"
 
 # check_status STATUS WHAT LOG: exit status 1 of a load generator is a failed check (an acked
 # message lost or duplicated, msg ids not consecutive): this project's fails the bench, the
@@ -372,10 +374,16 @@ chat_step() {
     cur_scenario=chat cur_step="$pairs pairs x $rate/s"
     local c0 c1
     c0="$(db_counters)"
-    run_gen "$log" 'clients logged in' "$step_secs" "$TT_LOAD" --login-url "$LOGIN_URL" --users $((2 * pairs)) \
-        --first-user "$first_user" --duration "$step_secs" --rate "$rate" --window 1 \
-        --client-type mobile --logins 200 --ack-timeout 10 --drain 10 \
-        --deadline $((step_secs + 120))
+    if [[ "$CHAT_TOOL" == tt-load ]]; then
+        run_gen "$log" 'clients logged in' "$step_secs" "$TT_LOAD" --login-url "$LOGIN_URL" --users $((2 * pairs)) \
+            --first-user "$first_user" --duration "$step_secs" --rate "$rate" --window 1 \
+            --client-type mobile --logins 200 --ack-timeout 10 --drain 10 \
+            --deadline $((step_secs + 120))
+    else
+        run_gen "$log" 'clients logged in' "$step_secs" "$TT_BENCH" chat --login-url "$LOGIN_URL" \
+            --pairs "$pairs" --first-user "$first_user" --duration "$step_secs" --rate "$rate" \
+            --client-type mobile --logins 8 --ack-timeout 10 --drain 10
+    fi
     status=$gen_status
     c1="$(db_counters)"
     # Messages a transaction: rows per explicit COMMIT, or per INSERT when the INSERTs outnumber

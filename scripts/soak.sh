@@ -102,12 +102,7 @@ procs="$(ulimit -u)"
 
 # One soak at a time per checkout: a second one would stop the first one's stack. The lock is
 # this shell's alone: the daemons and tt-load are started without descriptor 9.
-mkdir -p "$TT_VAR/soak"
-exec 9>"$TT_VAR/soak/lock"
-flock -n 9 || die "another scripts/soak.sh of this checkout is running (lock $TT_VAR/soak/lock)"
-
-run_dir="$TT_VAR/soak/$(date -u +%Y%m%dT%H%M%SZ)"
-mkdir -p "$run_dir"
+lock_run_dir soak
 load_log="$run_dir/tt-load.log"
 rss_tsv="$run_dir/rss.tsv"
 

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Shared by up.sh and down.sh: `. scripts/stack.sh CONF_DIR` sets CONF_DIR (absolute),
-# STACK_NAME, STACK_DIR and a few helpers. Expects scripts/env.sh to be sourced first.
+# Shared by up.sh, down.sh, bench.sh and soak.sh: `. scripts/stack.sh CONF_DIR` sets CONF_DIR
+# (absolute), STACK_NAME, STACK_DIR and a few helpers. Expects scripts/env.sh to be sourced first.
 
 CONF_DIR="$(cd -- "$1" 2>/dev/null && pwd -P)" || {
     printf 'no such conf directory: %s\n' "$1" >&2
@@ -14,6 +14,17 @@ say() { printf '%s: %s\n' "$(basename "$0" .sh)" "$*"; }
 die() {
     printf '%s: ERROR: %s\n' "$(basename "$0" .sh)" "$*" >&2
     exit 1
+}
+
+# lock_run_dir SUBDIR: one run of the calling script at a time per checkout (descriptor 9 held as
+# the lock on $TT_VAR/SUBDIR/lock; dies if another run holds it), and run_dir set to a new
+# directory $TT_VAR/SUBDIR/<UTC time> for this run's files.
+lock_run_dir() {
+    mkdir -p "$TT_VAR/$1"
+    exec 9>"$TT_VAR/$1/lock"
+    flock -n 9 || die "another scripts/$(basename "$0") of this checkout is running (lock $TT_VAR/$1/lock)"
+    run_dir="$TT_VAR/$1/$(date -u +%Y%m%dT%H%M%SZ)"
+    mkdir -p "$run_dir"
 }
 
 # The pid in <dir>/server.pid if that process is alive.
