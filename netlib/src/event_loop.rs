@@ -125,6 +125,8 @@ pub struct EventLoop<M> {
     fired: Vec<(TimerId, TimerKind, bool)>,
     shared: Arc<Shared>,
     inbox: Receiver<M>,
+    /// The last drain stopped at its bound: the inbox may hold more.
+    inbox_more: bool,
     poster: Poster<M>,
     signals: Option<signal_hook_mio::v1_0::Signals>,
 }
@@ -158,6 +160,7 @@ impl<M: Send + 'static> EventLoop<M> {
                 pool: Vec::new(),
                 open_conns: 0,
                 now: start,
+                now_stamp: 0,
                 epoch: start,
                 running: false,
                 config,
@@ -169,6 +172,7 @@ impl<M: Send + 'static> EventLoop<M> {
             },
             shared,
             inbox: rx,
+            inbox_more: false,
             signals: None,
         })
     }
@@ -218,7 +222,9 @@ impl<M: Send + 'static> EventLoop<M> {
         if !net.dirty.is_empty() {
             net.flush_dirty();
         }
-        let timeout = if !net.ready.is_empty() || !net.closed.is_empty() || !self.inbox.is_empty() {
+        // A message posted and not drained leaves `wake_pending` set (see the inbox below).
+        let inbox_waiting = self.inbox_more || self.shared.wake_pending.load(Ordering::Acquire);
+        let timeout = if !net.ready.is_empty() || !net.closed.is_empty() || inbox_waiting {
             Duration::ZERO
         } else {
             match net.timers.next_due() {
@@ -234,13 +240,16 @@ impl<M: Send + 'static> EventLoop<M> {
             return Err(e);
         }
         net.now = Instant::now();
+        net.now_stamp = net.now.saturating_duration_since(net.epoch).as_nanos() as u64;
         deliver_closed(net, h);
 
         let ready = std::mem::take(&mut net.ready);
         let mut signalled = false;
+        let mut woken = false;
         for event in self.events.iter() {
             let token = event.token();
             if token == WAKER_TOKEN {
+                woken = true;
                 continue;
             }
             if token == SIGNAL_TOKEN {
@@ -267,15 +276,24 @@ impl<M: Send + 'static> EventLoop<M> {
             }
         }
 
-        // Inbox: clear the wake flag first, then drain at most one channel's worth.
-        self.shared.wake_pending.store(false, Ordering::Release);
-        for _ in 0..net.config.inbox_capacity {
-            match self.inbox.try_recv() {
-                Ok(msg) => {
-                    h.on_message(net, msg);
-                    deliver_closed(net, h);
+        // Inbox: only when something was posted (a poster sets `wake_pending` after its send
+        // and wakes the loop if it was clear) or the last drain stopped at its bound. Clear the
+        // flag first (the swap acquires every send made before a poster's swap that saw it
+        // set), then drain at most one channel's worth.
+        if woken || self.inbox_more || self.shared.wake_pending.load(Ordering::Acquire) {
+            self.shared.wake_pending.swap(false, Ordering::AcqRel);
+            self.inbox_more = true;
+            for _ in 0..net.config.inbox_capacity.max(1) {
+                match self.inbox.try_recv() {
+                    Ok(msg) => {
+                        h.on_message(net, msg);
+                        deliver_closed(net, h);
+                    }
+                    Err(_) => {
+                        self.inbox_more = false;
+                        break;
+                    }
                 }
-                Err(_) => break,
             }
         }
 

@@ -168,6 +168,8 @@ pub struct Net {
     /// Connections the owner knows (accepted or outgoing, not closing).
     pub(crate) open_conns: usize,
     pub(crate) now: Instant,
+    /// `now` as an activity stamp, taken with it once per turn.
+    pub(crate) now_stamp: u64,
     /// When the loop was created: the origin of the connections' activity stamps.
     pub(crate) epoch: Instant,
     pub(crate) running: bool,
@@ -184,7 +186,7 @@ impl Net {
     /// `now` as an activity stamp: nanoseconds since the loop's epoch.
     #[inline]
     pub(crate) fn stamp(&self) -> u64 {
-        self.now.saturating_duration_since(self.epoch).as_nanos() as u64
+        self.now_stamp
     }
 
     pub fn config(&self) -> &Config {
