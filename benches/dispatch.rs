@@ -6,6 +6,9 @@
 //! * `pipelined_64b`: the same with 64 PDUs in flight; one iteration is still one PDU's round
 //!   trip, so the figure is per PDU.
 //!
+//! `netlib_coalesced` is `netlib` with write coalescing on both ends (`Net::set_coalesce`): what
+//! one turn sends to a connection goes out in one write at the end of the turn.
+//!
 //! In both groups `netlib` and `bare_mio` do the same work: the server side frames its input
 //! with `tt_proto::pdu::peek_frame` and writes each whole PDU back at once, the client side
 //! frames the echo and writes the next PDU for each one received. Both read with 64 KiB chunks
@@ -49,20 +52,24 @@ struct NetlibPingPong {
     client: ConnId,
     server: Option<ConnId>,
     connected: bool,
+    /// Both ends with write coalescing (`Net::set_coalesce`).
+    coalesce: bool,
     trips: RoundTrips,
 }
 
 impl Handler for NetlibPingPong {
     type Msg = ();
 
-    fn on_accept(&mut self, _: &mut Net, _: ListenerId, conn: ConnId, _: SocketAddr) {
+    fn on_accept(&mut self, net: &mut Net, _: ListenerId, conn: ConnId, _: SocketAddr) {
         assert!(self.server.is_none(), "one connection only");
         self.server = Some(conn);
+        assert!(net.set_coalesce(conn, self.coalesce));
     }
 
-    fn on_connect(&mut self, _: &mut Net, conn: ConnId) {
+    fn on_connect(&mut self, net: &mut Net, conn: ConnId) {
         assert_eq!(conn, self.client);
         self.connected = true;
+        assert!(net.set_coalesce(conn, self.coalesce));
     }
 
     fn on_read(&mut self, net: &mut Net, conn: ConnId, input: &mut Buffer) {
@@ -110,12 +117,13 @@ impl PingPong for NetlibPingPong {
     }
 }
 
-fn netlib_setup() -> (EventLoop<()>, NetlibPingPong) {
+fn netlib_setup(coalesce: bool) -> (EventLoop<()>, NetlibPingPong) {
     connect_pair(|_, client| NetlibPingPong {
         pdu: pdu_64(),
         client,
         server: None,
         connected: false,
+        coalesce,
         trips: RoundTrips::default(),
     })
 }
@@ -281,20 +289,23 @@ fn dispatch(c: &mut Criterion) {
         // One element is one PDU's round trip.
         g.throughput(Throughput::Elements(1));
 
-        let mut netlib_state = None;
-        g.bench_function("netlib", |b| {
-            let (ev, h) = netlib_state.get_or_insert_with(|| {
-                let (mut ev, mut h) = netlib_setup();
-                // The invariant, checked once outside the measurement: the echo is the PDU sent.
-                h.trips.record = true;
-                run(&mut ev, &mut h, 3 * depth, depth);
-                h.trips.record = false;
-                assert_eq!(h.trips.last_echo, h.pdu, "netlib echoed the PDU unchanged");
-                (ev, h)
+        for (name, coalesce) in [("netlib", false), ("netlib_coalesced", true)] {
+            let mut netlib_state = None;
+            g.bench_function(name, |b| {
+                let (ev, h) = netlib_state.get_or_insert_with(|| {
+                    let (mut ev, mut h) = netlib_setup(coalesce);
+                    // The invariant, checked once outside the measurement: the echo is the PDU
+                    // sent.
+                    h.trips.record = true;
+                    run(&mut ev, &mut h, 3 * depth, depth);
+                    h.trips.record = false;
+                    assert_eq!(h.trips.last_echo, h.pdu, "netlib echoed the PDU unchanged");
+                    (ev, h)
+                });
+                b.iter_custom(|iters| run(ev, h, black_box(iters), depth));
             });
-            b.iter_custom(|iters| run(ev, h, black_box(iters), depth));
-        });
-        drop(netlib_state);
+            drop(netlib_state);
+        }
 
         let mut bare_state = None;
         g.bench_function("bare_mio", |b| {
