@@ -106,6 +106,7 @@ impl Buffer {
     }
 
     /// Empties the buffer; keeps its allocation if that is at most `keep` bytes.
+    #[inline]
     pub(crate) fn clear_keeping(&mut self, keep: usize) {
         if let Some(b) = self.inner.as_mut() {
             b.start = 0;

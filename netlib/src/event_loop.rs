@@ -533,7 +533,10 @@ fn read<H: Handler>(net: &mut Net, h: &mut H, conn: ConnId) {
         let kept = match net.sockets.get_mut(conn.0) {
             Some(Socket::Conn(c)) if c.phase == Phase::Connected => {
                 if shared {
-                    c.input = input.split_off_exact(SPARE_KEEP);
+                    // Usually all consumed: nothing to keep, and the spare stays as it is.
+                    if !input.is_empty() {
+                        c.input = input.split_off_exact(SPARE_KEEP);
+                    }
                 } else {
                     input.compact();
                     c.input = std::mem::take(&mut input);
