@@ -472,10 +472,13 @@ impl HttpMsgServer {
                 }
                 self.send_change(net, p, c);
             }
-            other => log::warn!(
-                "group info answer for a request waiting for {}, dropped",
-                other.name()
-            ),
+            other => {
+                log::warn!(
+                    "group info answer for a request waiting for {}; 502",
+                    other.name()
+                );
+                self.answer_or_log(net, &p, &code_response(BAD_GATEWAY, Code::ServerException));
+            }
         }
     }
 
@@ -552,9 +555,10 @@ impl HttpMsgServer {
         };
         let Waiting::UserInfo(user) = p.waiting else {
             log::warn!(
-                "user info answer for a request waiting for {:?}, dropped",
+                "user info answer for a request waiting for {:?}; 502",
                 p.waiting
             );
+            self.answer_or_log(net, &p, &code_response(BAD_GATEWAY, Code::ServerException));
             return;
         };
         let response = match rsp.user_info_list.iter().find(|u| u.user_id == user) {
