@@ -8,7 +8,7 @@ mod live_client;
 use std::io::Cursor;
 use std::path::Path;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use live_client::{WAIT, closes_on, login_at, raw_login};
 use mysql::prelude::Queryable;
@@ -44,7 +44,8 @@ fn forget_offline_files(users: &[u32]) {
 /// Waits until route_server reports `user` online to `c` (logins reach route_server on
 /// another link than the request asking; the status reply is the event to wait on).
 fn wait_online(c: &mut Client, user: u32) {
-    for _ in 0..200 {
+    let deadline = Instant::now() + LIMIT;
+    while Instant::now() < deadline {
         let stat = c.users_status(&[user]).expect("users status");
         if stat
             .iter()
@@ -153,7 +154,8 @@ fn download(receiver: &mut Client, task: &str, size: u32) -> Vec<u8> {
 /// Asks until offline file `task` is (`present`) or is not listed for `c`: adds and deletes
 /// have no reply, so the list is the only thing to wait on (bounded).
 fn wait_listed(c: &mut Client, task: &str, present: bool) {
-    for _ in 0..200 {
+    let deadline = Instant::now() + LIMIT;
+    while Instant::now() < deadline {
         let list = c.offline_files().expect("offline files");
         if list.files.iter().any(|f| f.task_id == task) == present {
             return;
@@ -165,7 +167,8 @@ fn wait_listed(c: &mut Client, task: &str, present: bool) {
 
 /// Waits until `path` is gone: the delete has no reply (bounded poll).
 fn wait_gone(path: &Path) {
-    for _ in 0..500 {
+    let deadline = Instant::now() + LIMIT;
+    while Instant::now() < deadline {
         if !path.exists() {
             return;
         }

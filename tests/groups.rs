@@ -9,7 +9,7 @@
 //! keep what earlier runs left.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mysql::prelude::Queryable;
 use redis::Commands;
@@ -397,13 +397,16 @@ fn group_messages_reach_every_member_on_both_servers_once() {
         other => panic!("no read notify: {other:?}"),
     }
     // The read ack has no reply: poll until db_proxy has stored it (bounded).
-    let cleared = (0..200).any(|_| {
-        let gone = group_unread(&mut d, g).is_none();
-        if !gone {
-            std::thread::sleep(Duration::from_millis(10));
+    let deadline = Instant::now() + LIMIT;
+    let cleared = loop {
+        if group_unread(&mut d, g).is_none() {
+            break true;
         }
-        gone
-    });
+        if Instant::now() >= deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
     assert!(cleared, "the group's unread count never went to 0");
 }
 
