@@ -12,7 +12,8 @@
 //! In both groups `netlib` and `bare_mio` do the same work: the server side frames its input
 //! with `tt_proto::pdu::peek_frame` and writes each whole PDU back at once, the client side
 //! frames the echo and writes the next PDU for each one received. Both read with 64 KiB chunks
-//! (netlib's default `read_chunk`) until `WouldBlock`, register both sockets for readable and
+//! (netlib's default `read_chunk`) until `WouldBlock` or a short read (which, with
+//! edge-triggered readiness, means the socket is empty), register both sockets for readable and
 //! writable edge-triggered events (as netlib does) and set `TCP_NODELAY`. The connection is set
 //! up once per benchmark function; `iter_custom` drives exactly `iters` round trips. The PDU, the
 //! netlib connection and its driving are those of `benches/common`, shared with
@@ -156,6 +157,7 @@ impl Side {
     fn drain(&mut self, mut on_frame: impl FnMut(&mut TcpStream, &[u8])) {
         loop {
             assert!(self.len < self.buf.len(), "input buffer full");
+            let room = self.buf.len() - self.len;
             match self.stream.read(&mut self.buf[self.len..]) {
                 Ok(0) => panic!("peer closed during the benchmark"),
                 Ok(n) => {
@@ -168,6 +170,11 @@ impl Side {
                     if done > 0 {
                         self.buf.copy_within(done..self.len, 0);
                         self.len -= done;
+                    }
+                    // A short read emptied the socket (edge-triggered: more data makes a new
+                    // event), as netlib stops after one.
+                    if n < room {
+                        return;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,

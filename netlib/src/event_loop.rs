@@ -261,10 +261,13 @@ impl<M: Send + 'static> EventLoop<M> {
             };
             let readable = event.is_readable() || event.is_read_closed() || event.is_error();
             let writable = event.is_writable() || event.is_write_closed() || event.is_error();
-            on_socket_event(net, h, id, readable, writable);
+            // A plain readable edge (no end of stream, no error reported with it): a short read
+            // empties the socket, and more data makes a new edge.
+            let edge = event.is_readable() && !event.is_read_closed() && !event.is_error();
+            on_socket_event(net, h, id, readable, writable, edge);
         }
         for id in ready {
-            on_socket_event(net, h, id, true, false);
+            on_socket_event(net, h, id, true, false, false);
         }
 
         if signalled && let Some(signals) = self.signals.as_mut() {
@@ -363,7 +366,16 @@ fn deliver_closed<H: Handler>(net: &mut Net, h: &mut H) {
     }
 }
 
-fn on_socket_event<H: Handler>(net: &mut Net, h: &mut H, id: u64, readable: bool, writable: bool) {
+/// `edge`: the readiness came from a plain readable edge, so [`read`] may stop at a short read
+/// (see there).
+fn on_socket_event<H: Handler>(
+    net: &mut Net,
+    h: &mut H,
+    id: u64,
+    readable: bool,
+    writable: bool,
+    edge: bool,
+) {
     match net.sockets.get_mut(id) {
         Some(Socket::Listener(_)) if readable => accept(net, h, ListenerId(id)),
         Some(Socket::Conn(c)) => match c.phase {
@@ -374,7 +386,7 @@ fn on_socket_event<H: Handler>(net: &mut Net, h: &mut H, id: u64, readable: bool
             }
             Phase::Connected => {
                 if readable {
-                    read(net, h, ConnId(id));
+                    read(net, h, ConnId(id), edge);
                 }
                 if writable {
                     write(net, h, ConnId(id));
@@ -460,7 +472,7 @@ fn confirm_connect<H: Handler>(net: &mut Net, h: &mut H, conn: ConnId) {
             deliver_closed(net, h);
             // Bytes may have arrived with the confirmation (edge-triggered: read them now).
             if net.is_connected(conn) {
-                read(net, h, conn);
+                read(net, h, conn, false);
             }
         }
         Err(e) => {
@@ -470,7 +482,14 @@ fn confirm_connect<H: Handler>(net: &mut Net, h: &mut H, conn: ConnId) {
     }
 }
 
-fn read<H: Handler>(net: &mut Net, h: &mut H, conn: ConnId) {
+/// Reads what the socket holds (within the budget and the input bound) and hands it to the
+/// owner. After a plain readable edge (`edge`), a read that returns less than it asked for
+/// has emptied the socket: the loop stops there instead of paying one more `recv` for its
+/// `WouldBlock` (mio's registrations are edge-triggered, so data arriving later makes a new
+/// event). When the event also reported the peer's end of stream or an error, or the socket
+/// comes from the ready list, it reads until `WouldBlock` or end of stream as before, so an
+/// end of stream that arrived with the data is never missed.
+fn read<H: Handler>(net: &mut Net, h: &mut H, conn: ConnId, edge: bool) {
     let (chunk, budget, max_input, now) = (
         net.config.read_chunk,
         net.config.read_budget,
@@ -513,6 +532,9 @@ fn read<H: Handler>(net: &mut Net, h: &mut H, conn: ConnId) {
             Ok(k) => {
                 input.extend(&scratch[..k]);
                 read_total += k;
+                if edge && k < n {
+                    break;
+                }
             }
             Err(e) => match e.kind() {
                 io::ErrorKind::WouldBlock => break,

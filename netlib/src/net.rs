@@ -615,12 +615,15 @@ impl Conn {
     }
 
     /// Writes queued output until done (true) or the socket is full (false). Drained output
-    /// gives its memory back.
+    /// gives its memory back. A partial write leaves the rest where it is (no shift of up to
+    /// `output_high_water` bytes per writable event: `append` reclaims the written prefix).
     pub(crate) fn flush(&mut self) -> io::Result<bool> {
         let n = write_some(&mut self.stream, self.output.data())?;
         self.output.consume(n);
         let drained = self.output.is_empty();
-        self.output.compact();
+        if drained {
+            self.output.compact();
+        }
         Ok(drained)
     }
 }

@@ -709,3 +709,68 @@ fn connection_buffers_are_allocated_on_use_and_released_when_drained() {
     );
     drop(reader.join().unwrap());
 }
+
+// ---------------------------------------------------------------------------------------------
+
+/// Records what one accepted connection receives and how it ends.
+#[derive(Default)]
+struct Sink {
+    received: Vec<u8>,
+    reads: usize,
+    closed: Option<CloseReason>,
+}
+
+impl Handler for Sink {
+    type Msg = ();
+    fn on_accept(&mut self, _: &mut Net, _: ListenerId, _: ConnId, _: SocketAddr) {}
+    fn on_read(&mut self, _: &mut Net, _: ConnId, input: &mut Buffer) {
+        self.reads += 1;
+        self.received.extend_from_slice(input.data());
+        input.consume(input.len());
+    }
+    fn on_close(&mut self, net: &mut Net, _: ConnId, reason: CloseReason) {
+        self.closed = Some(reason);
+        net.stop();
+    }
+    fn on_timer(&mut self, _: &mut Net, _: TimerId, tag: u64) {
+        guard(tag);
+    }
+}
+
+/// A read shorter than asked stops the reading of a plain readable edge (no `WouldBlock` read):
+/// an end of stream that came with the data, or after it, must still be seen.
+#[test]
+fn short_reads_never_miss_the_end_of_stream() {
+    // Data and FIN both queued before the loop first polls.
+    let mut ev = new_loop(Config::default());
+    let l = ev.net().listen(loopback()).unwrap();
+    let addr = ev.net().listener_addr(l).unwrap();
+    let mut peer = StdStream::connect(addr).unwrap();
+    peer.write_all(b"all at once").unwrap();
+    peer.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut h = Sink::default();
+    ev.run(&mut h).unwrap();
+    assert_eq!(
+        (h.received.as_slice(), h.closed),
+        (&b"all at once"[..], Some(CloseReason::PeerClosed))
+    );
+    assert_eq!(h.closed, Some(CloseReason::PeerClosed));
+
+    // Data first (read short), the FIN only once the loop has read it.
+    let mut ev = new_loop(Config::default());
+    let l = ev.net().listen(loopback()).unwrap();
+    let addr = ev.net().listener_addr(l).unwrap();
+    let mut peer = StdStream::connect(addr).unwrap();
+    peer.write_all(b"first").unwrap();
+    let mut h = Sink::default();
+    while h.received.len() < 5 {
+        ev.turn(&mut h).unwrap();
+    }
+    assert_eq!(h.closed, None);
+    peer.write_all(b" then more").unwrap();
+    peer.shutdown(std::net::Shutdown::Write).unwrap();
+    ev.run(&mut h).unwrap();
+    assert_eq!(h.received, b"first then more");
+    assert_eq!(h.closed, Some(CloseReason::PeerClosed));
+    assert!(h.reads >= 2);
+}

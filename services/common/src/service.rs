@@ -73,6 +73,16 @@ pub trait PduService {
         DEFAULT_MAX_PDU_LEN
     }
 
+    /// Whether an accepted connection of this kind gathers what is sent to it in one turn
+    /// into one write at the end of the turn ([`netlib::Net::set_coalesce`]): for server
+    /// links that get many PDUs a turn (db_proxy's requesters, route_server's msg_servers).
+    /// Outgoing links (to other daemons) always do. By default false (clients: about one PDU
+    /// a turn each).
+    fn coalesce(&self, kind: Self::Kind) -> bool {
+        let _ = kind;
+        false
+    }
+
     /// Whether a heartbeat received on such a connection is sent back (msg_server's clients
     /// expect it); otherwise it only counts as activity.
     fn echo_heartbeat(&self, kind: Self::Kind) -> bool {
@@ -203,6 +213,9 @@ impl<S: PduService> Handler for PduServer<S> {
         ) {
             Some(kind) => {
                 log::debug!("{kind:?} {conn:?} from {peer} accepted");
+                if self.service.coalesce(kind) {
+                    net.set_coalesce(conn, true);
+                }
                 self.conns.insert(conn, kind);
             }
             None => net.close(conn),
@@ -215,6 +228,8 @@ impl<S: PduService> Handler for PduServer<S> {
             return;
         }
         if let Some(kind) = self.service.link_kind(conn) {
+            // A link to another daemon: requests and relays of one turn go out in one write.
+            net.set_coalesce(conn, true);
             self.conns.insert(conn, kind);
             self.service.connected(net, conn, kind);
         }

@@ -154,6 +154,11 @@ impl PduService for Server {
         Some(Requester)
     }
 
+    /// A msg_server link gets many replies a turn (a stored batch is answered at once).
+    fn coalesce(&self, _kind: Requester) -> bool {
+        true
+    }
+
     fn keep_alive(&self, _conn: ConnId, _kind: Requester) -> KeepAlive {
         KeepAlive::SERVER
     }

@@ -281,6 +281,11 @@ impl PduService for RouteServer {
         Some(RouteLink)
     }
 
+    /// Every link gets the relays of many messages a turn.
+    fn coalesce(&self, _kind: RouteLink) -> bool {
+        true
+    }
+
     fn keep_alive(&self, _conn: ConnId, _kind: RouteLink) -> KeepAlive {
         KeepAlive::SERVER
     }
