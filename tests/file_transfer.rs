@@ -259,11 +259,18 @@ fn online_and_offline_transfers_are_byte_identical() {
     );
     assert!(out.contains("sendfile uploaded"), "{out}");
     let task = word_after(&out, "task=");
-    let list = cli(stack.msg_port(1), b, &dir, &["getfile", "list"]);
-    assert!(
-        list.contains(&format!("task={task} name=sent.bin size=70000")),
-        "{list}"
-    );
+    // The add goes through msg_server 0 with no reply; the list through msg_server 1 may
+    // reach db_proxy first: asked again until listed (bounded).
+    let listed = format!("task={task} name=sent.bin size=70000");
+    let deadline = Instant::now() + LIMIT;
+    let list = loop {
+        let list = cli(stack.msg_port(1), b, &dir, &["getfile", "list"]);
+        if list.contains(&listed) || Instant::now() >= deadline {
+            break list;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert!(list.contains(&listed), "{list}");
     let got = cli(stack.msg_port(1), b, &dir, &["getfile", &task, "in"]);
     assert!(got.contains("getfile downloaded"), "{got}");
     assert!(std::fs::read(dir.join("in/sent.bin")).unwrap() == bytes);
