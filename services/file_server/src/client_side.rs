@@ -19,6 +19,7 @@ use tt_proto::pb::file::{
 use tt_proto::pdu::Header;
 use tt_proto::values::{RESULT_FAILED, RESULT_OK};
 
+use crate::finisher::{Finished, Job};
 use crate::server::{Client, FileServer, cut, send_state};
 use crate::store::{self, BLOCK, HEADER_LEN};
 use crate::task_id::is_task_id;
@@ -295,8 +296,9 @@ impl FileServer {
         Ok(task)
     }
 
-    /// The last block is written: the file is synced and renamed to its final name, the
-    /// uploader gets DONE and is closed; a failure gets CANCEL.
+    /// The last block is written: the file goes to the finisher thread to be synced and
+    /// renamed to its final name; the uploader hears DONE or CANCEL when it is done
+    /// ([`FileServer::upload_finished`]). A full queue gets CANCEL now.
     fn finish_upload(&mut self, net: &mut Net, conn: ConnId, id: &str) {
         let Some(task) = self.tasks.get_mut(id) else {
             return;
@@ -304,20 +306,68 @@ impl FileServer {
         let Some(upload) = task.upload.take() else {
             return;
         };
-        match upload.finish() {
-            Ok(len) => {
-                self.store.committed(task.reserved, len);
-                task.reserved = 0;
+        let dest = upload.dest().to_path_buf();
+        let job = Job {
+            task: id.to_owned(),
+            conn,
+            reserved: std::mem::take(&mut task.reserved),
+            upload,
+        };
+        match self.finisher.try_send(job) {
+            Ok(()) => {
+                task.state = State::Finishing;
+                self.store.finishing(dest);
+                self.finishing += 1;
+            }
+            Err(e) => {
+                let job = e.into_inner();
+                log::error!("task {id}: no room to finish its offline file; cancelled");
+                self.store.release(job.reserved);
+                job.upload.abort();
+                send_state(net, conn, ClientFileState::ClientFileCancel, id, task.from);
+                net.close(conn);
+            }
+        }
+    }
+
+    /// The finisher thread's outcome: the uploader, if still there, gets DONE (or CANCEL) and
+    /// is closed. A file complete on disk is kept even when its uploader left meanwhile.
+    pub(crate) fn upload_finished(&mut self, net: &mut Net, done: Finished) {
+        self.finishing -= 1;
+        self.store.finished(
+            &done.dest,
+            done.reserved,
+            done.result.as_ref().ok().copied(),
+        );
+        let id = &done.task;
+        let task = self
+            .tasks
+            .get_mut(id)
+            .filter(|t| t.state == State::Finishing && t.sender == Some(done.conn));
+        let Some(task) = task else {
+            match done.result {
+                Ok(len) => log::info!(
+                    "task {id}: offline file stored ({len} bytes on disk); its uploader left before DONE"
+                ),
+                Err(e) => log::error!(
+                    "task {id}: cannot complete its offline file: {e} (its uploader left)"
+                ),
+            }
+            return;
+        };
+        let state = match done.result {
+            Ok(_) => {
                 task.state = State::UploadEnd;
                 log::info!("task {id}: offline file of {} bytes stored", task.size);
-                send_state(net, conn, ClientFileState::ClientFileDone, id, task.from);
+                ClientFileState::ClientFileDone
             }
             Err(e) => {
                 log::error!("task {id}: cannot complete its offline file: {e}");
-                send_state(net, conn, ClientFileState::ClientFileCancel, id, task.from);
+                ClientFileState::ClientFileCancel
             }
-        }
-        net.close(conn);
+        };
+        send_state(net, done.conn, state, id, task.from);
+        net.close(done.conn);
     }
 
     /// A state change: relayed to the other side when it is the connection's own and one of

@@ -4,6 +4,7 @@
 //! Conf `fileserver.conf`: see [`settings`].
 
 mod client_side;
+mod finisher;
 mod msg_side;
 mod server;
 mod settings;
@@ -62,9 +63,15 @@ fn run(conf_path: &std::path::Path) -> Result<(), String> {
         settings.task_timeout
     );
     let store = Store::open(&settings.store);
-    let service = FileServer::new(listeners, &settings, store, random);
+    let (finisher, finisher_thread) = finisher::spawn(ev.poster())
+        .map_err(|e| format!("cannot start the finisher thread: {e}"))?;
+    let service = FileServer::new(listeners, &settings, store, random, finisher);
     let mut server = PduServer::new(service, ev.net());
     let served = daemon::serve("file_server", &mut ev, &mut server);
     server.service_mut().abort_uploads();
+    // Finishes already handed over (a stop cut at StopTimeout) complete before the end.
+    drop(server);
+    drop(ev);
+    let _ = finisher_thread.join();
     served
 }

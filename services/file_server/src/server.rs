@@ -7,6 +7,9 @@
 //! - clients (`client_side.rs`): one task per connection (file login, pulls, state);
 //!   heartbeats echoed; closed after 120 s of receive silence.
 //!
+//! The last block of an upload hands the file to the finisher thread (`finisher.rs`); its
+//! outcome comes back as a message, and a graceful stop waits for it.
+//!
 //! Once a second, tasks past their wait deadline whose peers are not all logged in are dropped
 //! (their connections closed); every `OfflineFileCheckInterval` stored files past their age are
 //! deleted.
@@ -14,6 +17,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use crossbeam_channel::Sender;
 use netlib::{CloseReason, ConnId, ListenerId, Net};
 use tt_common::metrics::Scrape;
 use tt_common::pdu_io::{self, CLIENT_TIMEOUT, SERVER_TIMEOUT, peer_name};
@@ -23,6 +27,7 @@ use tt_proto::pb::base_define::{ClientFileRole, ClientFileState};
 use tt_proto::pb::file::ImFileState;
 use tt_proto::pdu::Header;
 
+use crate::finisher::{Finished, Job};
 use crate::settings::{Limits, Settings};
 use crate::store::Store;
 use crate::task_id::Random;
@@ -59,6 +64,10 @@ pub struct FileServer {
     pub(crate) random: Random,
     check_interval: std::time::Duration,
     next_check: Option<Instant>,
+    /// Uploads to finish, to the finisher thread.
+    pub(crate) finisher: Sender<Job>,
+    /// Uploads handed to the finisher whose outcome has not come back.
+    pub(crate) finishing: usize,
 }
 
 impl FileServer {
@@ -67,6 +76,7 @@ impl FileServer {
         settings: &Settings,
         store: Store,
         random: Random,
+        finisher: Sender<Job>,
     ) -> FileServer {
         FileServer {
             listeners,
@@ -79,6 +89,8 @@ impl FileServer {
             random,
             check_interval: settings.store.check_interval,
             next_check: None,
+            finisher,
+            finishing: 0,
         }
     }
 
@@ -136,7 +148,7 @@ pub(crate) fn send_state(
 
 impl PduService for FileServer {
     type Kind = Kind;
-    type Msg = ();
+    type Msg = Finished;
 
     fn accept(&mut self, _net: &mut Net, accepted: Accepted) -> Option<Kind> {
         let &(_, kind) = self
@@ -223,7 +235,11 @@ impl PduService for FileServer {
     }
 
     fn drained(&self, _net: &Net) -> bool {
-        self.tasks.active_count() == 0
+        self.tasks.active_count() == 0 && self.finishing == 0
+    }
+
+    fn message(&mut self, net: &mut Net, done: Finished) {
+        self.upload_finished(net, done);
     }
 
     fn metrics(&self, out: &mut Scrape) {

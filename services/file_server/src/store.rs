@@ -7,6 +7,7 @@
 //! keeps the bytes on disk (headers included) plus the bytes reserved by uploads under way
 //! within a limit; files older than the configured age are deleted by [`Store::sweep`].
 
+use std::collections::HashSet;
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt};
@@ -116,6 +117,11 @@ impl Upload {
         self.file.write_all(data)
     }
 
+    /// The final path of the file.
+    pub fn dest(&self) -> &Path {
+        &self.dest
+    }
+
     /// Syncs the file, gives it its final name and syncs the directory; returns its length.
     /// On an error the temporary file is removed.
     pub fn finish(self) -> io::Result<u64> {
@@ -168,6 +174,9 @@ pub struct Store {
     used: u64,
     /// Bytes promised to transfers not yet complete.
     reserved: u64,
+    /// Final paths of uploads being finished by the helper thread: their bytes are counted
+    /// when the outcome reaches the loop, so a sweep meanwhile leaves them out.
+    finishing: HashSet<PathBuf>,
 }
 
 impl Store {
@@ -180,6 +189,7 @@ impl Store {
             max_age: settings.max_age,
             used: 0,
             reserved: 0,
+            finishing: HashSet::new(),
         };
         store.sweep(SystemTime::now(), true);
         log::info!(
@@ -214,6 +224,21 @@ impl Store {
     pub fn committed(&mut self, reserved: u64, len: u64) {
         self.release(reserved);
         self.used += len;
+    }
+
+    /// An upload handed to the helper thread, to become the file at `dest`.
+    pub fn finishing(&mut self, dest: PathBuf) {
+        self.finishing.insert(dest);
+    }
+
+    /// The outcome of a finish: the file of `len` bytes counted (`Some`), or the reservation
+    /// given back.
+    pub fn finished(&mut self, dest: &Path, reserved: u64, len: Option<u64>) {
+        self.finishing.remove(dest);
+        match len {
+            Some(len) => self.committed(reserved, len),
+            None => self.release(reserved),
+        }
     }
 
     fn path(&self, id: &str) -> PathBuf {
@@ -298,7 +323,7 @@ impl Store {
                 }
                 continue;
             }
-            if !is_task_id(name) {
+            if !is_task_id(name) || self.finishing.contains(&path) {
                 continue;
             }
             let age = meta
@@ -361,6 +386,45 @@ mod tests {
         assert_eq!(block_len(BLOCK + 1, 1), 1);
         assert_eq!(block_len(BLOCK - 1, 0), BLOCK - 1);
         assert_eq!(block_len(u32::MAX, blocks(u32::MAX) - 1), u32::MAX % BLOCK);
+    }
+
+    /// A file renamed by the finisher before its outcome reaches the loop is counted once:
+    /// by the outcome, not by a sweep in between.
+    #[test]
+    fn a_finishing_upload_is_counted_once() {
+        let dir = tt_testkit::TempDir::new("fs-store-finish");
+        let mut store = Store::open(&StoreSettings {
+            dir: dir.path().to_path_buf(),
+            disk_limit: 1 << 20,
+            max_age: None,
+            check_interval: Duration::from_secs(60),
+        });
+        let header = Header {
+            task_id: "0b7c9a52-3f1e-4c2d-9a8b-5e6f7a8b9c0d".into(),
+            from: 1,
+            to: 2,
+            create_time: 1_700_000_000,
+            file_name: b"a".to_vec(),
+            file_size: 3,
+        };
+        assert!(store.reserve(HEADER_LEN + 3));
+        let mut upload = store.begin_upload(&header).unwrap();
+        upload.write(b"abc").unwrap();
+        let dest = upload.dest().to_path_buf();
+        store.finishing(dest.clone());
+        let len = upload.finish().unwrap();
+        assert_eq!(len, HEADER_LEN + 3);
+        assert!(dest.exists());
+        store.sweep(SystemTime::now(), false);
+        assert_eq!(store.used(), 0, "a sweep counted a file still finishing");
+        store.finished(&dest, HEADER_LEN + 3, Some(len));
+        assert_eq!(store.used(), len);
+        store.sweep(SystemTime::now(), false);
+        assert_eq!(store.used(), len);
+        assert!(
+            store.reserve((1 << 20) - len),
+            "the reservation was not given back"
+        );
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub enum State {
     /// Offline: the uploader is logged in.
     WaitingUpload,
     Uploading,
+    /// Offline: every block is written; the file is being synced and renamed (off the loop).
+    Finishing,
     UploadEnd,
     WaitingDownload,
     Downloading,
