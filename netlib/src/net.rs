@@ -493,7 +493,7 @@ impl Net {
                     }
                 }
             } else {
-                c.output.compact();
+                // The rest goes out on writable events (`append` reclaims the written prefix).
                 c.queued = true;
             }
         }

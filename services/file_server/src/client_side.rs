@@ -317,7 +317,6 @@ impl FileServer {
             Ok(()) => {
                 task.state = State::Finishing;
                 self.store.finishing(dest);
-                self.finishing += 1;
             }
             Err(e) => {
                 let job = e.into_inner();
@@ -333,7 +332,6 @@ impl FileServer {
     /// The finisher thread's outcome: the uploader, if still there, gets DONE (or CANCEL) and
     /// is closed. A file complete on disk is kept even when its uploader left meanwhile.
     pub(crate) fn upload_finished(&mut self, net: &mut Net, done: Finished) {
-        self.finishing -= 1;
         self.store.finished(
             &done.dest,
             done.reserved,

@@ -66,8 +66,6 @@ pub struct FileServer {
     next_check: Option<Instant>,
     /// Uploads to finish, to the finisher thread.
     pub(crate) finisher: Sender<Job>,
-    /// Uploads handed to the finisher whose outcome has not come back.
-    pub(crate) finishing: usize,
 }
 
 impl FileServer {
@@ -90,7 +88,6 @@ impl FileServer {
             check_interval: settings.store.check_interval,
             next_check: None,
             finisher,
-            finishing: 0,
         }
     }
 
@@ -235,7 +232,7 @@ impl PduService for FileServer {
     }
 
     fn drained(&self, _net: &Net) -> bool {
-        self.tasks.active_count() == 0 && self.finishing == 0
+        self.tasks.active_count() == 0 && self.store.finishing_count() == 0
     }
 
     fn message(&mut self, net: &mut Net, done: Finished) {

@@ -226,6 +226,11 @@ impl Store {
         self.used += len;
     }
 
+    /// Uploads handed to the helper thread whose outcome has not come back.
+    pub fn finishing_count(&self) -> usize {
+        self.finishing.len()
+    }
+
     /// An upload handed to the helper thread, to become the file at `dest`.
     pub fn finishing(&mut self, dest: PathBuf) {
         self.finishing.insert(dest);
